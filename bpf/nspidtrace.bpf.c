@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * nspidtrace kernel side: process lifecycle and namespace changes, each event
+ * carrying the subject's PID at every pid-namespace level.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "nspidtrace.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* include/linux/sched/signal.h: the whole thread group is exiting. */
+#define SIGNAL_GROUP_EXIT 0x00000004
+
+/* Knobs, set from Go before load. */
+const volatile bool with_threads = false;   /* also thread fork/exit */
+const volatile __u32 target_pidns = 0;      /* only processes inside this pid ns (0: all) */
+const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is pending */
+
+/* Force emission of the record types for bpf2go -type. */
+const struct nspt_event *unused_event __attribute__((unused));
+const struct nspt_exec_event *unused_exec_event __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized from Go */
+} events SEC(".maps");
+
+/* Records that did not fit in the ring buffer, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* What a setns/unshare caller had at syscall entry, by thread. */
+struct ns_entry {
+	__u64 arg;
+	__u32 ns[NSPT_NS_KINDS];
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct ns_entry);
+} ns_at_entry SEC(".maps");
+
+/* The context of syscalls/sys_{enter,exit}_* tracepoints (see their format files). */
+struct syscall_enter_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+struct syscall_exit_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+static __always_inline struct pid *task_tgid_pid(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, group_leader, thread_pid);
+}
+
+static __always_inline struct upid *pid_numbers(struct pid *pid)
+{
+	/* numbers[] is a flexible array since 6.5: index it by pointer. */
+	return (struct upid *)((char *)pid + bpf_core_field_offset(struct pid, numbers));
+}
+
+static __always_inline __u32 pid_level(struct pid *pid)
+{
+	__u32 level = BPF_CORE_READ(pid, level);
+
+	return level < NSPT_MAX_LEVELS ? level : NSPT_MAX_LEVELS - 1;
+}
+
+/* Whether task lives in target_pidns, at any level. */
+static __always_inline bool task_selected(struct task_struct *task)
+{
+	struct pid *pid;
+	struct upid *nums;
+	__u32 level, i;
+
+	if (!target_pidns)
+		return true;
+
+	pid = task_tgid_pid(task);
+	nums = pid_numbers(pid);
+	level = pid_level(pid);
+	for (i = 0; i < NSPT_MAX_LEVELS; i++) {
+		struct pid_namespace *ns = NULL;
+
+		if (i > level)
+			break;
+		bpf_probe_read_kernel(&ns, sizeof(ns), &nums[i].ns);
+		if (BPF_CORE_READ(ns, ns.inum) == target_pidns)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
+{
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+
+	/* Exited tasks have no nsproxy: leave zeros. */
+	if (nsp) {
+		ns[NSPT_NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+		ns[NSPT_NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
+		ns[NSPT_NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+		ns[NSPT_NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
+		ns[NSPT_NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
+		ns[NSPT_NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
+		/* Time namespaces need CONFIG_TIME_NS (5.6+). */
+		if (bpf_core_field_exists(nsp->time_ns)) {
+			ns[NSPT_NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
+			ns[NSPT_NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
+		}
+	}
+	ns[NSPT_NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	/* The active pid namespace is the deepest level of the task's own pid. */
+	{
+		struct pid *pid = BPF_CORE_READ(task, thread_pid);
+		struct upid *nums = pid_numbers(pid);
+		struct pid_namespace *pns = NULL;
+		__u32 level = pid_level(pid);
+
+		bpf_probe_read_kernel(&pns, sizeof(pns), &nums[level].ns);
+		ns[NSPT_NS_PID] = BPF_CORE_READ(pns, ns.inum);
+	}
+}
+
+/* Fill the fields every event has: identity at every level, namespaces, creds. */
+static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	struct pid *pid = task_tgid_pid(task);
+	struct pid *ppid = task_tgid_pid(parent);
+	struct upid *nums = pid_numbers(pid);
+	struct upid *pnums = pid_numbers(ppid);
+	__u32 level = pid_level(pid);
+	__u32 plevel = pid_level(ppid);
+	__u32 i;
+
+	e->ktime_ns = bpf_ktime_get_boot_ns();
+	e->type = type;
+	e->flags = 0;
+	e->pid = BPF_CORE_READ(task, tgid);
+	e->tid = BPF_CORE_READ(task, pid);
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->uid = BPF_CORE_READ(task, cred, euid.val);
+	e->gid = BPF_CORE_READ(task, cred, egid.val);
+	e->levels = level + 1;
+	e->exit_status = 0;
+	e->ret = 0;
+	e->arg = 0;
+	e->old_tid = 0;
+	e->pad = 0;
+	__builtin_memset(e->old_ns, 0, sizeof(e->old_ns));
+	__builtin_memset(e->ns, 0, sizeof(e->ns));
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+
+	/* Walk the levels: our number, its namespace, and the parent's number there. */
+	for (i = 0; i < NSPT_MAX_LEVELS; i++) {
+		struct upid up = {}, pup = {};
+
+		if (i > level) {
+			e->nspid[i] = 0;
+			e->pidns[i] = 0;
+			e->nsppid[i] = 0;
+			continue;
+		}
+		bpf_probe_read_kernel(&up, sizeof(up), &nums[i]);
+		e->nspid[i] = up.nr;
+		e->pidns[i] = BPF_CORE_READ(up.ns, ns.inum);
+		e->nsppid[i] = 0;
+		if (i <= plevel) {
+			bpf_probe_read_kernel(&pup, sizeof(pup), &pnums[i]);
+			/* The parent is visible at level i only in the same namespace. */
+			if (pup.ns == up.ns)
+				e->nsppid[i] = pup.nr;
+		}
+	}
+
+	read_namespaces(task, e->ns);
+}
+
+static __always_inline void *reserve(__u64 size)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+
+		if (n)
+			*n += 1;
+	}
+	return e;
+}
+
+static __always_inline void submit(void *e)
+{
+	/* Wake the reader in batches; its poll deadline flushes a quiet system. */
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct nspt_event *e;
+	bool thread = BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid);
+
+	if (thread && !with_threads)
+		return 0;
+	if (!task_selected(child))
+		return 0;
+
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_event(e, child, NSPT_FORK);
+	if (thread)
+		e->flags |= NSPT_F_THREAD;
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct nspt_exec_event *x;
+	unsigned long arg_start, arg_end, len;
+	long n;
+
+	if (!task_selected(task))
+		return 0;
+
+	x = reserve(sizeof(*x));
+	if (!x)
+		return 0;
+	fill_event(&x->e, task, NSPT_EXEC);
+	/* A non-leader thread that exec'd has taken over the leader's PID. */
+	if (old_pid != BPF_CORE_READ(task, pid))
+		x->e.old_tid = old_pid;
+
+	/* Copy the filename the kernel resolved. */
+	n = bpf_probe_read_kernel_str(x->filename, sizeof(x->filename), BPF_CORE_READ(bprm, filename));
+	x->filename_len = n > 0 ? n - 1 : 0;
+
+	/* Copy argv, bounded: the new image's argument area. */
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	len = arg_end - arg_start;
+	if (len > NSPT_ARGS_LEN) {
+		len = NSPT_ARGS_LEN;
+		x->e.flags |= NSPT_F_ARGS_TRUNCATED;
+	}
+	x->args_len = 0;
+	if (len > 0 && bpf_probe_read_user(x->args, len, (void *)arg_start) == 0)
+		x->args_len = len;
+
+	submit(x);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *task)
+{
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct nspt_event *e;
+	bool group_dead;
+	int status;
+
+	/* do_exit() has already counted this thread out of signal->live. */
+	group_dead = BPF_CORE_READ(sig, live.counter) == 0;
+	if (!group_dead && !with_threads)
+		return 0;
+	if (!task_selected(task))
+		return 0;
+
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_event(e, task, NSPT_EXIT);
+	if (!group_dead) {
+		e->flags |= NSPT_F_THREAD;
+		status = BPF_CORE_READ(task, exit_code);
+	} else if (BPF_CORE_READ(sig, flags) & SIGNAL_GROUP_EXIT) {
+		/* exit_group() or a fatal signal: what wait(2) will report. */
+		status = BPF_CORE_READ(sig, group_exit_code);
+	} else {
+		/* Every thread exited on its own: the leader's code counts. */
+		status = BPF_CORE_READ(task, group_leader, exit_code);
+	}
+	e->exit_status = status;
+	submit(e);
+	return 0;
+}
+
+static __always_inline int ns_enter(__u64 arg)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct ns_entry entry = {};
+	__u32 tid = bpf_get_current_pid_tgid();
+
+	if (!task_selected(task))
+		return 0;
+	entry.arg = arg;
+	read_namespaces(task, entry.ns);
+	bpf_map_update_elem(&ns_at_entry, &tid, &entry, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int ns_exit(__s64 ret, __u32 type)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tid = bpf_get_current_pid_tgid();
+	struct ns_entry *entry;
+	struct nspt_event *e;
+
+	entry = bpf_map_lookup_elem(&ns_at_entry, &tid);
+	if (!entry)
+		return 0;
+
+	e = reserve(sizeof(*e));
+	if (e) {
+		fill_event(e, task, type);
+		e->ret = ret;
+		e->arg = entry->arg;
+		__builtin_memcpy(e->old_ns, entry->ns, sizeof(e->old_ns));
+		submit(e);
+	}
+	bpf_map_delete_elem(&ns_at_entry, &tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_setns")
+int handle_setns_enter(struct syscall_enter_ctx *ctx)
+{
+	/* setns(fd, nstype) */
+	return ns_enter(ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setns")
+int handle_setns_exit(struct syscall_exit_ctx *ctx)
+{
+	return ns_exit(ctx->ret, NSPT_SETNS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_unshare")
+int handle_unshare_enter(struct syscall_enter_ctx *ctx)
+{
+	/* unshare(flags) */
+	return ns_enter(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int handle_unshare_exit(struct syscall_exit_ctx *ctx)
+{
+	return ns_exit(ctx->ret, NSPT_UNSHARE);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The record nspidtrace's BPF programs write to the ring buffer. Shared by the
+ * BPF C and, through bpf2go -type, by Go (internal/loader); internal/events
+ * decodes it by the offsets asserted in internal/loader/layout_test.go.
+ * Fields are naturally aligned with explicit padding: no packed structs.
+ */
+#ifndef NSPIDTRACE_H
+#define NSPIDTRACE_H
+
+/* Levels 0..MAX_PID_NS_LEVEL (32): the host plus 32 nested pid namespaces. */
+#define NSPT_MAX_LEVELS 33
+#define NSPT_COMM_LEN 16
+#define NSPT_NS_KINDS 10
+#define NSPT_FILENAME_LEN 256
+#define NSPT_ARGS_LEN 1024
+
+enum nspt_type {
+	NSPT_FORK = 1,
+	NSPT_EXEC = 2,
+	NSPT_EXIT = 3,
+	NSPT_SETNS = 4,
+	NSPT_UNSHARE = 5,
+};
+
+/* Index into nspt_event.ns[]: the order of SPEC.md's `ns` object. */
+enum nspt_ns_kind {
+	NSPT_NS_CGROUP = 0,
+	NSPT_NS_IPC = 1,
+	NSPT_NS_MNT = 2,
+	NSPT_NS_NET = 3,
+	NSPT_NS_PID = 4,
+	NSPT_NS_PID_FOR_CHILDREN = 5,
+	NSPT_NS_TIME = 6,
+	NSPT_NS_TIME_FOR_CHILDREN = 7,
+	NSPT_NS_USER = 8,
+	NSPT_NS_UTS = 9,
+};
+
+/* nspt_event.flags */
+#define NSPT_F_THREAD 0x1         /* fork/exit of a thread, not a whole process */
+#define NSPT_F_ARGS_TRUNCATED 0x2 /* exec: argv was longer than NSPT_ARGS_LEN */
+
+struct nspt_event {
+	__u64 ktime_ns; /* bpf_ktime_get_boot_ns() */
+	__u32 type;     /* enum nspt_type */
+	__u32 flags;    /* NSPT_F_* */
+	__u32 pid;      /* host TGID */
+	__u32 tid;      /* host thread ID */
+	__u32 ppid;     /* host TGID of the real parent */
+	__u32 uid;      /* host effective UID */
+	__u32 gid;      /* host effective GID */
+	__u32 levels;   /* valid entries in nspid, pidns, nsppid: pid level + 1 */
+	__u32 nspid[NSPT_MAX_LEVELS];  /* TGID at each level, host first */
+	__u32 pidns[NSPT_MAX_LEVELS];  /* pid namespace inode at each level */
+	__u32 nsppid[NSPT_MAX_LEVELS]; /* parent's TGID at each level, 0 if not visible */
+	__u32 ns[NSPT_NS_KINDS];       /* namespace inodes, enum nspt_ns_kind */
+	char comm[NSPT_COMM_LEN];
+	__u32 exit_status; /* exit: wait(2) status of the process */
+	__s64 ret;         /* setns, unshare: return value */
+	__u64 arg;         /* setns: nstype; unshare: flags */
+	__u32 old_ns[NSPT_NS_KINDS]; /* setns, unshare: namespaces at syscall entry */
+	__u32 old_tid;     /* exec: thread ID before exec, when a non-leader thread exec'd */
+	__u32 pad;
+};
+
+/* An exec record: the common record followed by filename and argv. */
+struct nspt_exec_event {
+	struct nspt_event e;
+	__u32 filename_len; /* bytes in filename, without the NUL */
+	__u32 args_len;     /* bytes in args: NUL-separated argv */
+	char filename[NSPT_FILENAME_LEN];
+	char args[NSPT_ARGS_LEN];
+};
+
+#endif /* NSPIDTRACE_H */

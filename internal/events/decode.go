@@ -1,0 +1,116 @@
+package events
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Byte offsets of struct nspt_event and struct nspt_exec_event
+// (bpf/nspidtrace.h). internal/loader tests them against the bpf2go types.
+const (
+	OffKtime      = 0
+	OffType       = 8
+	OffFlags      = 12
+	OffPID        = 16
+	OffTID        = 20
+	OffPPID       = 24
+	OffUID        = 28
+	OffGID        = 32
+	OffLevels     = 36
+	OffNSPid      = 40
+	OffPidNS      = OffNSPid + 4*MaxLevels
+	OffNSPPid     = OffPidNS + 4*MaxLevels
+	OffNS         = OffNSPPid + 4*MaxLevels
+	OffComm       = OffNS + 4*int(NSKinds)
+	OffExitStatus = OffComm + CommLen
+	OffRet        = 496
+	OffArg        = 504
+	OffOldNS      = 512
+	OffOldTID     = OffOldNS + 4*int(NSKinds)
+	RecordSize    = 560
+
+	OffFilenameLen = RecordSize
+	OffArgsLen     = RecordSize + 4
+	OffFilename    = RecordSize + 8
+	OffArgs        = OffFilename + FilenameLen
+	ExecRecordSize = OffArgs + ArgsLen
+)
+
+// Record flags (NSPT_F_*).
+const (
+	flagThread        = 0x1
+	flagArgsTruncated = 0x2
+)
+
+// Decoder turns kernel records into Events.
+type Decoder struct {
+	// BootToUnix is added to the kernel's CLOCK_BOOTTIME timestamps to make
+	// them Unix time.
+	BootToUnix int64
+}
+
+var ne = binary.NativeEndian
+
+// Decode fills ev from one ring-buffer record. It does not allocate.
+func (d *Decoder) Decode(raw []byte, ev *Event) error {
+	if len(raw) < RecordSize {
+		return fmt.Errorf("record of %d bytes is shorter than the %d-byte header", len(raw), RecordSize)
+	}
+	typ := Type(ne.Uint32(raw[OffType:]))
+	if typ < TypeFork || typ > TypeUnshare {
+		return fmt.Errorf("record has unknown type %d", typ)
+	}
+	levels := int(ne.Uint32(raw[OffLevels:]))
+	if levels < 1 || levels > MaxLevels {
+		return fmt.Errorf("record has %d pid levels, want 1 to %d", levels, MaxLevels)
+	}
+	flags := ne.Uint32(raw[OffFlags:])
+
+	ev.Time = int64(ne.Uint64(raw[OffKtime:])) + d.BootToUnix
+	ev.Type = typ
+	ev.Thread = flags&flagThread != 0
+	ev.PID = ne.Uint32(raw[OffPID:])
+	ev.TID = ne.Uint32(raw[OffTID:])
+	ev.PPID = ne.Uint32(raw[OffPPID:])
+	ev.UID = ne.Uint32(raw[OffUID:])
+	ev.GID = ne.Uint32(raw[OffGID:])
+	ev.Levels = levels
+	for i := 0; i < levels; i++ {
+		ev.NSPid[i] = ne.Uint32(raw[OffNSPid+4*i:])
+		ev.PidNS[i] = ne.Uint32(raw[OffPidNS+4*i:])
+		ev.NSPPid[i] = ne.Uint32(raw[OffNSPPid+4*i:])
+	}
+	for k := range ev.NS {
+		ev.NS[k] = ne.Uint32(raw[OffNS+4*k:])
+		ev.OldNS[k] = ne.Uint32(raw[OffOldNS+4*k:])
+	}
+	ev.CommLen = uint8(cstrlen(raw[OffComm : OffComm+CommLen]))
+	copy(ev.Comm[:], raw[OffComm:OffComm+int(ev.CommLen)])
+	ev.ExitStatus = ne.Uint32(raw[OffExitStatus:])
+	ev.Ret = int64(ne.Uint64(raw[OffRet:]))
+	ev.NSArg = ne.Uint64(raw[OffArg:])
+	ev.OldTID = ne.Uint32(raw[OffOldTID:])
+	ev.Count = 0
+	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, false
+
+	if typ == TypeExec {
+		if len(raw) < ExecRecordSize {
+			return fmt.Errorf("exec record of %d bytes is shorter than %d", len(raw), ExecRecordSize)
+		}
+		fl := min(int(ne.Uint32(raw[OffFilenameLen:])), FilenameLen)
+		al := min(int(ne.Uint32(raw[OffArgsLen:])), ArgsLen)
+		ev.FilenameLen = uint16(copy(ev.Filename[:], raw[OffFilename:OffFilename+fl]))
+		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffArgs:OffArgs+al]))
+		ev.ArgsTruncated = flags&flagArgsTruncated != 0
+	}
+	return nil
+}
+
+func cstrlen(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return len(b)
+}

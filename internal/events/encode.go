@@ -1,0 +1,233 @@
+package events
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// timeLayout is RFC 3339 with all nine fractional digits, so lines sort and
+// align as text.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// Namespace flags of clone(2), unshare(2) and setns(2), by name.
+var cloneFlags = []struct {
+	bit  uint64
+	name string
+}{
+	{0x00000080, "time"},
+	{0x00000100, "vm"},
+	{0x00000200, "fs"},
+	{0x00000400, "files"},
+	{0x00000800, "sighand"},
+	{0x00010000, "thread"},
+	{0x00020000, "mnt"},
+	{0x00040000, "sysvsem"},
+	{0x02000000, "cgroup"},
+	{0x04000000, "uts"},
+	{0x08000000, "ipc"},
+	{0x10000000, "user"},
+	{0x20000000, "pid"},
+	{0x40000000, "net"},
+}
+
+// AppendJSON appends ev as one NDJSON line (with its newline) to buf, in the
+// field order of SPEC.md section 3. It does not allocate beyond growing buf.
+func AppendJSON(buf []byte, ev *Event) []byte {
+	buf = append(buf, `{"time":"`...)
+	buf = time.Unix(0, ev.Time).UTC().AppendFormat(buf, timeLayout)
+	buf = append(buf, `","type":"`...)
+	buf = append(buf, ev.Type.String()...)
+	buf = append(buf, '"')
+
+	if ev.Type == TypeLost {
+		buf = append(buf, `,"count":`...)
+		buf = strconv.AppendUint(buf, ev.Count, 10)
+		return append(buf, "}\n"...)
+	}
+
+	buf = appendProcess(buf, ev)
+
+	switch ev.Type {
+	case TypeFork:
+		if ev.Thread {
+			buf = append(buf, `,"thread":true`...)
+		}
+	case TypeExec:
+		if ev.OldTID != 0 {
+			buf = append(buf, `,"old_tid":`...)
+			buf = strconv.AppendUint(buf, uint64(ev.OldTID), 10)
+		}
+	case TypeExit:
+		if ev.Thread {
+			buf = append(buf, `,"thread":true`...)
+		}
+		buf = append(buf, `,"exit_code":`...)
+		buf = strconv.AppendInt(buf, int64(ev.ExitCode()), 10)
+		buf = append(buf, `,"signal":`...)
+		buf = strconv.AppendInt(buf, int64(ev.Signal()), 10)
+		buf = append(buf, `,"core_dumped":`...)
+		buf = strconv.AppendBool(buf, ev.CoreDumped())
+	case TypeSetns, TypeUnshare:
+		if ev.Type == TypeSetns {
+			buf = append(buf, `,"nstype":`...)
+		} else {
+			buf = append(buf, `,"flags":`...)
+		}
+		buf = appendCloneFlags(buf, ev.NSArg)
+		buf = append(buf, `,"ret":`...)
+		buf = strconv.AppendInt(buf, ev.Ret, 10)
+		buf = append(buf, `,"changed":{`...)
+		first := true
+		for k, name := range NSNames {
+			if ev.OldNS[k] == ev.NS[k] {
+				continue
+			}
+			if !first {
+				buf = append(buf, ',')
+			}
+			first = false
+			buf = append(buf, '"')
+			buf = append(buf, name...)
+			buf = append(buf, `":{"from":`...)
+			buf = strconv.AppendUint(buf, uint64(ev.OldNS[k]), 10)
+			buf = append(buf, `,"to":`...)
+			buf = strconv.AppendUint(buf, uint64(ev.NS[k]), 10)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, "}\n"...)
+}
+
+// appendProcess appends the process fields (the `proc` object's), with a
+// leading comma.
+func appendProcess(buf []byte, ev *Event) []byte {
+	buf = append(buf, `,"pid":`...)
+	buf = strconv.AppendUint(buf, uint64(ev.PID), 10)
+	if ev.Type != TypeProc {
+		buf = append(buf, `,"tid":`...)
+		buf = strconv.AppendUint(buf, uint64(ev.TID), 10)
+	}
+	buf = append(buf, `,"ppid":`...)
+	buf = strconv.AppendUint(buf, uint64(ev.PPID), 10)
+	buf = append(buf, `,"nspid":`...)
+	buf = appendUints(buf, ev.NSPid[:ev.Levels])
+	buf = append(buf, `,"pidns":`...)
+	buf = appendUints(buf, ev.PidNS[:ev.Levels])
+	buf = append(buf, `,"nsppid":`...)
+	buf = appendUints(buf, ev.NSPPid[:ev.Levels])
+	buf = append(buf, `,"comm":`...)
+	buf = appendString(buf, ev.Comm[:ev.CommLen])
+	if ev.Type == TypeExec {
+		buf = append(buf, `,"filename":`...)
+		buf = appendString(buf, ev.Filename[:ev.FilenameLen])
+	}
+	if ev.Type == TypeExec || ev.Type == TypeProc {
+		buf = append(buf, `,"args":[`...)
+		first := true
+		forEachArg(ev.Args[:ev.ArgsLen], func(a []byte) {
+			if !first {
+				buf = append(buf, ',')
+			}
+			first = false
+			buf = appendString(buf, a)
+		})
+		buf = append(buf, ']')
+		if ev.ArgsTruncated {
+			buf = append(buf, `,"args_truncated":true`...)
+		}
+	}
+	buf = append(buf, `,"ns":{`...)
+	for k, name := range NSNames {
+		if k > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '"')
+		buf = append(buf, name...)
+		buf = append(buf, `":`...)
+		buf = strconv.AppendUint(buf, uint64(ev.NS[k]), 10)
+	}
+	buf = append(buf, `},"uid":`...)
+	buf = strconv.AppendUint(buf, uint64(ev.UID), 10)
+	buf = append(buf, `,"gid":`...)
+	buf = strconv.AppendUint(buf, uint64(ev.GID), 10)
+	return buf
+}
+
+func appendUints(buf []byte, v []uint32) []byte {
+	buf = append(buf, '[')
+	for i, n := range v {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = strconv.AppendUint(buf, uint64(n), 10)
+	}
+	return append(buf, ']')
+}
+
+// appendCloneFlags appends flags as a JSON array of names; bits without a
+// name appear as one hexadecimal string.
+func appendCloneFlags(buf []byte, flags uint64) []byte {
+	buf = append(buf, '[')
+	first := true
+	for _, f := range cloneFlags {
+		if flags&f.bit == 0 {
+			continue
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, '"')
+		buf = append(buf, f.name...)
+		buf = append(buf, '"')
+		flags &^= f.bit
+	}
+	if flags != 0 {
+		if !first {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"0x`...)
+		buf = strconv.AppendUint(buf, flags, 16)
+		buf = append(buf, '"')
+	}
+	return append(buf, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does, so every line is valid UTF-8 whatever a comm holds.
+func appendString(buf []byte, s []byte) []byte {
+	buf = append(buf, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				buf = append(buf, '\\', c)
+			case c == '\n':
+				buf = append(buf, '\\', 'n')
+			case c == '\r':
+				buf = append(buf, '\\', 'r')
+			case c == '\t':
+				buf = append(buf, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				buf = append(buf, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, `\ufffd`...)
+		} else {
+			buf = append(buf, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(buf, '"')
+}

@@ -1,0 +1,238 @@
+// Package events defines nspidtrace's Event, decodes the kernel's ring-buffer
+// records into it and encodes it as the NDJSON lines of SPEC.md section 3.
+//
+// It is pure Go: the live kernel (internal/loader) and a recording feed the
+// same Event values, so everything here is tested without privileges.
+package events
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MaxLevels is the number of pid-namespace levels an Event can hold: the host
+// plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
+const MaxLevels = 33
+
+// Sizes of the bounded byte fields, as bpf/nspidtrace.h defines them.
+const (
+	CommLen     = 16
+	FilenameLen = 256
+	ArgsLen     = 1024
+)
+
+// Type is the kind of an Event.
+type Type uint8
+
+// Event types. The kernel's enum nspt_type uses the same numbers for the
+// first five; Lost and Proc are produced in user space.
+const (
+	TypeFork Type = iota + 1
+	TypeExec
+	TypeExit
+	TypeSetns
+	TypeUnshare
+	TypeLost
+	TypeProc
+	typeEnd
+)
+
+var typeNames = [typeEnd]string{
+	TypeFork:    "fork",
+	TypeExec:    "exec",
+	TypeExit:    "exit",
+	TypeSetns:   "setns",
+	TypeUnshare: "unshare",
+	TypeLost:    "lost",
+	TypeProc:    "proc",
+}
+
+// String returns the type's name as it appears in the NDJSON `type` field.
+func (t Type) String() string {
+	if t > 0 && t < typeEnd {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// ParseType reads a type name such as "fork".
+func ParseType(s string) (Type, error) {
+	for t := TypeFork; t < typeEnd; t++ {
+		if typeNames[t] == s {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown event type %q", s)
+}
+
+// TypeSet is a set of event types, one bit per Type.
+type TypeSet uint16
+
+// Has reports whether t is in the set.
+func (s TypeSet) Has(t Type) bool { return s&(1<<t) != 0 }
+
+// Add puts t into the set.
+func (s *TypeSet) Add(t Type) { *s |= 1 << t }
+
+// LifecycleTypes are the types `trace --events` selects from.
+var LifecycleTypes = []Type{TypeFork, TypeExec, TypeExit, TypeSetns, TypeUnshare}
+
+// ParseTypeSet reads a comma-separated list such as "fork,exec" of the
+// lifecycle types; an empty string selects all of them.
+func ParseTypeSet(list string) (TypeSet, error) {
+	var set TypeSet
+	if strings.TrimSpace(list) == "" {
+		for _, t := range LifecycleTypes {
+			set.Add(t)
+		}
+		return set, nil
+	}
+	for _, name := range strings.Split(list, ",") {
+		t, err := ParseType(strings.TrimSpace(name))
+		if err != nil || t > TypeUnshare {
+			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare)", name)
+		}
+		set.Add(t)
+	}
+	return set, nil
+}
+
+// NSKind indexes Event.NS: one entry per namespace kind, in the order of the
+// `ns` object (and of /proc/PID/ns, sorted).
+type NSKind int
+
+// Namespace kinds.
+const (
+	NSCgroup NSKind = iota
+	NSIPC
+	NSMnt
+	NSNet
+	NSPid
+	NSPidForChildren
+	NSTime
+	NSTimeForChildren
+	NSUser
+	NSUTS
+	NSKinds
+)
+
+// NSNames are the namespace kinds' names: the `ns` object's keys and the
+// file names under /proc/PID/ns.
+var NSNames = [NSKinds]string{"cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "time_for_children", "user", "uts"}
+
+// Event is one thing that happened to a process, or (TypeProc) a snapshot of
+// a live process. The byte fields are fixed arrays with a length so that one
+// Event can be reused for every record without allocating.
+type Event struct {
+	Time   int64 // Unix nanoseconds, UTC
+	Type   Type
+	Thread bool // fork/exit of a thread rather than a whole process
+
+	PID  uint32 // host TGID
+	TID  uint32 // host thread ID
+	PPID uint32 // host TGID of the real parent
+
+	// Levels is how many entries of NSPid, PidNS and NSPPid are valid:
+	// the host level first, the process's own pid namespace last.
+	Levels int
+	NSPid  [MaxLevels]uint32
+	PidNS  [MaxLevels]uint32
+	NSPPid [MaxLevels]uint32
+
+	NS       [NSKinds]uint32
+	UID, GID uint32
+
+	CommLen uint8
+	Comm    [CommLen]byte
+
+	// Exec (and proc): the executed file and argv, NUL-separated.
+	FilenameLen   uint16
+	Filename      [FilenameLen]byte
+	ArgsLen       uint16
+	Args          [ArgsLen]byte
+	ArgsTruncated bool
+	OldTID        uint32 // exec by a non-leader thread: its TID before exec
+
+	// Exit: the wait(2) status.
+	ExitStatus uint32
+
+	// Setns and unshare: the call's argument (nstype or flags), its return
+	// value, and the namespaces before the call (NS holds them after).
+	NSArg uint64
+	Ret   int64
+	OldNS [NSKinds]uint32
+
+	// Lost: records the kernel dropped since the previous lost event.
+	Count uint64
+}
+
+// CommString returns the comm as a string (allocates; not for hot paths).
+func (e *Event) CommString() string { return string(e.Comm[:e.CommLen]) }
+
+// SetComm stores s as the comm, truncated like the kernel's TASK_COMM_LEN.
+func (e *Event) SetComm(s string) {
+	e.CommLen = uint8(copy(e.Comm[:CommLen-1], s))
+}
+
+// SetFilename stores s as the exec'd filename, truncated to FilenameLen.
+func (e *Event) SetFilename(s string) {
+	e.FilenameLen = uint16(copy(e.Filename[:], s))
+}
+
+// SetArgs stores argv NUL-separated, truncated to ArgsLen bytes.
+func (e *Event) SetArgs(argv []string) {
+	n := 0
+	e.ArgsTruncated = false
+	for _, a := range argv {
+		if n+len(a)+1 > ArgsLen {
+			e.ArgsTruncated = true
+			break
+		}
+		n += copy(e.Args[n:], a)
+		e.Args[n] = 0
+		n++
+	}
+	e.ArgsLen = uint16(n)
+}
+
+// Argv returns the arguments as strings (allocates; not for hot paths).
+func (e *Event) Argv() []string {
+	var argv []string
+	forEachArg(e.Args[:e.ArgsLen], func(a []byte) { argv = append(argv, string(a)) })
+	return argv
+}
+
+// forEachArg calls f with each NUL-terminated argument in args; a last
+// argument cut off without its NUL counts too.
+func forEachArg(args []byte, f func([]byte)) {
+	for len(args) > 0 {
+		i := 0
+		for i < len(args) && args[i] != 0 {
+			i++
+		}
+		f(args[:i])
+		if i == len(args) {
+			return
+		}
+		args = args[i+1:]
+	}
+}
+
+// Level returns the index of pid namespace ns in the event's levels, or -1.
+func (e *Event) Level(ns uint32) int {
+	for i := 0; i < e.Levels; i++ {
+		if e.PidNS[i] == ns {
+			return i
+		}
+	}
+	return -1
+}
+
+// ExitCode is the exit status passed to exit(2), when no signal killed the process.
+func (e *Event) ExitCode() int { return int(e.ExitStatus>>8) & 0xff }
+
+// Signal is the signal that killed the process, or 0.
+func (e *Event) Signal() int { return int(e.ExitStatus & 0x7f) }
+
+// CoreDumped reports whether the killing signal dumped core.
+func (e *Event) CoreDumped() bool { return e.ExitStatus&0x80 != 0 }

@@ -1,0 +1,72 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// PollInterval bounds how long a record waits in the ring buffer on a quiet
+// system: the BPF side wakes the reader only in batches.
+const PollInterval = 50 * time.Millisecond
+
+// Handler receives each raw record. The slice is reused after it returns.
+type Handler func(raw []byte) error
+
+// Run reads records until ctx is done, calling handle for each and idle
+// whenever the ring buffer has been drained (at least every PollInterval).
+// When ctx is done it detaches the programs, hands over every record still in
+// the ring buffer, calls idle once more and returns nil. An error from handle
+// or idle ends it too, and is returned.
+func (t *Tracer) Run(ctx context.Context, handle Handler, idle func() error) error {
+	var rec ringbuf.Record
+	stopping := false
+	t.reader.SetDeadline(time.Now().Add(PollInterval))
+	for n := 1; ; n++ {
+		err := t.reader.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if err := handle(rec.RawSample); err != nil {
+				return err
+			}
+			// Under a sustained load the ring may never drain: look at ctx
+			// now and then, not only when idle.
+			if stopping || n%4096 != 0 || ctx.Err() == nil {
+				continue
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if err := idle(); err != nil {
+				return err
+			}
+			if stopping {
+				return nil
+			}
+		default:
+			return fmt.Errorf("read the ring buffer: %w", err)
+		}
+		if ctx.Err() != nil {
+			// Stop producing, then drain what was produced.
+			stopping = true
+			t.detach()
+			t.reader.SetDeadline(time.Now())
+		} else {
+			t.reader.SetDeadline(time.Now().Add(PollInterval))
+		}
+	}
+}
+
+// BootToUnix returns what to add to a CLOCK_BOOTTIME timestamp, as the BPF
+// programs take them, to get Unix time in nanoseconds.
+func BootToUnix() (int64, error) {
+	var ts unix.Timespec
+	before := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+	}
+	return before.UnixNano() - ts.Nano(), nil
+}

@@ -1,0 +1,196 @@
+package pidmap
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// nsGetParent is NS_GET_PARENT (linux/nsfs.h): an fd for the parent of a
+// hierarchical namespace, EPERM above the caller's own.
+const nsGetParent = 0xb702
+
+// ProcRoot is where procfs is mounted.
+const ProcRoot = "/proc"
+
+// ErrNoProcess means /proc has no such process (it never existed or exited).
+var ErrNoProcess = errors.New("no such process")
+
+// ReadProc fills ev as a TypeProc snapshot of process pid, read from procfs
+// at root: its TGID at every pid-namespace level the reader can see
+// (NStgid), each level's namespace inode, the parent at each level, its
+// namespaces, comm, argv and effective IDs. PIDs are as the procfs mount's
+// pid namespace sees them: from the host, every level.
+func ReadProc(root string, pid int, ev *events.Event) error {
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	st, err := readStatus(dir)
+	if err != nil {
+		return err
+	}
+	if len(st.nstgid) == 0 || len(st.nstgid) > events.MaxLevels {
+		return fmt.Errorf("%s/status: NStgid has %d levels", dir, len(st.nstgid))
+	}
+	*ev = events.Event{Type: events.TypeProc, PID: st.nstgid[0], TID: st.nstgid[0], PPID: st.ppid, UID: st.uid, GID: st.gid}
+	ev.Levels = len(st.nstgid)
+	copy(ev.NSPid[:], st.nstgid)
+
+	chain, err := pidnsChain(filepath.Join(dir, "ns", "pid"))
+	if err != nil {
+		return err
+	}
+	// chain runs from the process's own namespace up to the reader's.
+	if len(chain) != ev.Levels {
+		return fmt.Errorf("%s: %d pid levels in NStgid but %d pid namespaces above it", dir, ev.Levels, len(chain))
+	}
+	for i := range chain {
+		ev.PidNS[i] = chain[len(chain)-1-i]
+	}
+
+	if st.ppid != 0 {
+		// The parent's levels are a prefix of the child's: a child is
+		// always created in its parent's pid namespace or one below it.
+		if pst, err := readStatus(filepath.Join(root, strconv.FormatUint(uint64(st.ppid), 10))); err == nil {
+			copy(ev.NSPPid[:ev.Levels], pst.nstgid)
+		}
+	}
+
+	for k, name := range events.NSNames {
+		ino, err := nsInode(filepath.Join(dir, "ns", name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		ev.NS[k] = ino
+	}
+	if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
+		ev.SetComm(strings.TrimSuffix(string(comm), "\n"))
+	}
+	if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+		ev.ArgsLen = uint16(copy(ev.Args[:], cmdline))
+		ev.ArgsTruncated = len(cmdline) > events.ArgsLen
+	}
+	return nil
+}
+
+type procStatus struct {
+	ppid, uid, gid uint32
+	nstgid         []uint32
+}
+
+// readStatus reads the fields nspidtrace needs from dir/status.
+func readStatus(dir string) (procStatus, error) {
+	var st procStatus
+	f, err := os.Open(filepath.Join(dir, "status"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			return st, ErrNoProcess
+		}
+		return st, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		key, value, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(string(value))
+		switch string(key) {
+		case "PPid":
+			st.ppid = parseUint32(fields, 0)
+		case "Uid":
+			st.uid = parseUint32(fields, 1) // real, effective, saved, fs
+		case "Gid":
+			st.gid = parseUint32(fields, 1)
+		case "NStgid":
+			for i := range fields {
+				st.nstgid = append(st.nstgid, parseUint32(fields, i))
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return st, ErrNoProcess
+		}
+		return st, fmt.Errorf("read %s/status: %w", dir, err)
+	}
+	if st.nstgid == nil {
+		return st, ErrNoProcess // exited between open and read
+	}
+	return st, nil
+}
+
+func parseUint32(fields []string, i int) uint32 {
+	if i >= len(fields) {
+		return 0
+	}
+	n, _ := strconv.ParseUint(fields[i], 10, 32)
+	return uint32(n)
+}
+
+// nsInode returns the inode of the namespace behind a /proc/PID/ns/ link.
+func nsInode(path string) (uint32, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			return 0, os.ErrNotExist
+		}
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return uint32(st.Ino), nil
+}
+
+// pidnsChain returns the inodes of the pid namespace at path and of each of
+// its parents up to the caller's own pid namespace, innermost first.
+func pidnsChain(path string) ([]uint32, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			return nil, ErrNoProcess
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	var chain []uint32
+	for len(chain) <= events.MaxLevels {
+		var st unix.Stat_t
+		err := unix.Fstat(fd, &st)
+		if err == nil {
+			chain = append(chain, uint32(st.Ino))
+		}
+		parent, ioErr := unix.IoctlRetInt(fd, nsGetParent)
+		unix.Close(fd)
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", path, err)
+		}
+		if ioErr != nil {
+			// EPERM: the parent is above the caller's pid namespace.
+			return chain, nil
+		}
+		fd = parent
+	}
+	unix.Close(fd)
+	return nil, fmt.Errorf("%s: more than %d nested pid namespaces", path, events.MaxLevels)
+}
+
+// ListPIDs returns the TGIDs of every process in procfs at root.
+func ListPIDs(root string) ([]int, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", root, err)
+	}
+	pids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
