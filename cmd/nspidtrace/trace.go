@@ -62,9 +62,10 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	if filter.PidNS, err = resolvePidNS(common.pidns); err != nil {
 		return err
 	}
-	var rootPID uint32
+	// Find --pid's process before attaching, so a typo fails fast.
+	var subtreeRoot int
 	if tf.pid != "" {
-		if rootPID, err = parsePID("--pid", tf.pid); err != nil {
+		if subtreeRoot, err = findSubtreeRoot(tf.pid, filter.PidNS); err != nil {
 			return err
 		}
 	}
@@ -76,8 +77,8 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	}
 	defer tracer.Close()
 
-	if rootPID != 0 {
-		if err := followSubtree(&filter, common.pidns != "", rootPID); err != nil {
+	if subtreeRoot != 0 {
+		if err := followSubtree(&filter, subtreeRoot); err != nil {
 			return err
 		}
 	}
@@ -97,7 +98,7 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 		filter:  &filter,
 		tracer:  tracer,
 	}
-	log.Debug().Msg("tracing")
+	log.Info().Msg("tracing started")
 	err = tracer.Run(ctx, feed.handle, feed.idle)
 	if errors.Is(err, syscall.EPIPE) {
 		// The reader went away (`| head`): a normal end.
@@ -133,22 +134,36 @@ func parsePID(what, s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// followSubtree restricts filter to pid (in filter.PidNS when withNS, else
-// in the caller's pid namespace) and its descendants.
-func followSubtree(filter *events.Filter, withNS bool, pid uint32) error {
+// findSubtreeRoot finds the process --pid names: a PID in pid namespace ns
+// when --pidns was given, else in the caller's. It returns the PID as the
+// caller's procfs numbers it.
+func findSubtreeRoot(arg string, ns uint32) (int, error) {
+	pid, err := parsePID("--pid", arg)
+	if err != nil {
+		return 0, err
+	}
+	if ns == 0 {
+		if ns, err = pidmap.OwnPidNS(pidmap.ProcRoot); err != nil {
+			return 0, fmt.Errorf("read the caller's pid namespace: %w", err)
+		}
+	}
+	viewPID, err := pidmap.FindInNS(pidmap.ProcRoot, ns, pid)
+	if errors.Is(err, pidmap.ErrNoProcess) {
+		return 0, notFoundError{fmt.Errorf("--pid: %w", err)}
+	}
+	return viewPID, err
+}
+
+// followSubtree restricts filter to the process viewPID (as the caller's
+// procfs numbers it) and its descendants, those alive now and those to come.
+func followSubtree(filter *events.Filter, viewPID int) error {
 	own, err := pidmap.OwnPidNS(pidmap.ProcRoot)
 	if err != nil {
 		return fmt.Errorf("read the caller's pid namespace: %w", err)
 	}
-	viewPID := int(pid)
-	if withNS {
-		if viewPID, err = pidmap.FindInNS(pidmap.ProcRoot, filter.PidNS, pid); err != nil {
-			return notFoundError{fmt.Errorf("--pid: %w", err)}
-		}
-	}
 	seeds, err := pidmap.Descendants(pidmap.ProcRoot, viewPID)
 	if errors.Is(err, pidmap.ErrNoProcess) {
-		return notFoundError{fmt.Errorf("--pid: %w", err)}
+		return notFoundError{fmt.Errorf("--pid: the process exited: %w", err)}
 	} else if err != nil {
 		return err
 	}

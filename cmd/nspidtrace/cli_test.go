@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+)
+
+// runBinary runs nspidtrace with args and returns stdout, stderr and the exit code.
+func runBinary(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(binPath, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		mentions string
+	}{
+		{nil, exitUsage, "no command"},
+		{[]string{"frobnicate"}, exitUsage, "unknown command"},
+		{[]string{"--bogus", "trace"}, exitUsage, "bogus"},
+		{[]string{"trace", "--bogus"}, exitUsage, "bogus"},
+		{[]string{"trace", "extra"}, exitUsage, "no arguments"},
+		{[]string{"trace", "--pid", "abc"}, exitUsage, "not a PID"},
+		{[]string{"trace", "--pid", "0"}, exitUsage, "not a PID"},
+		{[]string{"trace", "--pid", "-5"}, exitUsage, "not a PID"},
+		{[]string{"trace", "--pid", "99999999999"}, exitUsage, "not a PID"},
+		{[]string{"trace", "--events", "fork,bogus"}, exitUsage, "bogus"},
+		{[]string{"trace", "--duration", "soon"}, exitUsage, "duration"},
+		{[]string{"trace", "--duration", "-1s"}, exitUsage, "negative"},
+		{[]string{"trace", "--comm", "a-very-long-command-name"}, exitUsage, "comm"},
+		{[]string{"trace", "--log-level", "loud"}, exitUsage, "log-level"},
+		{[]string{"trace", "--log-format", "xml"}, exitUsage, "log-format"},
+		{[]string{"trace", "--pidns", "pid:[abc]"}, exitUsage, "pidns"},
+		{[]string{"trace", "--pidns", "pid:[123"}, exitUsage, "pidns"},
+		{[]string{"trace", "--pidns", "/etc/hostname"}, exitUsage, "not a pid namespace"},
+		{[]string{"trace", "--pidns", "/no/such/file"}, exitUsage, "pidns"},
+		{[]string{"trace", "--pidns", "1.5"}, exitUsage, "pidns"},
+		// PID_MAX_LIMIT: no process can have it.
+		{[]string{"trace", "--pidns", "4194304"}, exitNotFound, "no such process"},
+		{[]string{"trace", "--pid", "4194304"}, exitNotFound, "no such process"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			stdout, stderr, code := runBinary(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr)
+			}
+			first, _, _ := strings.Cut(stderr, "\n")
+			if !strings.HasPrefix(first, "nspidtrace: ") || !strings.Contains(first, tt.mentions) {
+				t.Errorf("first stderr line %q does not say what is wrong (%q)", first, tt.mentions)
+			}
+			if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+				t.Errorf("stack trace on stderr: %s", stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout is not empty: %q", stdout)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"trace", "--help"}} {
+		stdout, _, code := runBinary(t, args...)
+		if code != exitOK || !strings.Contains(stdout, "nspidtrace [flags] trace") || !strings.Contains(stdout, "Examples:") {
+			t.Errorf("%v: exit %d, help: %q", args, code, stdout)
+		}
+	}
+	stdout, _, code := runBinary(t, "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "nspidtrace ") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
+
+// ourPrograms counts the BPF programs in the kernel that nspidtrace loads.
+func ourPrograms(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return n
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		info, err := p.Info()
+		p.Close()
+		if err == nil && strings.HasPrefix(info.Name, "handle_") {
+			n++
+		}
+	}
+}
+
+// noProgramsLeft fails t unless nspidtrace's programs leave the kernel. The
+// kernel frees a detached tracing program after an RCU grace period, so
+// give it a moment.
+func noProgramsLeft(t *testing.T) {
+	t.Helper()
+	n := ourPrograms(t)
+	for deadline := time.Now().Add(5 * time.Second); n != 0 && time.Now().Before(deadline); n = ourPrograms(t) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n != 0 {
+		t.Errorf("%d nspidtrace programs still loaded 5s after the trace ended", n)
+	}
+}
+
+func TestTraceEndsCleanly(t *testing.T) {
+	bpftest.Require(t)
+	noProgramsLeft(t) // from an earlier test
+	stops := []struct {
+		name string
+		args []string
+		stop func(s *session) []line
+	}{
+		{"SIGINT", nil, func(s *session) []line { return s.stop(t, syscall.SIGINT) }},
+		{"SIGTERM", nil, func(s *session) []line { return s.stop(t, syscall.SIGTERM) }},
+		{"duration", []string{"--duration", "1500ms"}, func(s *session) []line {
+			if err := s.cmd.Wait(); err != nil {
+				t.Fatalf("trace --duration: %v", err)
+			}
+			return readLines(t, s.out)
+		}},
+	}
+	for _, st := range stops {
+		t.Run(st.name, func(t *testing.T) {
+			s := startTrace(t, st.args...)
+			if n := ourPrograms(t); n != 7 {
+				t.Errorf("%d programs loaded while tracing, want 7", n)
+			}
+			marker := exec.Command("sh", "-c", "exit 42")
+			marker.Run()
+			lines := st.stop(s)
+			found := false
+			for _, l := range lines {
+				found = found || (l.PID == uint32(marker.Process.Pid) && l.Type == "exit" && l.ExitCode == 42)
+			}
+			if !found {
+				t.Error("the exit just before the stop is missing from the output")
+			}
+			noProgramsLeft(t)
+		})
+	}
+}
+
+func TestClosedPipe(t *testing.T) {
+	bpftest.Require(t)
+	cmd := exec.Command(binPath, "trace")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Like `| head -n 1`: read a line, then go away.
+		for {
+			exec.Command("true").Run()
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		close(done)
+		if err != nil {
+			t.Errorf("trace into a closed pipe ended with %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		close(done)
+		cmd.Process.Kill()
+		t.Fatal("trace kept running after its reader went away")
+	}
+	noProgramsLeft(t)
+}
+
+func TestUnprivileged(t *testing.T) {
+	bpftest.Require(t) // root is needed to drop to another user
+	cmd := exec.Command(binPath, "trace", "--duration", "1s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != exitFailure {
+		t.Fatalf("as nobody: exit %d (%v), want 1; stderr: %s", code, err, stderr.String())
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "CAP_BPF") || !strings.Contains(msg, "root") {
+		t.Errorf("want one line naming what is missing, got %q", msg)
+	}
+}

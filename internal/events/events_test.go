@@ -1,0 +1,328 @@
+package events
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawRecord builds a kernel record the way the BPF side lays it out.
+type rawRecord struct {
+	typ, flags, pid, tid, ppid, uid, gid uint32
+	ktime                                uint64
+	nspid, pidns, nsppid                 []uint32
+	ns, oldNS                            [NSKinds]uint32
+	comm                                 string
+	exitStatus                           uint32
+	ret                                  int64
+	arg                                  uint64
+	oldTID                               uint32
+	filename                             string
+	args                                 string
+}
+
+func (r rawRecord) bytes() []byte {
+	size := RecordSize
+	if Type(r.typ) == TypeExec {
+		size = ExecRecordSize
+	}
+	b := make([]byte, size)
+	put := binary.NativeEndian.PutUint32
+	binary.NativeEndian.PutUint64(b[OffKtime:], r.ktime)
+	put(b[OffType:], r.typ)
+	put(b[OffFlags:], r.flags)
+	put(b[OffPID:], r.pid)
+	put(b[OffTID:], r.tid)
+	put(b[OffPPID:], r.ppid)
+	put(b[OffUID:], r.uid)
+	put(b[OffGID:], r.gid)
+	put(b[OffLevels:], uint32(len(r.nspid)))
+	for i := range r.nspid {
+		put(b[OffNSPid+4*i:], r.nspid[i])
+		put(b[OffPidNS+4*i:], r.pidns[i])
+		put(b[OffNSPPid+4*i:], r.nsppid[i])
+	}
+	for k := range r.ns {
+		put(b[OffNS+4*k:], r.ns[k])
+		put(b[OffOldNS+4*k:], r.oldNS[k])
+	}
+	copy(b[OffComm:OffComm+CommLen], r.comm)
+	put(b[OffExitStatus:], r.exitStatus)
+	binary.NativeEndian.PutUint64(b[OffRet:], uint64(r.ret))
+	binary.NativeEndian.PutUint64(b[OffArg:], r.arg)
+	put(b[OffOldTID:], r.oldTID)
+	if Type(r.typ) == TypeExec {
+		put(b[OffFilenameLen:], uint32(len(r.filename)))
+		put(b[OffArgsLen:], uint32(len(r.args)))
+		copy(b[OffFilename:], r.filename)
+		copy(b[OffArgs:], r.args)
+	}
+	return b
+}
+
+var hostNS = [NSKinds]uint32{4026531835, 4026531839, 4026531832, 4026531833, 4026531836, 4026531836, 4026531834, 4026531834, 4026531837, 4026531838}
+
+var containerNS = [NSKinds]uint32{4026531835, 4026532158, 4026532155, 4026532160, 4026532156, 4026532156, 4026531834, 4026531834, 4026531837, 4026532157}
+
+// The kernel timestamp 1s after boot, with boot at 2026-11-23T07:39:04.123456789Z.
+const bootToUnix = int64(1795419544123456789)
+
+func TestDecodeAndEncode(t *testing.T) {
+	tests := []struct {
+		name string
+		rec  rawRecord
+		want string
+	}{{
+		name: "exec in a container, as SPEC.md's example",
+		rec: rawRecord{typ: 2, pid: 12573, tid: 12573, ppid: 12572, ktime: 1e9,
+			nspid: []uint32{12573, 52}, pidns: []uint32{4026531836, 4026532156}, nsppid: []uint32{12572, 51},
+			ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exec","pid":12573,"tid":12573,"ppid":12572,` +
+			`"nspid":[12573,52],"pidns":[4026531836,4026532156],"nsppid":[12572,51],"comm":"nginx",` +
+			`"filename":"/usr/sbin/nginx","args":["nginx","-g","daemon off;"],` +
+			`"ns":{"cgroup":4026531835,"ipc":4026532158,"mnt":4026532155,"net":4026532160,"pid":4026532156,` +
+			`"pid_for_children":4026532156,"time":4026531834,"time_for_children":4026531834,` +
+			`"user":4026531837,"uts":4026532157},"uid":0,"gid":0}`,
+	}, {
+		name: "fork of a container's init: parent invisible inside",
+		rec: rawRecord{typ: 1, pid: 900, tid: 900, ppid: 899, uid: 1000, gid: 1000, ktime: 1e9,
+			nspid: []uint32{900, 1}, pidns: []uint32{4026531836, 4026532156}, nsppid: []uint32{899, 0},
+			ns: containerNS, comm: "sh"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"fork","pid":900,"tid":900,"ppid":899,` +
+			`"nspid":[900,1],"pidns":[4026531836,4026532156],"nsppid":[899,0],"comm":"sh",` +
+			`"ns":{"cgroup":4026531835,"ipc":4026532158,"mnt":4026532155,"net":4026532160,"pid":4026532156,` +
+			`"pid_for_children":4026532156,"time":4026531834,"time_for_children":4026531834,` +
+			`"user":4026531837,"uts":4026532157},"uid":1000,"gid":1000}`,
+	}, {
+		name: "thread fork",
+		rec: rawRecord{typ: 1, flags: 1, pid: 10, tid: 11, ppid: 1, ktime: 1e9,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "worker"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"fork","pid":10,"tid":11,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"worker",` + hostNSJSON + `,"uid":0,"gid":0,"thread":true}`,
+	}, {
+		name: "exit with a code",
+		rec: rawRecord{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 7 << 8,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "sh"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exit","pid":10,"tid":10,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"sh",` + hostNSJSON + `,"uid":0,"gid":0,` +
+			`"exit_code":7,"signal":0,"core_dumped":false}`,
+	}, {
+		name: "exit by SIGSEGV with a core dump",
+		rec: rawRecord{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 11 | 0x80,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "crash"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exit","pid":10,"tid":10,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"crash",` + hostNSJSON + `,"uid":0,"gid":0,` +
+			`"exit_code":0,"signal":11,"core_dumped":true}`,
+	}, {
+		name: "setns into a network namespace",
+		rec: rawRecord{typ: 4, pid: 10, tid: 10, ppid: 1, ktime: 1e9, arg: 0x40000000, ret: 0,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1},
+			ns: withNS(hostNS, NSNet, 4026532160), oldNS: hostNS, comm: "nsenter"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"setns","pid":10,"tid":10,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"nsenter",` +
+			strings.Replace(hostNSJSON, `"net":4026531833`, `"net":4026532160`, 1) + `,"uid":0,"gid":0,` +
+			`"nstype":["net"],"ret":0,"changed":{"net":{"from":4026531833,"to":4026532160}}}`,
+	}, {
+		name: "failed unshare",
+		rec: rawRecord{typ: 5, pid: 10, tid: 10, ppid: 1, ktime: 1e9, arg: 0x20000000 | 0x20000 | 0x1, ret: -1,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, oldNS: hostNS, comm: "unshare"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"unshare","pid":10,"tid":10,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"unshare",` + hostNSJSON + `,"uid":0,"gid":0,` +
+			`"flags":["mnt","pid","0x1"],"ret":-1,"changed":{}}`,
+	}, {
+		name: "exec by a non-leader thread, comm needing escapes",
+		rec: rawRecord{typ: 2, pid: 10, tid: 10, ppid: 1, ktime: 1e9, oldTID: 12,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS,
+			comm: "a\"b\\c\n\x01\xff", filename: "/bin/x", args: "x\x00"},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exec","pid":10,"tid":10,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"a\"b\\c\n\u0001\ufffd",` +
+			`"filename":"/bin/x","args":["x"],` + hostNSJSON + `,"uid":0,"gid":0,"old_tid":12}`,
+	}}
+	d := Decoder{BootToUnix: bootToUnix}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ev Event
+			if err := d.Decode(tt.rec.bytes(), &ev); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			got := string(AppendJSON(nil, &ev))
+			if got != tt.want+"\n" {
+				t.Errorf("line differs\n got: %s\nwant: %s", got, tt.want)
+			}
+			var anything map[string]any
+			if err := json.Unmarshal([]byte(got), &anything); err != nil {
+				t.Errorf("line is not valid JSON: %v", err)
+			}
+		})
+	}
+}
+
+const hostNSJSON = `"ns":{"cgroup":4026531835,"ipc":4026531839,"mnt":4026531832,"net":4026531833,"pid":4026531836,` +
+	`"pid_for_children":4026531836,"time":4026531834,"time_for_children":4026531834,"user":4026531837,"uts":4026531838}`
+
+func withNS(ns [NSKinds]uint32, k NSKind, ino uint32) [NSKinds]uint32 {
+	ns[k] = ino
+	return ns
+}
+
+func TestDecodeDeepestLevel(t *testing.T) {
+	rec := rawRecord{typ: 1, pid: 5000, tid: 5000, ppid: 4999, comm: "sleep"}
+	for i := 0; i < MaxLevels; i++ {
+		rec.nspid = append(rec.nspid, uint32(5000-i*100))
+		rec.pidns = append(rec.pidns, uint32(4026531836+i))
+		rec.nsppid = append(rec.nsppid, uint32(4999-i*100))
+	}
+	var ev Event
+	if err := (&Decoder{}).Decode(rec.bytes(), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Levels != MaxLevels || ev.NSPid[32] != 1800 || ev.PidNS[32] != 4026531868 || ev.NSPPid[32] != 1799 {
+		t.Errorf("level 32: got levels=%d nspid=%d pidns=%d nsppid=%d", ev.Levels, ev.NSPid[32], ev.PidNS[32], ev.NSPPid[32])
+	}
+}
+
+func TestDecodeRejectsBadRecords(t *testing.T) {
+	good := rawRecord{typ: 1, nspid: []uint32{1}, pidns: []uint32{1}, nsppid: []uint32{0}}
+	tests := map[string][]byte{
+		"short":          good.bytes()[:RecordSize-1],
+		"unknown type":   rawRecord{typ: 9, nspid: []uint32{1}, pidns: []uint32{1}, nsppid: []uint32{0}}.bytes(),
+		"zero levels":    rawRecord{typ: 1}.bytes(),
+		"short exec":     rawRecord{typ: 2, nspid: []uint32{1}, pidns: []uint32{1}, nsppid: []uint32{0}}.bytes()[:RecordSize],
+		"too many level": func() []byte { b := good.bytes(); binary.NativeEndian.PutUint32(b[OffLevels:], 34); return b }(),
+	}
+	for name, raw := range tests {
+		var ev Event
+		if err := (&Decoder{}).Decode(raw, &ev); err == nil {
+			t.Errorf("%s: Decode accepted it", name)
+		}
+	}
+}
+
+func TestLostLine(t *testing.T) {
+	ev := Event{Type: TypeLost, Time: time.Date(2026, 11, 23, 7, 39, 5, 0, time.UTC).UnixNano(), Count: 42}
+	want := `{"time":"2026-11-23T07:39:05.000000000Z","type":"lost","count":42}` + "\n"
+	if got := string(AppendJSON(nil, &ev)); got != want {
+		t.Errorf("got %s want %s", got, want)
+	}
+}
+
+func TestProcLineHasArgsAndNoTID(t *testing.T) {
+	ev := Event{Type: TypeProc, PID: 7, TID: 7, PPID: 1, Levels: 1, NS: hostNS}
+	ev.NSPid[0], ev.PidNS[0], ev.NSPPid[0] = 7, 4026531836, 1
+	ev.SetComm("bash")
+	ev.SetArgs([]string{"bash", "-l"})
+	want := `{"time":"1970-01-01T00:00:00.000000000Z","type":"proc","pid":7,"ppid":1,"nspid":[7],"pidns":[4026531836],` +
+		`"nsppid":[1],"comm":"bash","args":["bash","-l"],` + hostNSJSON + `,"uid":0,"gid":0}` + "\n"
+	if got := string(AppendJSON(nil, &ev)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if argv := ev.Argv(); len(argv) != 2 || argv[1] != "-l" {
+		t.Errorf("Argv() = %q", argv)
+	}
+}
+
+func TestParseTypeSet(t *testing.T) {
+	all, err := ParseTypeSet("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range LifecycleTypes {
+		if !all.Has(typ) {
+			t.Errorf("default set lacks %s", typ)
+		}
+	}
+	some, err := ParseTypeSet("exec, exit")
+	if err != nil || !some.Has(TypeExec) || !some.Has(TypeExit) || some.Has(TypeFork) {
+		t.Errorf("ParseTypeSet(exec, exit) = %b, %v", some, err)
+	}
+	for _, bad := range []string{"forks", "exec,", "lost", "proc"} {
+		if _, err := ParseTypeSet(bad); err == nil {
+			t.Errorf("ParseTypeSet(%q) accepted it", bad)
+		}
+	}
+}
+
+// event builds a decoded event for filter tests.
+func event(typ Type, pid, ppid uint32, nspid, pidns, nsppid []uint32, comm string) *Event {
+	ev := &Event{Type: typ, PID: pid, TID: pid, PPID: ppid, Levels: len(nspid)}
+	copy(ev.NSPid[:], nspid)
+	copy(ev.PidNS[:], pidns)
+	copy(ev.NSPPid[:], nsppid)
+	ev.SetComm(comm)
+	return ev
+}
+
+func TestFilterSubtree(t *testing.T) {
+	const host, ctr = 100, 200
+	var f Filter
+	f.Types, _ = ParseTypeSet("")
+	// Seeds are numbered in the container's namespace: 5 and its child 6.
+	f.FollowSubtree(ctr, []uint32{5, 6})
+	steps := []struct {
+		ev   *Event
+		want bool
+	}{
+		{event(TypeExec, 1005, 1001, []uint32{1005, 5}, []uint32{host, ctr}, []uint32{1001, 1}, "sh"), true},
+		{event(TypeFork, 1010, 1005, []uint32{1010, 10}, []uint32{host, ctr}, []uint32{1005, 5}, "sh"), true},
+		{event(TypeFork, 1011, 1010, []uint32{1011, 11}, []uint32{host, ctr}, []uint32{1010, 10}, "sh"), true},
+		{event(TypeExec, 1006, 1005, []uint32{1006, 6}, []uint32{host, ctr}, []uint32{1005, 5}, "cat"), true},
+		{event(TypeFork, 1020, 1001, []uint32{1020, 20}, []uint32{host, ctr}, []uint32{1001, 1}, "sh"), false},
+		{event(TypeFork, 2000, 1, []uint32{2000}, []uint32{host}, []uint32{1}, "cron"), false},
+		{event(TypeExit, 1011, 1010, []uint32{1011, 11}, []uint32{host, ctr}, []uint32{1010, 10}, "sh"), true},
+		// 1011's number is reused by an unrelated process.
+		{event(TypeFork, 1011, 1, []uint32{1011}, []uint32{host}, []uint32{1}, "x"), false},
+		{&Event{Type: TypeLost, Count: 3}, true},
+	}
+	for i, s := range steps {
+		if got := f.Match(s.ev); got != s.want {
+			t.Errorf("step %d (%s of %d): Match = %v, want %v", i, s.ev.Type, s.ev.PID, got, s.want)
+		}
+	}
+}
+
+func TestFilterTypesCommAndPidNS(t *testing.T) {
+	f := Filter{PidNS: 200, Comm: []byte("nginx")}
+	f.Types.Add(TypeExec)
+	in := event(TypeExec, 10, 9, []uint32{10, 2}, []uint32{100, 200}, []uint32{9, 1}, "nginx")
+	if !f.Match(in) {
+		t.Error("exec of nginx in the namespace was dropped")
+	}
+	if f.Match(event(TypeFork, 10, 9, []uint32{10, 2}, []uint32{100, 200}, []uint32{9, 1}, "nginx")) {
+		t.Error("fork passed an exec-only filter")
+	}
+	if f.Match(event(TypeExec, 10, 9, []uint32{10}, []uint32{100}, []uint32{9}, "nginx")) {
+		t.Error("a process outside the namespace passed")
+	}
+	if f.Match(event(TypeExec, 10, 9, []uint32{10, 2}, []uint32{100, 200}, []uint32{9, 1}, "nginx-worker")) {
+		t.Error("another comm passed")
+	}
+}
+
+func BenchmarkPipeline(b *testing.B) {
+	rec := rawRecord{typ: 2, pid: 12573, tid: 12573, ppid: 12572, ktime: 1e9,
+		nspid: []uint32{12573, 52}, pidns: []uint32{4026531836, 4026532156}, nsppid: []uint32{12572, 51},
+		ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00"}
+	fork := rec
+	fork.typ = 1
+	exit := rec
+	exit.typ = 3
+	raws := [][]byte{fork.bytes(), rec.bytes(), exit.bytes()}
+	d := Decoder{BootToUnix: bootToUnix}
+	var f Filter
+	f.Types, _ = ParseTypeSet("")
+	var ev Event
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := d.Decode(raws[i%3], &ev); err != nil {
+			b.Fatal(err)
+		}
+		if f.Match(&ev) {
+			buf = AppendJSON(buf[:0], &ev)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
