@@ -169,16 +169,15 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	__builtin_memset(e->ns, 0, sizeof(e->ns));
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 
-	/* Walk the levels: our number, its namespace, and the parent's number there. */
+	/*
+	 * Walk the levels: our number, its namespace, and the parent's number
+	 * there. Entries past `levels` are left as they are: readers stop there.
+	 */
 	for (i = 0; i < NSPT_MAX_LEVELS; i++) {
 		struct upid up = {}, pup = {};
 
-		if (i > level) {
-			e->nspid[i] = 0;
-			e->pidns[i] = 0;
-			e->nsppid[i] = 0;
-			continue;
-		}
+		if (i > level)
+			break;
 		bpf_probe_read_kernel(&up, sizeof(up), &nums[i]);
 		e->nspid[i] = up.nr;
 		e->pidns[i] = BPF_CORE_READ(up.ns, ns.inum);

@@ -29,6 +29,7 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	bpftest.RunHelperIfAsked()
 	if os.Getenv("NSPIDTRACE_TEST_HELPER") == "threads" {
 		runThreadsHelper()
 		return
@@ -120,7 +121,7 @@ func (b *syncBuffer) String() string {
 
 // startTrace runs `nspidtrace trace args...` with stdout to a file and
 // returns once the programs are attached.
-func startTrace(t *testing.T, args ...string) *session {
+func startTrace(t testing.TB, args ...string) *session {
 	t.Helper()
 	s := &session{out: filepath.Join(t.TempDir(), "trace.ndjson"), stderr: &syncBuffer{}}
 	f, err := os.Create(s.out)
@@ -151,7 +152,7 @@ func startTrace(t *testing.T, args ...string) *session {
 }
 
 // stop ends the trace with sig, checks it exits 0, and returns its lines.
-func (s *session) stop(t *testing.T, sig syscall.Signal) []line {
+func (s *session) stop(t testing.TB, sig syscall.Signal) []line {
 	t.Helper()
 	s.cmd.Process.Signal(sig)
 	done := make(chan error, 1)
@@ -167,7 +168,7 @@ func (s *session) stop(t *testing.T, sig syscall.Signal) []line {
 	return readLines(t, s.out)
 }
 
-func readLines(t *testing.T, path string) []line {
+func readLines(t testing.TB, path string) []line {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -1,0 +1,40 @@
+# nspidtrace — `make help` lists the targets.
+
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN     := nspidtrace
+
+# Debian packages `make generate` needs (CI installs them with `make deps`).
+DEPS := clang-19 llvm-19 libbpf-dev
+
+.DEFAULT_GOAL := build
+.PHONY: build generate check-generated test bench lint deps help
+
+build: ## one static binary, ./nspidtrace (needs only Go: the BPF object is committed)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nspidtrace
+
+generate: ## rebuild the BPF object and its Go bindings from bpf/ (needs clang-19 and libbpf-dev: make deps)
+	cd internal/loader && $(GO) generate ./...
+
+check-generated: generate ## fail if the committed BPF object is not what bpf/ compiles to
+	git diff --exit-code -- internal/loader || { echo "the committed BPF object is stale: run make generate and commit it" >&2; exit 1; }
+
+# Packages run one at a time: privileged tests load programs and count them.
+test: ## the whole test suite; as root the privileged tests run too (CI=true makes them mandatory)
+	$(GO) test -count=1 -p 1 ./...
+
+bench: ## userspace pipeline, fork+exit storm accounting, storm overhead of trace (root)
+	$(GO) test -run '^$$' -bench Pipeline -benchmem -cpu 1 ./internal/events
+	$(GO) test -run '^$$' -bench ForkExitStorm -benchtime 1x ./internal/loader
+	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi
+	$(GO) vet ./...
+
+deps: ## install the Debian packages generate needs (root)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS)
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

@@ -1,0 +1,140 @@
+package bpftest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// helperEnv makes a test binary run a storm instead of its tests: TestMain
+// calls RunHelperIfAsked first.
+const helperEnv = "NSPIDTRACE_STORM"
+
+// RunHelperIfAsked runs the storm named in the environment and exits, or
+// returns at once when the process is an ordinary test binary.
+//
+// "forkexit N": N processes that exit at once, without exec: the fastest
+// way this machine makes events. "forkexec N": N runs of /bin/true.
+// Either prints its rate, processes per second, on stdout.
+func RunHelperIfAsked() {
+	mode, arg, ok := strings.Cut(os.Getenv(helperEnv), " ")
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(arg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storm:", err)
+		os.Exit(2)
+	}
+	start := time.Now()
+	for range n {
+		var pid int
+		switch mode {
+		case "forkexit":
+			pid, err = forkExit()
+		case "forkexec":
+			pid, err = syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+		default:
+			err = fmt.Errorf("unknown mode %q", mode)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storm:", err)
+			os.Exit(1)
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+			fmt.Fprintln(os.Stderr, "storm: wait:", err)
+			os.Exit(1)
+		}
+	}
+	fmt.Println(float64(n) / time.Since(start).Seconds())
+	os.Exit(0)
+}
+
+// forkExit creates a process that exits at once, as vfork(2) followed by
+// _exit(2) would: the child shares our memory only until it exits, and
+// runs nothing but the exit system call (as the syscall package's own
+// fork-and-exec does with CLONE_VFORK).
+//
+//go:nosplit
+func forkExit() (int, error) {
+	r1, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.CLONE_VM|syscall.CLONE_VFORK|syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	if r1 == 0 {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+	return int(r1), nil
+}
+
+// PidNS is a fresh pid namespace, kept alive by a process waiting in it.
+type PidNS struct {
+	Inode  uint32 // the namespace's inode
+	Holder int    // host PID of the process inside it
+}
+
+// NewPidNS creates a pid namespace for t, removed at cleanup.
+func NewPidNS(t testing.TB) PidNS {
+	t.Helper()
+	cmd := exec.Command("unshare", "--pid", "--fork", "sleep", "3600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	children := fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		data, err := os.ReadFile(children)
+		holder, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || holder == 0 {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/pid", holder), &st); err != nil {
+			t.Fatal(err)
+		}
+		return PidNS{Inode: uint32(st.Ino), Holder: holder}
+	}
+	t.Fatal("the pid namespace's holder did not start")
+	return PidNS{}
+}
+
+// Storm runs mode ("forkexit" or "forkexec") n times in a new process, in
+// pid namespace ns when ns is not nil, and returns the storm's rate in
+// processes per second. In a namespace of its own, the storm's events are
+// exactly StormEvents(mode, n).
+func Storm(t testing.TB, ns *PidNS, mode string, n int) float64 {
+	t.Helper()
+	var cmd *exec.Cmd
+	if ns != nil {
+		cmd = exec.Command("nsenter", "--target", strconv.Itoa(ns.Holder), "--pid", "--", os.Args[0])
+	} else {
+		cmd = exec.Command(os.Args[0])
+	}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", helperEnv, mode, n))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("storm %s %d: %v", mode, n, err)
+	}
+	rate, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatalf("storm printed %q", out)
+	}
+	return rate
+}
+
+// StormEvents is how many events a storm run by Storm in a namespace of its
+// own causes there: the helper's fork (by nsenter), exec and exit, and for
+// each of its n children a fork and an exit, and an exec for forkexec.
+func StormEvents(mode string, n int) int {
+	perChild := 2
+	if mode == "forkexec" {
+		perChild = 3
+	}
+	return 3 + perChild*n
+}

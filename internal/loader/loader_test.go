@@ -1,0 +1,157 @@
+package loader
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+)
+
+func TestMain(m *testing.M) {
+	bpftest.RunHelperIfAsked()
+	os.Exit(m.Run())
+}
+
+// collector counts the records of a running Tracer.
+type collector struct {
+	mu       sync.Mutex
+	captured int
+	bad      int
+	types    map[events.Type]int
+}
+
+func (c *collector) handle(raw []byte) error {
+	var ev events.Event
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := (&events.Decoder{}).Decode(raw, &ev); err != nil {
+		c.bad++
+		return nil
+	}
+	c.captured++
+	c.types[ev.Type]++
+	return nil
+}
+
+// stormAccounting runs a storm in a pid namespace of its own while a tracer
+// restricted to it reads (or, with readLate, only after the storm), and
+// returns what was expected, captured and reported lost, and the rate.
+func stormAccounting(t testing.TB, mode string, n, ringBytes int, readLate bool) (expected, captured int, lost uint64, rate float64) {
+	ns := bpftest.NewPidNS(t)
+	tr, err := Open(Options{PidNS: ns.Inode, RingBytes: ringBytes, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	c := &collector{types: map[events.Type]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	run := func() { done <- tr.Run(ctx, c.handle, func() error { return nil }) }
+	if !readLate {
+		go run()
+	}
+	rate = bpftest.Storm(t, &ns, mode, n)
+	cancel()
+	if readLate {
+		go run()
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lost, err = tr.Lost(); err != nil {
+		t.Fatal(err)
+	}
+	if c.bad != 0 {
+		t.Errorf("%d records did not decode", c.bad)
+	}
+	return bpftest.StormEvents(mode, n), c.captured, lost, rate
+}
+
+// TestLossIsCounted fills a tiny ring buffer nobody reads: every record that
+// did not fit must be counted as lost, none silently dropped.
+func TestLossIsCounted(t *testing.T) {
+	bpftest.Require(t)
+	expected, captured, lost, _ := stormAccounting(t, "forkexit", 2000, os.Getpagesize(), true)
+	t.Logf("expected %d, captured %d, lost %d", expected, captured, lost)
+	if lost == 0 {
+		t.Errorf("a one-page ring buffer held all %d records of the storm unread", expected)
+	}
+	if captured+int(lost) != expected {
+		t.Errorf("captured %d + lost %d = %d, want exactly the %d events of the storm", captured, lost, captured+int(lost), expected)
+	}
+}
+
+// TestNoLossWithDefaultBuffer reads while a fork+exit storm runs.
+func TestNoLossWithDefaultBuffer(t *testing.T) {
+	bpftest.Require(t)
+	expected, captured, lost, _ := stormAccounting(t, "forkexit", 5000, 0, false)
+	if lost != 0 || captured != expected {
+		t.Errorf("captured %d and lost %d of %d events", captured, lost, expected)
+	}
+}
+
+func TestOpenRejectsBadRingSize(t *testing.T) {
+	for _, n := range []int{1, 4097, 3 << 20} {
+		if _, err := Open(Options{RingBytes: n}); err == nil {
+			t.Errorf("Open accepted a %d-byte ring buffer", n)
+		}
+	}
+}
+
+// TestRunDrainsOnCancel checks that records produced before the stop are
+// handed over after it: nothing recorded is lost at shutdown.
+func TestRunDrainsOnCancel(t *testing.T) {
+	bpftest.Require(t)
+	ns := bpftest.NewPidNS(t)
+	tr, err := Open(Options{PidNS: ns.Inode, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	bpftest.Storm(t, &ns, "forkexit", 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := &collector{types: map[events.Type]int{}}
+	start := time.Now()
+	if err := tr.Run(ctx, c.handle, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := bpftest.StormEvents("forkexit", 100); c.captured != want {
+		t.Errorf("Run after cancel handed over %d records, want %d", c.captured, want)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Run took %v to drain and return", d)
+	}
+}
+
+// BenchmarkForkExitStorm reports, for the default and a deliberately tiny
+// ring buffer, the events a fork+exit storm caused, captured and lost.
+func BenchmarkForkExitStorm(b *testing.B) {
+	bpftest.Require(b)
+	for _, rb := range []struct {
+		name  string
+		bytes int
+	}{{"default-ring", 0}, {"16KiB-ring", 16 << 10}, {"4KiB-ring", 4 << 10}} {
+		b.Run(rb.name, func(b *testing.B) {
+			var expected, captured int
+			var lost uint64
+			var rate float64
+			for range b.N {
+				expected, captured, lost, rate = stormAccounting(b, "forkexit", 20000, rb.bytes, false)
+				if captured+int(lost) != expected {
+					b.Errorf("captured %d + lost %d != expected %d", captured, lost, expected)
+				}
+			}
+			b.ReportMetric(float64(expected), "expected")
+			b.ReportMetric(float64(captured), "captured")
+			b.ReportMetric(float64(lost), "lost")
+			b.ReportMetric(rate, "forks/s")
+		})
+	}
+}
