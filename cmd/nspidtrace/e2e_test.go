@@ -395,22 +395,9 @@ func TestExitCodesAndSignals(t *testing.T) {
 func TestNsenterYieldsSetns(t *testing.T) {
 	bpftest.Require(t)
 	// A container-like process: its own pid, net, uts and ipc namespaces.
-	target := exec.Command("unshare", "--pid", "--fork", "--net", "--uts", "--ipc", "sleep", "30")
-	if err := target.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { target.Process.Kill(); target.Wait() }()
-	var inner uint32
-	for deadline := time.Now().Add(5 * time.Second); inner == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if pids, err := pidmap.Descendants(pidmap.ProcRoot, target.Process.Pid); err == nil && len(pids) == 2 {
-			inner = pids[1]
-		}
-	}
-	if inner == 0 {
-		t.Fatal("the container-like process did not start")
-	}
+	inner := bpftest.NewPidNS(t, "--net", "--uts", "--ipc").Holder
 	var want events.Event
-	if err := pidmap.ReadProc(pidmap.ProcRoot, int(inner), &want); err != nil {
+	if err := pidmap.ReadProc(pidmap.ProcRoot, inner, &want); err != nil {
 		t.Fatal(err)
 	}
 
@@ -581,39 +568,27 @@ func TestPidSubtreeFollowsNewChildren(t *testing.T) {
 
 func TestPidNSFilter(t *testing.T) {
 	bpftest.Require(t)
-	target := exec.Command("unshare", "--pid", "--fork", "sh", "-c", "read x; sh -c 'exit 6'")
-	stdin, _ := target.StdinPipe()
-	if err := target.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer target.Wait()
-	var inner int
-	for deadline := time.Now().Add(5 * time.Second); inner == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if pids, err := pidmap.Descendants(pidmap.ProcRoot, target.Process.Pid); err == nil && len(pids) == 2 {
-			inner = int(pids[1])
-		}
-	}
-	var want events.Event
-	if err := pidmap.ReadProc(pidmap.ProcRoot, inner, &want); err != nil {
-		t.Fatal(err)
-	}
-	// REF as a PID; other forms are covered by pidmap's tests.
-	s := startTrace(t, "--pidns", fmt.Sprint(inner))
+	ns := bpftest.NewPidNS(t)
+	// REF as a PID; the other forms are covered by pidmap's tests.
+	s := startTrace(t, "--pidns", fmt.Sprint(ns.Holder))
 	exec.Command("sh", "-c", "exit 5").Run() // outside
-	io.WriteString(stdin, "go\n")
-	stdin.Close()
-	target.Wait()
+	// nsenter stays outside; the child it forks is inside.
+	exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c", "exit 6").Run()
 	lines := s.stop(t, syscall.SIGINT)
-	sawChild := false
+	types := map[string]int{}
 	for _, l := range lines {
-		if !slices.Contains(l.PidNS, want.NS[events.NSPid]) {
-			t.Errorf("line outside pid:[%d]: %+v", want.NS[events.NSPid], l)
+		if !slices.Contains(l.PidNS, ns.Inode) {
+			t.Errorf("line outside pid:[%d]: %+v", ns.Inode, l)
 		}
-		if l.Type == "exit" && l.ExitCode == 6 {
-			sawChild = true
+		if l.Comm == "sh" || l.Comm == "nsenter" {
+			types[l.Type]++
+			if l.Type == "exit" && l.ExitCode != 6 {
+				t.Errorf("exit code %d inside, want 6", l.ExitCode)
+			}
 		}
 	}
-	if !sawChild {
-		t.Errorf("the exit of the namespace's child is missing: %+v", lines)
+	// The fork carries nsenter's comm; exec and exit are sh's.
+	if types["fork"] != 1 || types["exec"] != 1 || types["exit"] != 1 {
+		t.Errorf("inside the namespace: %v, want one fork, exec and exit", types)
 	}
 }

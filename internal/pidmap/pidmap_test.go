@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -83,21 +81,14 @@ func TestResolvePidNS(t *testing.T) {
 // TestNestedNamespace reads a process two pid namespaces deep.
 func TestNestedNamespace(t *testing.T) {
 	bpftest.Require(t)
-	cmd := exec.Command("unshare", "--pid", "--fork", "unshare", "--pid", "--fork", "sleep", "10")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// unshare (PID 1 of a new namespace) runs sleep as PID 1 of a nested one.
+	outer := bpftest.StartInNewPidNS(t, nil, "unshare", "--pid", "--fork", "sleep", "10")
+	sleep := bpftest.WaitChild(t, outer)
+	if pids, err := Descendants(ProcRoot, outer); err != nil || len(pids) != 2 || pids[1] != uint32(sleep) {
+		t.Errorf("Descendants(%d) = %v, %v; want it and %d", outer, pids, err, sleep)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var pids []uint32
-	for deadline := time.Now().Add(5 * time.Second); len(pids) < 3 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		pids, _ = Descendants(ProcRoot, cmd.Process.Pid)
-	}
-	if len(pids) != 3 {
-		t.Fatalf("Descendants = %v, want unshare, unshare and sleep", pids)
-	}
-	sleep := pids[2]
 	var ev events.Event
-	if err := ReadProc(ProcRoot, int(sleep), &ev); err != nil {
+	if err := ReadProc(ProcRoot, sleep, &ev); err != nil {
 		t.Fatal(err)
 	}
 	hostLevels := len(mustNStgid(t, os.Getpid()))
@@ -105,11 +96,11 @@ func TestNestedNamespace(t *testing.T) {
 		t.Errorf("sleep: nspid %v nsppid %v, want two levels deeper, PID 1 with no parent there", ev.NSPid[:ev.Levels], ev.NSPPid[:ev.Levels])
 	}
 	if ev.PidNS[ev.Levels-1] != statIno(t, fmt.Sprintf("/proc/%d/ns/pid", sleep)) ||
-		ev.PidNS[ev.Levels-2] != statIno(t, fmt.Sprintf("/proc/%d/ns/pid", pids[1])) {
+		ev.PidNS[ev.Levels-2] != statIno(t, fmt.Sprintf("/proc/%d/ns/pid", outer)) {
 		t.Errorf("pidns %v does not match the namespaces of sleep and its parent", ev.PidNS[:ev.Levels])
 	}
 	inner := ev.PidNS[ev.Levels-1]
-	if got, err := FindInNS(ProcRoot, inner, 1); err != nil || got != int(sleep) {
+	if got, err := FindInNS(ProcRoot, inner, 1); err != nil || got != sleep {
 		t.Errorf("FindInNS(pid 1 in the inner namespace) = %d, %v; want %d", got, err, sleep)
 	}
 	if _, err := FindInNS(ProcRoot, inner, 2); !errors.Is(err, ErrNoProcess) {

@@ -76,32 +76,49 @@ func forkExit() (int, error) {
 // PidNS is a fresh pid namespace, kept alive by a process waiting in it.
 type PidNS struct {
 	Inode  uint32 // the namespace's inode
-	Holder int    // host PID of the process inside it
+	Holder int    // host PID of the process inside it, PID 1 there
 }
 
-// NewPidNS creates a pid namespace for t, removed at cleanup.
-func NewPidNS(t testing.TB) PidNS {
+// NewPidNS creates a pid namespace for t, removed at cleanup. Extra unshare
+// flags such as "--net" give the holder more namespaces of its own, as a
+// container's init has.
+func NewPidNS(t testing.TB, unshareFlags ...string) PidNS {
 	t.Helper()
-	cmd := exec.Command("unshare", "--pid", "--fork", "sleep", "3600")
+	holder := StartInNewPidNS(t, unshareFlags, "sleep", "3600")
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/pid", holder), &st); err != nil {
+		t.Fatal(err)
+	}
+	return PidNS{Inode: uint32(st.Ino), Holder: holder}
+}
+
+// StartInNewPidNS runs argv as PID 1 of a new pid namespace (created by
+// `unshare --pid --fork` with unshareFlags added), killed at cleanup, and
+// returns its host PID.
+func StartInNewPidNS(t testing.TB, unshareFlags []string, argv ...string) int {
+	t.Helper()
+	args := append(append([]string{"--pid", "--fork", "--kill-child"}, unshareFlags...), argv...)
+	cmd := exec.Command("unshare", args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	children := fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)
+	return WaitChild(t, cmd.Process.Pid)
+}
+
+// WaitChild returns the host PID of pid's first child, waiting for it.
+func WaitChild(t testing.TB, pid int) int {
+	t.Helper()
+	children := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		data, err := os.ReadFile(children)
-		holder, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || holder == 0 {
-			continue
+		first, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+		if child, _ := strconv.Atoi(first); err == nil && child != 0 {
+			return child
 		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/pid", holder), &st); err != nil {
-			t.Fatal(err)
-		}
-		return PidNS{Inode: uint32(st.Ino), Holder: holder}
 	}
-	t.Fatal("the pid namespace's holder did not start")
-	return PidNS{}
+	t.Fatalf("process %d started no child", pid)
+	return 0
 }
 
 // Storm runs mode ("forkexit" or "forkexec") n times in a new process, in
