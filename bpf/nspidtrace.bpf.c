@@ -164,7 +164,8 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	e->ret = 0;
 	e->arg = 0;
 	e->old_tid = 0;
-	e->pad = 0;
+	e->reaper = 0;
+	e->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	__builtin_memset(e->old_ns, 0, sizeof(e->old_ns));
 	__builtin_memset(e->ns, 0, sizeof(e->ns));
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
@@ -276,6 +277,49 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	return 0;
 }
 
+/* The most nested ancestors find_new_reaper() walks, as bounded here. */
+#define MAX_REAPER_WALK 64
+
+/*
+ * Who inherits the children of a process whose last thread is exiting, as
+ * the kernel's find_new_reaper() will decide: the nearest live child
+ * subreaper among the ancestors in the same pid namespace, else that
+ * namespace's init. 0 when the exiting process is that init: the namespace
+ * dies and its processes are killed.
+ */
+static __always_inline __u32 find_reaper(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	struct upid *nums = pid_numbers(pid);
+	__u32 level = pid_level(pid);
+	struct pid_namespace *ns = NULL;
+	struct task_struct *init, *anc;
+	__u32 i;
+
+	bpf_probe_read_kernel(&ns, sizeof(ns), &nums[level].ns);
+	init = BPF_CORE_READ(ns, child_reaper);
+	if (BPF_CORE_READ(init, tgid) == BPF_CORE_READ(task, tgid))
+		return 0;
+
+	if (BPF_CORE_READ_BITFIELD_PROBED(task->signal, has_child_subreaper)) {
+		anc = BPF_CORE_READ(task, real_parent);
+		for (i = 0; i < MAX_REAPER_WALK; i++) {
+			struct signal_struct *sig = BPF_CORE_READ(anc, signal);
+
+			/* Stop at the namespace's border, or at the root. */
+			if (pid_level(BPF_CORE_READ(anc, thread_pid)) != level || BPF_CORE_READ(anc, pid) == 0)
+				break;
+			if (BPF_CORE_READ_BITFIELD_PROBED(sig, is_child_subreaper) &&
+			    BPF_CORE_READ(sig, live.counter) > 0)
+				return BPF_CORE_READ(anc, tgid);
+			if (anc == init)
+				break;
+			anc = BPF_CORE_READ(anc, real_parent);
+		}
+	}
+	return BPF_CORE_READ(init, tgid);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *task)
 {
@@ -306,6 +350,8 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		status = BPF_CORE_READ(task, group_leader, exit_code);
 	}
 	e->exit_status = status;
+	if (group_dead)
+		e->reaper = find_reaper(task);
 	submit(e);
 	return 0;
 }
@@ -371,4 +417,59 @@ SEC("tracepoint/syscalls/sys_exit_unshare")
 int handle_unshare_exit(struct syscall_exit_ctx *ctx)
 {
 	return ns_exit(ctx->ret, NSPT_UNSHARE);
+}
+
+/* Scratch space for the task iterator: a record is too big for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nspt_exec_event);
+} proc_scratch SEC(".maps");
+
+/*
+ * Dump every live process as a proc record: the tree's start and resync.
+ * Sleepable, so that argv can be read from each process's memory.
+ */
+SEC("iter.s/task")
+int dump_task(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct nspt_exec_event *x;
+	unsigned long arg_start, arg_end, len;
+	struct mm_struct *mm;
+	__u32 zero = 0;
+
+	if (!task)
+		return 0;
+	/* One record per process, from its leader; skip dead thread groups. */
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+		return 0;
+
+	x = bpf_map_lookup_elem(&proc_scratch, &zero);
+	if (!x)
+		return 0;
+	fill_event(&x->e, task, NSPT_PROC);
+	x->filename_len = 0;
+	x->args_len = 0;
+
+	/* Copy argv, bounded; kernel threads have none. */
+	mm = BPF_CORE_READ(task, mm);
+	if (mm) {
+		arg_start = BPF_CORE_READ(mm, arg_start);
+		arg_end = BPF_CORE_READ(mm, arg_end);
+		len = arg_end - arg_start;
+		if (len > NSPT_ARGS_LEN) {
+			len = NSPT_ARGS_LEN;
+			x->e.flags |= NSPT_F_ARGS_TRUNCATED;
+		}
+		if (len > 0 && bpf_copy_from_user_task(x->args, len, (void *)arg_start, task, 0) == 0)
+			x->args_len = len;
+	}
+
+	bpf_seq_write(seq, x, sizeof(*x));
+	return 0;
 }

@@ -21,6 +21,8 @@ enum nspt_type {
 	NSPT_EXIT = 3,
 	NSPT_SETNS = 4,
 	NSPT_UNSHARE = 5,
+	/* 6 is user space's "lost" */
+	NSPT_PROC = 7, /* a live process, from the task iterator */
 };
 
 /* Index into nspt_event.ns[]: the order of SPEC.md's `ns` object. */
@@ -61,10 +63,12 @@ struct nspt_event {
 	__u64 arg;         /* setns: nstype; unshare: flags */
 	__u32 old_ns[NSPT_NS_KINDS]; /* setns, unshare: namespaces at syscall entry */
 	__u32 old_tid;     /* exec: thread ID before exec, when a non-leader thread exec'd */
-	__u32 pad;
+	__u32 reaper;      /* exit: host TGID that inherits the children; 0 when the
+			    * pid namespace dies with its init */
+	__u64 start_ns;    /* the process's start, CLOCK_BOOTTIME: tells PID reuse apart */
 };
 
-/* An exec record: the common record followed by filename and argv. */
+/* An exec or proc record: the common record followed by filename and argv. */
 struct nspt_exec_event {
 	struct nspt_event e;
 	__u32 filename_len; /* bytes in filename, without the NUL */

@@ -93,7 +93,10 @@ struct user_namespace {
 	struct ns_common ns;
 };
 
+struct task_struct;
+
 struct pid_namespace {
+	struct task_struct *child_reaper;
 	unsigned int level;
 	struct pid_namespace *parent;
 	struct ns_common ns;
@@ -130,6 +133,8 @@ struct signal_struct {
 	atomic_t live;
 	int group_exit_code;
 	unsigned int flags;
+	unsigned int is_child_subreaper: 1;
+	unsigned int has_child_subreaper: 1;
 };
 
 struct mm_struct {
@@ -149,10 +154,24 @@ struct task_struct {
 	char comm[16];
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
+	__u64 start_boottime;
 };
 
 struct linux_binprm {
 	const char *filename;
+};
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
 };
 
 #pragma clang attribute pop

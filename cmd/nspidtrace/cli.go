@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // errHelp ends a command that printed its help: exit 0.
@@ -18,8 +17,10 @@ var errHelpFlag = flag.ErrHelp
 const usageText = `nspidtrace shows processes at every pid-namespace level, live from the kernel.
 
 Usage:
-  nspidtrace [flags] trace      live NDJSON event feed on stdout until Ctrl-C, SIGTERM or --duration
-  nspidtrace version            print the version
+  nspidtrace [flags] <pid>        the process at every pid-namespace level, host first
+  nspidtrace [flags] tree [<pid>] process tree with the PID at every level (all, or <pid>'s subtree)
+  nspidtrace [flags] trace        live NDJSON event feed on stdout until Ctrl-C, SIGTERM or --duration
+  nspidtrace version              print the version
 
 Flags for every command:
   --pidns REF          look from inside pid namespace REF: only processes inside it, and
@@ -27,6 +28,14 @@ Flags for every command:
                        path such as /proc/N/ns/pid, pid:[INODE], or a bare inode number
   --log-level LEVEL    diagnostics on stderr: trace, debug, info, warn, error (default info)
   --log-format FORMAT  console or json (default console)
+  -o, --output FORMAT  text or json, for <pid> and tree (default text; json prints the
+                       "proc" object of the feed, one per line, parents first)
+
+<pid> is read in the caller's pid namespace (in REF's with --pidns), as the
+kernel would read it: run inside a container, "nspidtrace 52" still shows the
+host's PIDs. tree marks with [pid:[INODE]] where a process's pid namespace
+differs from its parent's; with --pidns, a process whose parent is outside
+REF (a shell from docker exec or nsenter) is a root of its own.
 
 Flags for trace:
   --pid N              N and all its descendants, also those born later
@@ -35,12 +44,16 @@ Flags for trace:
   --events LIST        comma-separated: fork,exec,exit,setns,unshare (default all)
   --threads            also thread creation and exit ("thread": true)
   --duration D         stop after D, such as 30s or 5m (default: until interrupted)
+  --snapshot           first a "proc" line for every live process
 
 Each line of trace is one JSON object: time, type, the process at every level
 (pid, tid, ppid, nspid, pidns, nsppid, comm, ns, uid, gid), then the type's own
 fields. A "lost" line says the kernel dropped events.
 
 Examples:
+  sudo nspidtrace 12573                                   one process at every level
+  sudo nspidtrace --pidns 12573 52                        PID 52 in 12573's pid namespace
+  sudo nspidtrace tree --pidns /proc/12573/ns/pid         a container's processes
   sudo nspidtrace trace                                   everything, as NDJSON
   sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
   sudo nspidtrace trace --pidns $(pidof -s nginx) --duration 1m > nginx.ndjson
@@ -55,12 +68,25 @@ type commonFlags struct {
 	pidns     string
 	logLevel  string
 	logFormat string
+	output    string
 }
 
+// register adds the flags to fs. They may stand before the command and
+// after it, so each flag set starts from what an earlier one parsed.
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.pidns, "pidns", "", "")
-	fs.StringVar(&c.logLevel, "log-level", "info", "")
-	fs.StringVar(&c.logFormat, "log-format", "console", "")
+	fs.StringVar(&c.pidns, "pidns", c.pidns, "")
+	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "")
+	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "")
+	fs.StringVar(&c.output, "o", c.output, "")
+	fs.StringVar(&c.output, "output", c.output, "")
+}
+
+// checkOutput validates -o/--output.
+func (c *commonFlags) checkOutput() error {
+	if c.output != "text" && c.output != "json" {
+		return usagef("bad --output %q (want text or json)", c.output)
+	}
+	return nil
 }
 
 // newFlagSet returns a quiet flag set: errors come back to run, which
@@ -92,7 +118,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // dispatch parses the command line and runs the command it names.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var common commonFlags
+	common := commonFlags{logLevel: "info", logFormat: "console", output: "text"}
 	fs := newFlagSet("nspidtrace")
 	common.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -103,12 +129,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{err.Error()}
 	}
 	if fs.NArg() == 0 {
-		return usagef("no command given (want trace or version)")
+		return usagef("no command given (want a PID, tree, trace or version)")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
 	case "trace":
 		return runTrace(ctx, common, rest, stdout, stderr)
+	case "tree":
+		return runTree(ctx, common, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "nspidtrace %s\n", version)
 		return nil
@@ -116,5 +144,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	return usagef("unknown command %q (want %s)", cmd, strings.Join([]string{"trace", "version"}, " or "))
+	if cmd != "" && cmd[0] >= '0' && cmd[0] <= '9' {
+		return runShow(ctx, common, cmd, rest, stdout, stderr)
+	}
+	return usagef("unknown command %q (want a PID, tree, trace or version)", cmd)
 }

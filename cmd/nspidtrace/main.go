@@ -54,7 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	err := dispatch(ctx, args, stdout, stderr)
-	if err == nil || errors.Is(err, errHelp) {
+	// A reader that went away (`| head`) is a normal end.
+	if err == nil || errors.Is(err, errHelp) || errors.Is(err, syscall.EPIPE) {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "nspidtrace: %v\n", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -21,6 +20,7 @@ type traceFlags struct {
 	events   string
 	threads  bool
 	duration time.Duration
+	snapshot bool
 }
 
 func runTrace(ctx context.Context, common commonFlags, args []string, stdout, stderr io.Writer) error {
@@ -32,16 +32,16 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	fs.StringVar(&tf.events, "events", "", "")
 	fs.BoolVar(&tf.threads, "threads", false, "")
 	fs.DurationVar(&tf.duration, "duration", 0, "")
+	fs.BoolVar(&tf.snapshot, "snapshot", false, "")
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
-		if errors.Is(err, errHelpFlag) {
-			fmt.Fprint(stdout, usageText)
-			return errHelp
-		}
-		return err
+		return helpOr(err, stdout)
 	}
 	if len(positional) > 0 {
 		return usagef("trace takes no arguments, got %q", positional[0])
+	}
+	if common.output != "text" {
+		return usagef("trace always writes NDJSON: --output is for <pid> and tree")
 	}
 	log, err := newLogger(stderr, common.logLevel, common.logFormat)
 	if err != nil {
@@ -98,13 +98,15 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 		filter:  &filter,
 		tracer:  tracer,
 	}
+	if tf.snapshot {
+		// Programs are attached: what changes during the snapshot waits in
+		// the ring buffer and follows it.
+		if err := tracer.Snapshot(feed.handle); err != nil {
+			return err
+		}
+	}
 	log.Info().Msg("tracing started")
 	err = tracer.Run(ctx, feed.handle, feed.idle)
-	if errors.Is(err, syscall.EPIPE) {
-		// The reader went away (`| head`): a normal end.
-		log.Debug().Msg("stdout closed")
-		err = nil
-	}
 	log.Info().Uint64("events", feed.seen).Uint64("written", feed.written).Uint64("lost", feed.lostTotal).
 		Uint64("undecodable", feed.bad).Msg("trace ended")
 	return err

@@ -27,7 +27,9 @@ const (
 	OffArg        = 504
 	OffOldNS      = 512
 	OffOldTID     = OffOldNS + 4*int(NSKinds)
-	RecordSize    = 560
+	OffReaper     = OffOldTID + 4
+	OffStart      = OffReaper + 4
+	RecordSize    = OffStart + 8
 
 	OffFilenameLen = RecordSize
 	OffArgsLen     = RecordSize + 4
@@ -57,7 +59,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		return fmt.Errorf("record of %d bytes is shorter than the %d-byte header", len(raw), RecordSize)
 	}
 	typ := Type(ne.Uint32(raw[OffType:]))
-	if typ < TypeFork || typ > TypeUnshare {
+	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc {
 		return fmt.Errorf("record has unknown type %d", typ)
 	}
 	levels := int(ne.Uint32(raw[OffLevels:]))
@@ -90,12 +92,14 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Ret = int64(ne.Uint64(raw[OffRet:]))
 	ev.NSArg = ne.Uint64(raw[OffArg:])
 	ev.OldTID = ne.Uint32(raw[OffOldTID:])
+	ev.Reaper = ne.Uint32(raw[OffReaper:])
+	ev.StartBoot = ne.Uint64(raw[OffStart:])
 	ev.Count = 0
 	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, false
 
-	if typ == TypeExec {
+	if typ == TypeExec || typ == TypeProc {
 		if len(raw) < ExecRecordSize {
-			return fmt.Errorf("exec record of %d bytes is shorter than %d", len(raw), ExecRecordSize)
+			return fmt.Errorf("%s record of %d bytes is shorter than %d", typ, len(raw), ExecRecordSize)
 		}
 		fl := min(int(ne.Uint32(raw[OffFilenameLen:])), FilenameLen)
 		al := min(int(ne.Uint32(raw[OffArgsLen:])), ArgsLen)

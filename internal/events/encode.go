@@ -68,6 +68,10 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 		buf = strconv.AppendInt(buf, int64(ev.Signal()), 10)
 		buf = append(buf, `,"core_dumped":`...)
 		buf = strconv.AppendBool(buf, ev.CoreDumped())
+		if !ev.Thread {
+			buf = append(buf, `,"reaper":`...)
+			buf = strconv.AppendUint(buf, uint64(ev.Reaper), 10)
+		}
 	case TypeSetns, TypeUnshare:
 		if ev.Type == TypeSetns {
 			buf = append(buf, `,"nstype":`...)

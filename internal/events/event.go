@@ -153,8 +153,15 @@ type Event struct {
 	ArgsTruncated bool
 	OldTID        uint32 // exec by a non-leader thread: its TID before exec
 
-	// Exit: the wait(2) status.
+	// Exit: the wait(2) status, and the host TGID that inherits the
+	// process's children (0: its pid namespace dies with it).
 	ExitStatus uint32
+	Reaper     uint32
+
+	// StartBoot is when the process started, in CLOCK_BOOTTIME
+	// nanoseconds (0 when unknown): with PID it names one process across
+	// PID reuse.
+	StartBoot uint64
 
 	// Setns and unshare: the call's argument (nstype or flags), its return
 	// value, and the namespaces before the call (NS holds them after).

@@ -18,7 +18,7 @@ type rawRecord struct {
 	exitStatus                           uint32
 	ret                                  int64
 	arg                                  uint64
-	oldTID                               uint32
+	oldTID, reaper                       uint32
 	filename                             string
 	args                                 string
 }
@@ -53,6 +53,7 @@ func (r rawRecord) bytes() []byte {
 	binary.NativeEndian.PutUint64(b[OffRet:], uint64(r.ret))
 	binary.NativeEndian.PutUint64(b[OffArg:], r.arg)
 	put(b[OffOldTID:], r.oldTID)
+	put(b[OffReaper:], r.reaper)
 	if Type(r.typ) == TypeExec {
 		put(b[OffFilenameLen:], uint32(len(r.filename)))
 		put(b[OffArgsLen:], uint32(len(r.args)))
@@ -103,18 +104,18 @@ func TestDecodeAndEncode(t *testing.T) {
 			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"worker",` + hostNSJSON + `,"uid":0,"gid":0,"thread":true}`,
 	}, {
 		name: "exit with a code",
-		rec: rawRecord{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 7 << 8,
+		rec: rawRecord{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 7 << 8, reaper: 1,
 			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "sh"},
 		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exit","pid":10,"tid":10,"ppid":1,` +
 			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"sh",` + hostNSJSON + `,"uid":0,"gid":0,` +
-			`"exit_code":7,"signal":0,"core_dumped":false}`,
+			`"exit_code":7,"signal":0,"core_dumped":false,"reaper":1}`,
 	}, {
 		name: "exit by SIGSEGV with a core dump",
-		rec: rawRecord{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 11 | 0x80,
+		rec: rawRecord{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 11 | 0x80, reaper: 1,
 			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "crash"},
 		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exit","pid":10,"tid":10,"ppid":1,` +
 			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"crash",` + hostNSJSON + `,"uid":0,"gid":0,` +
-			`"exit_code":0,"signal":11,"core_dumped":true}`,
+			`"exit_code":0,"signal":11,"core_dumped":true,"reaper":1}`,
 	}, {
 		name: "setns into a network namespace",
 		rec: rawRecord{typ: 4, pid: 10, tid: 10, ppid: 1, ktime: 1e9, arg: 0x40000000, ret: 0,

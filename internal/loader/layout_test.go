@@ -38,6 +38,8 @@ func TestRecordLayout(t *testing.T) {
 		{"arg", unsafe.Offsetof(e.Arg), events.OffArg},
 		{"old_ns", unsafe.Offsetof(e.OldNs), events.OffOldNS},
 		{"old_tid", unsafe.Offsetof(e.OldTid), events.OffOldTID},
+		{"reaper", unsafe.Offsetof(e.Reaper), events.OffReaper},
+		{"start_ns", unsafe.Offsetof(e.StartNs), events.OffStart},
 		{"sizeof(nspt_event)", unsafe.Sizeof(e), events.RecordSize},
 		{"filename_len", unsafe.Offsetof(x.FilenameLen), events.OffFilenameLen},
 		{"args_len", unsafe.Offsetof(x.ArgsLen), events.OffArgsLen},
@@ -80,6 +82,7 @@ func TestSpec(t *testing.T) {
 		"handle_setns_exit":    {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_setns"},
 		"handle_unshare_enter": {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_unshare"},
 		"handle_unshare_exit":  {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_unshare"},
+		"dump_task":            {ebpf.Tracing, ebpf.AttachTraceIter, "iter.s/task"},
 	}
 	if len(spec.Programs) != len(want) {
 		t.Errorf("object has %d programs, want %d", len(spec.Programs), len(want))
@@ -94,7 +97,7 @@ func TestSpec(t *testing.T) {
 			t.Errorf("%s: type %s attach %s section %q, want %s %s %q", name, p.Type, p.AttachType, p.SectionName, w.typ, w.attachType, w.section)
 		}
 	}
-	maps := map[string]ebpf.MapType{"events": ebpf.RingBuf, "lost": ebpf.PerCPUArray, "ns_at_entry": ebpf.LRUHash}
+	maps := map[string]ebpf.MapType{"events": ebpf.RingBuf, "lost": ebpf.PerCPUArray, "ns_at_entry": ebpf.LRUHash, "proc_scratch": ebpf.PerCPUArray}
 	for name, typ := range maps {
 		if m := spec.Maps[name]; m == nil || m.Type != typ {
 			t.Errorf("map %s: %v, want type %s", name, m, typ)

@@ -52,14 +52,8 @@ func Open(opts Options) (t *Tracer, err error) {
 	if err := checkRingBytes(opts.RingBytes); err != nil {
 		return nil, err
 	}
-	if err := checkBTF(); err != nil {
+	if err := checkPrivileges(); err != nil {
 		return nil, err
-	}
-	if os.Geteuid() != 0 && !hasBPFCapabilities() {
-		return nil, errors.New("tracing needs root or the CAP_BPF and CAP_PERFMON capabilities (try sudo)")
-	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raise the memlock limit for BPF maps: %w", err)
 	}
 	if err := ensureTracefs(opts.Logger); err != nil {
 		return nil, err
@@ -181,6 +175,24 @@ func checkRingBytes(n int) error {
 	page := os.Getpagesize()
 	if n < page || n&(n-1) != 0 {
 		return fmt.Errorf("ring buffer size %d is not a power of two of at least %d bytes", n, page)
+	}
+	return nil
+}
+
+// ErrNoPrivileges is returned when the caller may not load BPF programs.
+var ErrNoPrivileges = errors.New("loading BPF programs needs root or the CAP_BPF and CAP_PERFMON capabilities (try sudo)")
+
+// checkPrivileges checks what every BPF load needs: BTF, the privileges,
+// and on old kernels a memlock limit high enough for the maps.
+func checkPrivileges() error {
+	if err := checkBTF(); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 && !hasBPFCapabilities() {
+		return ErrNoPrivileges
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("raise the memlock limit for BPF maps: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
 func TestMain(m *testing.M) {
@@ -155,3 +156,6 @@ func BenchmarkForkExitStorm(b *testing.B) {
 		})
 	}
 }
+
+// The live tree reads from a Tracer.
+var _ pidmap.Source = (*Tracer)(nil)

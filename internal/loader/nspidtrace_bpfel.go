@@ -42,7 +42,8 @@ type nspidtraceNsptEvent struct {
 	Arg        uint64
 	OldNs      [10]uint32
 	OldTid     uint32
-	Pad        uint32
+	Reaper     uint32
+	StartNs    uint64
 }
 
 type nspidtraceNsptExecEvent struct {
@@ -61,6 +62,8 @@ const (
 	nspidtraceMapEvents              = "events"
 	nspidtraceMapLost                = "lost"
 	nspidtraceMapNsAtEntry           = "ns_at_entry"
+	nspidtraceMapProcScratch         = "proc_scratch"
+	nspidtraceProgDumpTask           = "dump_task"
 	nspidtraceProgHandleExec         = "handle_exec"
 	nspidtraceProgHandleExit         = "handle_exit"
 	nspidtraceProgHandleFork         = "handle_fork"
@@ -117,6 +120,7 @@ type nspidtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceProgramSpecs struct {
+	DumpTask           *ebpf.ProgramSpec `ebpf:"dump_task"`
 	HandleExec         *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExit         *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork         *ebpf.ProgramSpec `ebpf:"handle_fork"`
@@ -130,9 +134,10 @@ type nspidtraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Lost      *ebpf.MapSpec `ebpf:"lost"`
-	NsAtEntry *ebpf.MapSpec `ebpf:"ns_at_entry"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	NsAtEntry   *ebpf.MapSpec `ebpf:"ns_at_entry"`
+	ProcScratch *ebpf.MapSpec `ebpf:"proc_scratch"`
 }
 
 // nspidtraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -166,9 +171,10 @@ func (o *nspidtraceObjects) Close() error {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Lost      *ebpf.Map `ebpf:"lost"`
-	NsAtEntry *ebpf.Map `ebpf:"ns_at_entry"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	NsAtEntry   *ebpf.Map `ebpf:"ns_at_entry"`
+	ProcScratch *ebpf.Map `ebpf:"proc_scratch"`
 }
 
 func (m *nspidtraceMaps) Close() error {
@@ -176,6 +182,7 @@ func (m *nspidtraceMaps) Close() error {
 		m.Events,
 		m.Lost,
 		m.NsAtEntry,
+		m.ProcScratch,
 	)
 }
 
@@ -194,6 +201,7 @@ type nspidtraceVariables struct {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtracePrograms struct {
+	DumpTask           *ebpf.Program `ebpf:"dump_task"`
 	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
 	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
@@ -205,6 +213,7 @@ type nspidtracePrograms struct {
 
 func (p *nspidtracePrograms) Close() error {
 	return _NspidtraceClose(
+		p.DumpTask,
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,

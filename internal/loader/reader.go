@@ -15,15 +15,13 @@ import (
 // system: the BPF side wakes the reader only in batches.
 const PollInterval = 50 * time.Millisecond
 
-// Handler receives each raw record. The slice is reused after it returns.
-type Handler func(raw []byte) error
-
-// Run reads records until ctx is done, calling handle for each and idle
+// Run reads records until ctx is done, calling handle for each (the slice
+// is reused after it returns) and idle
 // whenever the ring buffer has been drained (at least every PollInterval).
 // When ctx is done it detaches the programs, hands over every record still in
 // the ring buffer, calls idle once more and returns nil. An error from handle
 // or idle ends it too, and is returned.
-func (t *Tracer) Run(ctx context.Context, handle Handler, idle func() error) error {
+func (t *Tracer) Run(ctx context.Context, handle func(raw []byte) error, idle func() error) error {
 	var rec ringbuf.Record
 	stopping := false
 	t.reader.SetDeadline(time.Now().Add(PollInterval))

@@ -83,6 +83,7 @@ func ReadProc(root string, pid int, ev *events.Event) error {
 type procStatus struct {
 	ppid, uid, gid uint32
 	nstgid         []uint32
+	zombie         bool
 }
 
 // readStatus reads the fields nspidtrace needs from dir/status.
@@ -104,6 +105,8 @@ func readStatus(dir string) (procStatus, error) {
 		}
 		fields := strings.Fields(string(value))
 		switch string(key) {
+		case "State":
+			st.zombie = len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
 		case "PPid":
 			st.ppid = parseUint32(fields, 0)
 		case "Uid":
@@ -122,8 +125,8 @@ func readStatus(dir string) (procStatus, error) {
 		}
 		return st, fmt.Errorf("read %s/status: %w", dir, err)
 	}
-	if st.nstgid == nil {
-		return st, ErrNoProcess // exited between open and read
+	if st.nstgid == nil || st.zombie {
+		return st, ErrNoProcess // exited: a zombie only waits to be reaped
 	}
 	return st, nil
 }
@@ -193,4 +196,27 @@ func ListPIDs(root string) ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// FromProc builds a tree from procfs at root: the fallback without BPF.
+// Levels are those the procfs mount's pid namespace can see; level 0 is
+// that namespace, which is the host only when run there.
+func FromProc(root string) (*Tree, error) {
+	pids, err := ListPIDs(root)
+	if err != nil {
+		return nil, err
+	}
+	tree := NewTree(0)
+	var ev events.Event
+	for _, pid := range pids {
+		switch err := ReadProc(root, pid, &ev); {
+		case errors.Is(err, ErrNoProcess):
+			continue // exited meanwhile
+		case err != nil:
+			return nil, err
+		}
+		tree.Apply(&ev)
+	}
+	tree.Relink()
+	return tree, nil
 }

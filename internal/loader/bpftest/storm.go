@@ -21,6 +21,8 @@ const helperEnv = "NSPIDTRACE_STORM"
 // "forkexit N": N processes that exit at once, without exec: the fastest
 // way this machine makes events. "forkexec N": N runs of /bin/true.
 // Either prints its rate, processes per second, on stdout.
+// "subreaper N": become a child subreaper, start a grandchild that sleeps N
+// seconds and orphan it, then wait N seconds: the grandchild is ours.
 func RunHelperIfAsked() {
 	mode, arg, ok := strings.Cut(os.Getenv(helperEnv), " ")
 	if !ok {
@@ -30,6 +32,16 @@ func RunHelperIfAsked() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storm:", err)
 		os.Exit(2)
+	}
+	if mode == "subreaper" {
+		const prSetChildSubreaper = 36
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+			fmt.Fprintln(os.Stderr, "prctl:", errno)
+			os.Exit(1)
+		}
+		exec.Command("sh", "-c", fmt.Sprintf("sleep %d & exit 0", n)).Run()
+		time.Sleep(time.Duration(n) * time.Second)
+		os.Exit(0)
 	}
 	start := time.Now()
 	for range n {
@@ -119,6 +131,13 @@ func WaitChild(t testing.TB, pid int) int {
 	}
 	t.Fatalf("process %d started no child", pid)
 	return 0
+}
+
+// Helper returns a command that runs the helper mode with argument n.
+func Helper(mode string, n int) *exec.Cmd {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", helperEnv, mode, n))
+	return cmd
 }
 
 // Storm runs mode ("forkexit" or "forkexec") n times in a new process, in

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+)
+
+// snapshotTree builds the process tree from the kernel's task iterator or,
+// without the privileges for BPF, from /proc (saying so on stderr).
+func snapshotTree(log zerolog.Logger) (*pidmap.Tree, error) {
+	boot, err := loader.BootToUnix()
+	if err != nil {
+		return nil, err
+	}
+	dec := events.Decoder{BootToUnix: boot}
+	tree := pidmap.NewTree(0)
+	var ev events.Event
+	err = loader.ReadSnapshot(func(raw []byte) error {
+		if err := dec.Decode(raw, &ev); err != nil {
+			return err
+		}
+		tree.Apply(&ev)
+		return nil
+	})
+	if errors.Is(err, loader.ErrNoPrivileges) {
+		log.Warn().Msg("no privileges for BPF: answering from /proc, with only the pid-namespace levels visible from here (run as root for every level)")
+		return pidmap.FromProc(pidmap.ProcRoot)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tree.Relink()
+	return tree, nil
+}
+
+// viewNamespace returns the pid namespace PIDs are read in: REF's, or the
+// caller's own.
+func viewNamespace(tree *pidmap.Tree, ref uint32) (*pidmap.PidNS, error) {
+	inode := ref
+	if inode == 0 {
+		own, err := pidmap.OwnPidNS(pidmap.ProcRoot)
+		if err != nil {
+			return nil, fmt.Errorf("read the caller's pid namespace: %w", err)
+		}
+		inode = own
+	}
+	ns := tree.Namespace(inode)
+	if ns == nil {
+		return nil, notFoundError{fmt.Errorf("no live process is in pid namespace pid:[%d]", inode)}
+	}
+	return ns, nil
+}
+
+// findProc returns the live process that is pid in ns, or a not-found error
+// that names the last holder when the tree remembers one.
+func findProc(tree *pidmap.Tree, ns *pidmap.PidNS, pid uint32) (*pidmap.Proc, error) {
+	if p := ns.Lookup(pid); p != nil {
+		return p, nil
+	}
+	if h := tree.LastHolderIn(ns, pid); h != nil {
+		return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]: it was %s (host PID %d), which exited at %s",
+			pid, ns.Inode, h.CommString(), h.PID, formatTime(h.ExitTime))}
+	}
+	return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]", pid, ns.Inode)}
+}
+
+func runShow(ctx context.Context, common commonFlags, pidArg string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("nspidtrace")
+	common.register(fs)
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return helpOr(err, stdout)
+	}
+	if len(positional) > 0 {
+		return usagef("one PID at a time, got also %q", positional[0])
+	}
+	if err := common.checkOutput(); err != nil {
+		return err
+	}
+	pid, err := parsePID("PID", pidArg)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, common.logLevel, common.logFormat)
+	if err != nil {
+		return err
+	}
+	ref, err := resolvePidNS(common.pidns)
+	if err != nil {
+		return err
+	}
+	tree, err := snapshotTree(log)
+	if err != nil {
+		return err
+	}
+	ns, err := viewNamespace(tree, ref)
+	if err != nil {
+		return err
+	}
+	p, err := findProc(tree, ns, pid)
+	if err != nil {
+		return err
+	}
+
+	w := bufio.NewWriter(stdout)
+	if common.output == "json" {
+		var ev events.Event
+		p.Fill(&ev)
+		w.Write(events.AppendJSON(nil, &ev))
+		return w.Flush()
+	}
+	fmt.Fprintf(w, "%s  %s\n", p.CommString(), strings.Join(argv(p), " "))
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
+	for i := ns.Level; i < p.Levels(); i++ {
+		ppid := "-"
+		if parent := p.Parent(); parent != nil && i < parent.Levels() {
+			ppid = fmt.Sprint(parent.NSPid(i))
+		} else if i == 0 && p.PPID != 0 {
+			ppid = fmt.Sprint(p.PPID)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\tpid:[%d]\n", i, p.NSPid(i), ppid, p.PidNS(i).Inode)
+	}
+	tw.Flush()
+	return w.Flush()
+}
+
+// argv splits a process's NUL-separated arguments.
+func argv(p *pidmap.Proc) []string {
+	return strings.Split(strings.TrimSuffix(p.Args, "\x00"), "\x00")
+}
+
+func helpOr(err error, stdout io.Writer) error {
+	if errors.Is(err, errHelpFlag) {
+		fmt.Fprint(stdout, usageText)
+		return errHelp
+	}
+	return err
+}

@@ -1,0 +1,72 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// Snapshot runs the task iterator: handle receives one proc record (decode
+// with events.Decoder) for every live process the caller's pid namespace
+// can see, each with its PIDs at every level, host included.
+func (t *Tracer) Snapshot(handle func(raw []byte) error) error {
+	return iterate(t.objs.DumpTask, handle)
+}
+
+// iterObjects is the task iterator alone, for one-shot questions that need
+// no tracing.
+type iterObjects struct {
+	DumpTask    *ebpf.Program `ebpf:"dump_task"`
+	ProcScratch *ebpf.Map     `ebpf:"proc_scratch"`
+}
+
+// ReadSnapshot loads only the task iterator, runs it once as Snapshot does
+// and unloads it.
+func ReadSnapshot(handle func(raw []byte) error) error {
+	if err := checkPrivileges(); err != nil {
+		return err
+	}
+	spec, err := loadNspidtrace()
+	if err != nil {
+		return fmt.Errorf("parse the embedded BPF object: %w", err)
+	}
+	var objs iterObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return explainLoadError(err)
+	}
+	defer objs.ProcScratch.Close()
+	defer objs.DumpTask.Close()
+	return iterate(objs.DumpTask, handle)
+}
+
+func iterate(prog *ebpf.Program, handle func(raw []byte) error) error {
+	it, err := link.AttachIter(link.IterOptions{Program: prog})
+	if err != nil {
+		return fmt.Errorf("attach the task iterator: %w", err)
+	}
+	defer it.Close()
+	rd, err := it.Open()
+	if err != nil {
+		return fmt.Errorf("run the task iterator: %w", err)
+	}
+	defer rd.Close()
+	// The iterator writes whole records; a read returns as many as fit.
+	buf := make([]byte, events.ExecRecordSize)
+	for {
+		_, err := io.ReadFull(rd, buf)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read the task iterator: %w", err)
+		}
+		if err := handle(buf); err != nil {
+			return err
+		}
+	}
+}

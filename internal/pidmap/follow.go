@@ -1,0 +1,118 @@
+package pidmap
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// Source is where a live tree comes from: internal/loader's Tracer, whose
+// programs are attached before Snapshot runs, so no process born meanwhile
+// is missed.
+type Source interface {
+	// Snapshot hands over one proc record per live process.
+	Snapshot(handle func(raw []byte) error) error
+	// Run hands over event records until ctx is done, and calls idle
+	// whenever it has drained what the kernel produced.
+	Run(ctx context.Context, handle func(raw []byte) error, idle func() error) error
+	// Lost counts the records the kernel dropped.
+	Lost() (uint64, error)
+}
+
+// Follower keeps a Tree true from a Source: a snapshot first, then every
+// event in order, and a new snapshot whenever the kernel lost events.
+type Follower struct {
+	Tree    *Tree
+	Decoder events.Decoder
+	// OnEvent, when set, sees each event once the tree has applied it, and
+	// the proc records of the first snapshot; a lost event is passed on too.
+	OnEvent func(ev *events.Event) error
+	// OnIdle, when set, runs whenever the source is drained.
+	OnIdle func() error
+
+	src     Source
+	ev      events.Event
+	lost    uint64
+	resyncs int
+	initial bool
+}
+
+// NewFollower returns a follower of src into tree.
+func NewFollower(src Source, tree *Tree, dec events.Decoder) *Follower {
+	return &Follower{Tree: tree, Decoder: dec, src: src}
+}
+
+// Start builds the tree from a snapshot. Events the kernel produced since
+// the programs were attached wait in the source and are applied by Run.
+func (f *Follower) Start() error {
+	f.initial = true
+	defer func() { f.initial = false }()
+	return f.snapshot()
+}
+
+// snapshot applies a snapshot; processes the tree has but the snapshot
+// lacks exited while events were lost.
+func (f *Follower) snapshot() error {
+	now := f.Decoder.BootToUnix
+	gen := f.Tree.beginResync()
+	err := f.src.Snapshot(func(raw []byte) error {
+		if err := f.Decoder.Decode(raw, &f.ev); err != nil {
+			return fmt.Errorf("decode a snapshot record: %w", err)
+		}
+		now = f.ev.Time
+		f.Tree.Apply(&f.ev)
+		if f.initial && f.OnEvent != nil {
+			return f.OnEvent(&f.ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	f.Tree.endResync(gen, now)
+	return nil
+}
+
+// Run applies events until ctx is done.
+func (f *Follower) Run(ctx context.Context) error {
+	return f.src.Run(ctx, f.handle, f.idle)
+}
+
+// Resyncs reports how many times the tree was rebuilt after a loss.
+func (f *Follower) Resyncs() int { return f.resyncs }
+
+func (f *Follower) handle(raw []byte) error {
+	if err := f.Decoder.Decode(raw, &f.ev); err != nil {
+		return nil // not a record this version knows; counted by the source's reader
+	}
+	f.Tree.Apply(&f.ev)
+	if f.OnEvent != nil {
+		return f.OnEvent(&f.ev)
+	}
+	return nil
+}
+
+func (f *Follower) idle() error {
+	lost, err := f.src.Lost()
+	if err != nil {
+		return err
+	}
+	if lost > f.lost {
+		ev := events.Event{Type: events.TypeLost, Count: lost - f.lost}
+		f.lost = lost
+		if err := f.snapshot(); err != nil {
+			return fmt.Errorf("resync the tree after lost events: %w", err)
+		}
+		f.resyncs++
+		if f.OnEvent != nil {
+			if err := f.OnEvent(&ev); err != nil {
+				return err
+			}
+		}
+	}
+	if f.OnIdle != nil {
+		return f.OnIdle()
+	}
+	return nil
+}

@@ -1,0 +1,418 @@
+package pidmap
+
+import (
+	"slices"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// DefaultExitedKept is how many exited processes a Tree remembers for
+// look-back questions ("who held PID 52?").
+const DefaultExitedKept = 4096
+
+// Tree is the multi-level process tree: for every live process its PID at
+// every pid-namespace level, its parent and its namespaces, kept true by
+// applying the kernel's events in order. It is not safe for concurrent use.
+type Tree struct {
+	procs      map[uint32]*Proc  // live processes by host TGID
+	namespaces map[uint32]*PidNS // pid namespaces by inode
+	nssets     map[NSSet]*NSSet  // interned namespace sets: most processes share one
+
+	exited     []*Proc // ring of recently exited processes, at most keep
+	next       int     // where the next exited process goes in the ring
+	keep       int
+	lastHolder map[uint32]*Proc // host TGID -> its last exited holder, while kept
+
+	gen uint32 // the current resync generation: see beginResync
+}
+
+// NSSet holds the inode of each namespace kind, indexed by events.NSKind.
+type NSSet [events.NSKinds]uint32
+
+// PidNS is one pid namespace.
+type PidNS struct {
+	Inode  uint32
+	Level  int    // 0 for the host's
+	Parent *PidNS // nil at level 0
+	// Init is the namespace's PID 1 while it lives.
+	Init *Proc
+
+	members map[uint32]*Proc // live processes by their PID in this namespace
+}
+
+// Proc is one process (thread group).
+type Proc struct {
+	PID  uint32 // host TGID
+	PPID uint32 // host TGID of the parent, also when the parent is not in the tree
+
+	nspid  []uint32 // TGID at each level, host first
+	ns     *PidNS   // the deepest: its chain of parents names every level's namespace
+	nsset  *NSSet
+	parent *Proc
+	// Children as an intrusive list, so that reparenting costs no allocation.
+	child, prev, next *Proc
+
+	Comm     [events.CommLen]byte
+	CommLen  uint8
+	Args     string // NUL-separated argv, bounded
+	UID, GID uint32
+	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when unknown).
+	Start uint64
+
+	Exited     bool
+	ExitTime   int64 // Unix ns
+	ExitStatus uint32
+
+	seen uint32 // the last resync generation that saw it
+}
+
+// NewTree returns an empty tree that remembers keep exited processes.
+func NewTree(keep int) *Tree {
+	return &Tree{
+		procs:      make(map[uint32]*Proc),
+		namespaces: make(map[uint32]*PidNS),
+		nssets:     make(map[NSSet]*NSSet),
+		keep:       keep,
+		lastHolder: make(map[uint32]*Proc),
+	}
+}
+
+// Apply updates the tree with one event. Events must come in the kernel's
+// order; a snapshot (TypeProc) may overlap events already applied, and
+// events may repeat what a snapshot said: Apply is idempotent for both.
+func (t *Tree) Apply(ev *events.Event) {
+	switch ev.Type {
+	case events.TypeFork:
+		if !ev.Thread {
+			t.upsert(ev)
+		}
+	case events.TypeProc, events.TypeExec:
+		p := t.upsert(ev)
+		p.Args = string(ev.Args[:ev.ArgsLen])
+	case events.TypeExit:
+		if !ev.Thread {
+			t.exit(ev)
+		}
+	case events.TypeSetns, events.TypeUnshare:
+		// /proc/PID/ns shows the leader's: a non-leader thread's change
+		// is its own.
+		if p := t.procs[ev.PID]; p != nil && ev.TID == ev.PID && ev.Ret == 0 {
+			p.nsset = t.intern(ev.NS)
+		}
+	}
+}
+
+// sameProcess reports whether ev is about p and not about a later holder
+// of the same PID.
+func sameProcess(p *Proc, ev *events.Event) bool {
+	return p.Start == 0 || ev.StartBoot == 0 || p.Start == ev.StartBoot
+}
+
+// upsert makes the tree's entry for ev's subject match the event.
+func (t *Tree) upsert(ev *events.Event) *Proc {
+	p := t.procs[ev.PID]
+	if p != nil && !sameProcess(p, ev) {
+		// The PID was reused and we missed the old holder's exit.
+		t.retire(p, ev.Time, 0, p.PPID)
+		p = nil
+	}
+	ppid := ev.PPID
+	if p == nil {
+		p = &Proc{PID: ev.PID}
+		t.procs[ev.PID] = p
+	} else if ppid != p.PPID && t.procs[ppid] == nil && t.lastHolder[ppid] != nil {
+		// The event names a parent the tree saw exit: it read real_parent
+		// on another CPU after the exit event but before the kernel
+		// reparented the children. The exit's reaper is the truth.
+		ppid = p.PPID
+	}
+	t.setLevels(p, ev)
+	t.setParent(p, ppid)
+	p.nsset = t.intern(ev.NS)
+	p.seen = t.gen
+	p.Comm, p.CommLen = ev.Comm, ev.CommLen
+	p.UID, p.GID = ev.UID, ev.GID
+	if ev.StartBoot != 0 {
+		p.Start = ev.StartBoot
+	}
+	return p
+}
+
+// setLevels records p's PID at each level and registers it in each level's
+// namespace index.
+func (t *Tree) setLevels(p *Proc, ev *events.Event) {
+	if len(p.nspid) == ev.Levels && p.ns != nil && p.ns.Inode == ev.PidNS[ev.Levels-1] &&
+		slices.Equal(p.nspid, ev.NSPid[:ev.Levels]) {
+		return // unchanged, as for every exec
+	}
+	t.unregister(p)
+	var ns *PidNS
+	for i := 0; i < ev.Levels; i++ {
+		ns = t.namespace(ev.PidNS[i], i, ns)
+	}
+	p.ns = ns
+	p.nspid = slices.Clone(ev.NSPid[:ev.Levels])
+	for i, ns := len(p.nspid)-1, p.ns; ns != nil && i >= 0; i, ns = i-1, ns.Parent {
+		ns.members[p.nspid[i]] = p
+	}
+	if p.nspid[len(p.nspid)-1] == 1 {
+		p.ns.Init = p
+	}
+}
+
+// unregister removes p from the namespace index.
+func (t *Tree) unregister(p *Proc) {
+	for i, ns := len(p.nspid)-1, p.ns; ns != nil && i >= 0; i, ns = i-1, ns.Parent {
+		if ns.members[p.nspid[i]] == p {
+			delete(ns.members, p.nspid[i])
+		}
+		if ns.Init == p {
+			ns.Init = nil
+		}
+	}
+}
+
+// namespace returns the pid namespace with inode at level, creating it as a
+// child of parent. The kernel reuses a dead namespace's inode number: one
+// known at another place in the hierarchy is a new namespace.
+func (t *Tree) namespace(inode uint32, level int, parent *PidNS) *PidNS {
+	ns := t.namespaces[inode]
+	if ns == nil || ns.Level != level || ns.Parent != parent {
+		ns = &PidNS{Inode: inode, Level: level, Parent: parent, members: make(map[uint32]*Proc)}
+		t.namespaces[inode] = ns
+	}
+	return ns
+}
+
+func (t *Tree) intern(set NSSet) *NSSet {
+	if s, ok := t.nssets[set]; ok {
+		return s
+	}
+	s := &set
+	t.nssets[set] = s
+	return s
+}
+
+// setParent links p under the process ppid (when the tree has it).
+func (t *Tree) setParent(p *Proc, ppid uint32) {
+	parent := t.procs[ppid]
+	if p.parent == parent && p.PPID == ppid {
+		return
+	}
+	p.unlink()
+	p.PPID = ppid
+	if parent != nil {
+		p.parent = parent
+		p.next = parent.child
+		if parent.child != nil {
+			parent.child.prev = p
+		}
+		parent.child = p
+	}
+}
+
+// unlink takes p out of its parent's children.
+func (p *Proc) unlink() {
+	if p.parent == nil {
+		return
+	}
+	if p.prev != nil {
+		p.prev.next = p.next
+	} else {
+		p.parent.child = p.next
+	}
+	if p.next != nil {
+		p.next.prev = p.prev
+	}
+	p.parent, p.prev, p.next = nil, nil, nil
+}
+
+// exit marks ev's subject exited and hands its children to the reaper the
+// kernel chose.
+func (t *Tree) exit(ev *events.Event) {
+	p := t.procs[ev.PID]
+	if p == nil || !sameProcess(p, ev) {
+		return
+	}
+	t.retire(p, ev.Time, ev.ExitStatus, ev.Reaper)
+}
+
+// retire moves p from the live processes to the exited ones. Its children
+// go to reaper; with reaper 0 (p was its namespace's init) they stay under
+// p until the kernel's kill of the namespace reaches them.
+func (t *Tree) retire(p *Proc, when int64, status, reaper uint32) {
+	if reaper != 0 {
+		for c := p.child; c != nil; {
+			next := c.next
+			t.setParent(c, reaper)
+			c = next
+		}
+	}
+	t.unregister(p)
+	delete(t.procs, p.PID)
+	p.unlink()
+	p.Exited, p.ExitTime, p.ExitStatus = true, when, status
+	if t.keep <= 0 {
+		return
+	}
+	if len(t.exited) < t.keep {
+		t.exited = append(t.exited, p)
+	} else {
+		old := t.exited[t.next]
+		if t.lastHolder[old.PID] == old {
+			delete(t.lastHolder, old.PID)
+		}
+		t.exited[t.next] = p
+		t.next = (t.next + 1) % t.keep
+	}
+	t.lastHolder[p.PID] = p
+}
+
+// Len returns how many live processes the tree holds.
+func (t *Tree) Len() int { return len(t.procs) }
+
+// Get returns the live process with host TGID pid, or nil.
+func (t *Tree) Get(pid uint32) *Proc { return t.procs[pid] }
+
+// Namespace returns the pid namespace with that inode, or nil.
+func (t *Tree) Namespace(inode uint32) *PidNS { return t.namespaces[inode] }
+
+// Lookup returns the live process whose PID in namespace ns is nr, or nil.
+func (ns *PidNS) Lookup(nr uint32) *Proc { return ns.members[nr] }
+
+// Len returns how many live processes are in ns or below it.
+func (ns *PidNS) Len() int { return len(ns.members) }
+
+// LastHolder returns the most recent exited process that had host TGID pid,
+// or nil.
+func (t *Tree) LastHolder(pid uint32) *Proc { return t.lastHolder[pid] }
+
+// LastHolderIn returns the most recent exited process that was nr in pid
+// namespace ns, or nil.
+func (t *Tree) LastHolderIn(ns *PidNS, nr uint32) *Proc {
+	for i := range t.exited {
+		// Newest first: the ring's newest entry is just before next.
+		p := t.exited[(t.next-1-i+2*len(t.exited))%len(t.exited)]
+		if lvl := p.LevelOf(ns); lvl >= 0 && p.nspid[lvl] == nr {
+			return p
+		}
+	}
+	return nil
+}
+
+// Levels returns how many pid-namespace levels p has.
+func (p *Proc) Levels() int { return len(p.nspid) }
+
+// NSPid returns p's PID at level i (0: the host).
+func (p *Proc) NSPid(i int) uint32 { return p.nspid[i] }
+
+// PidNS returns p's pid namespace at level i.
+func (p *Proc) PidNS(i int) *PidNS {
+	ns := p.ns
+	for ns != nil && ns.Level > i {
+		ns = ns.Parent
+	}
+	return ns
+}
+
+// LevelOf returns the level at which p is in namespace ns, or -1 when p is
+// not inside ns.
+func (p *Proc) LevelOf(ns *PidNS) int {
+	if ns == nil || ns.Level >= len(p.nspid) || p.PidNS(ns.Level) != ns {
+		return -1
+	}
+	return ns.Level
+}
+
+// NS returns p's own pid namespace.
+func (p *Proc) NS() *PidNS { return p.ns }
+
+// Parent returns p's parent when the tree has it.
+func (p *Proc) Parent() *Proc { return p.parent }
+
+// Children returns p's children, by host PID.
+func (p *Proc) Children() []*Proc {
+	var cs []*Proc
+	for c := p.child; c != nil; c = c.next {
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b *Proc) int { return int(a.PID) - int(b.PID) })
+	return cs
+}
+
+// CommString returns the comm.
+func (p *Proc) CommString() string { return string(p.Comm[:p.CommLen]) }
+
+// Fill writes p into ev as a TypeProc event (the `proc` object).
+func (p *Proc) Fill(ev *events.Event) {
+	*ev = events.Event{Type: events.TypeProc, PID: p.PID, TID: p.PID, PPID: p.PPID, Levels: len(p.nspid),
+		UID: p.UID, GID: p.GID, Comm: p.Comm, CommLen: p.CommLen, StartBoot: p.Start}
+	copy(ev.NSPid[:], p.nspid)
+	for ns := p.ns; ns != nil; ns = ns.Parent {
+		ev.PidNS[ns.Level] = ns.Inode
+	}
+	ev.NSPPid[0] = p.PPID
+	if p.parent != nil {
+		copy(ev.NSPPid[:len(p.nspid)], p.parent.nspid)
+	}
+	if p.nsset != nil {
+		ev.NS = *p.nsset
+	}
+	ev.ArgsLen = uint16(copy(ev.Args[:], p.Args))
+	if p.Exited {
+		ev.Type = events.TypeExit
+		ev.ExitStatus = p.ExitStatus
+		ev.Time = p.ExitTime
+	}
+}
+
+// Walk calls f for every live process, every parent before its children,
+// roots (processes whose parent the tree does not have) by PID.
+func (t *Tree) Walk(f func(p *Proc, depth int)) {
+	var roots []*Proc
+	for _, p := range t.procs {
+		if p.parent == nil {
+			roots = append(roots, p)
+		}
+	}
+	slices.SortFunc(roots, func(a, b *Proc) int { return int(a.PID) - int(b.PID) })
+	var visit func(p *Proc, depth int)
+	visit = func(p *Proc, depth int) {
+		f(p, depth)
+		for _, c := range p.Children() {
+			visit(c, depth+1)
+		}
+	}
+	for _, r := range roots {
+		visit(r, 0)
+	}
+}
+
+// Relink attaches every process whose parent arrived after it: a snapshot
+// lists processes by PID, not parents first.
+func (t *Tree) Relink() {
+	for _, p := range t.procs {
+		if p.parent == nil && p.PPID != 0 {
+			t.setParent(p, p.PPID)
+		}
+	}
+}
+
+// beginResync starts a new generation: processes a snapshot applied after
+// it does not mention are retired by endResync.
+func (t *Tree) beginResync() uint32 {
+	t.gen++
+	return t.gen
+}
+
+// endResync retires the live processes the snapshot of generation gen did
+// not see: they exited while events were lost. Their children are linked
+// anew from what the snapshot said.
+func (t *Tree) endResync(gen uint32, when int64) {
+	for _, p := range t.procs {
+		if p.seen != gen {
+			t.retire(p, when, 0, 0)
+		}
+	}
+	t.Relink()
+}
