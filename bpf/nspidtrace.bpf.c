@@ -139,17 +139,52 @@ static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 	}
 }
 
+/* What the level walk of fill_event() needs, for its bpf_loop() callback. */
+struct level_walk {
+	struct nspt_event *e;
+	struct upid *nums;
+	struct upid *pnums;
+	__u32 plevel;
+};
+
+/*
+ * Fill level i: our number, its namespace, and the parent's number there.
+ * A bpf_loop() callback is verified once, not once per level as an
+ * unrolled loop would be: loading stays fast.
+ */
+static long fill_level(__u64 i, void *ctx)
+{
+	struct level_walk *w = ctx;
+	struct upid up = {}, pup = {};
+
+	if (i >= NSPT_MAX_LEVELS)
+		return 1;
+	bpf_probe_read_kernel(&up, sizeof(up), &w->nums[i]);
+	w->e->nspid[i] = up.nr;
+	w->e->pidns[i] = BPF_CORE_READ(up.ns, ns.inum);
+	w->e->nsppid[i] = 0;
+	if (i <= w->plevel) {
+		bpf_probe_read_kernel(&pup, sizeof(pup), &w->pnums[i]);
+		/* The parent is visible at level i only in the same namespace. */
+		if (pup.ns == up.ns)
+			w->e->nsppid[i] = pup.nr;
+	}
+	return 0;
+}
+
 /* Fill the fields every event has: identity at every level, namespaces, creds. */
 static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type)
 {
 	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
 	struct pid *pid = task_tgid_pid(task);
 	struct pid *ppid = task_tgid_pid(parent);
-	struct upid *nums = pid_numbers(pid);
-	struct upid *pnums = pid_numbers(ppid);
 	__u32 level = pid_level(pid);
-	__u32 plevel = pid_level(ppid);
-	__u32 i;
+	struct level_walk w = {
+		.e = e,
+		.nums = pid_numbers(pid),
+		.pnums = pid_numbers(ppid),
+		.plevel = pid_level(ppid),
+	};
 
 	e->ktime_ns = bpf_ktime_get_boot_ns();
 	e->type = type;
@@ -170,26 +205,8 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	__builtin_memset(e->ns, 0, sizeof(e->ns));
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 
-	/*
-	 * Walk the levels: our number, its namespace, and the parent's number
-	 * there. Entries past `levels` are left as they are: readers stop there.
-	 */
-	for (i = 0; i < NSPT_MAX_LEVELS; i++) {
-		struct upid up = {}, pup = {};
-
-		if (i > level)
-			break;
-		bpf_probe_read_kernel(&up, sizeof(up), &nums[i]);
-		e->nspid[i] = up.nr;
-		e->pidns[i] = BPF_CORE_READ(up.ns, ns.inum);
-		e->nsppid[i] = 0;
-		if (i <= plevel) {
-			bpf_probe_read_kernel(&pup, sizeof(pup), &pnums[i]);
-			/* The parent is visible at level i only in the same namespace. */
-			if (pup.ns == up.ns)
-				e->nsppid[i] = pup.nr;
-		}
-	}
+	/* Walk the levels; entries past `levels` are left as they are. */
+	bpf_loop(level + 1, fill_level, &w, 0);
 
 	read_namespaces(task, e->ns);
 }

@@ -123,7 +123,12 @@ func runShow(ctx context.Context, common commonFlags, pidArg string, args []stri
 	fmt.Fprintf(w, "%s  %s\n", p.CommString(), strings.Join(argv(p), " "))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
-	for i := ns.Level; i < p.Levels(); i++ {
+	// Every level, host first; with --pidns, from REF's level down.
+	first := 0
+	if ref != 0 {
+		first = ns.Level
+	}
+	for i := first; i < p.Levels(); i++ {
 		ppid := "-"
 		if parent := p.Parent(); parent != nil && i < parent.Levels() {
 			ppid = fmt.Sprint(parent.NSPid(i))
