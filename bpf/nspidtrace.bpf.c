@@ -22,6 +22,7 @@ const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is
 /* Force emission of the record types for bpf2go -type. */
 const struct nspt_event *unused_event __attribute__((unused));
 const struct nspt_exec_event *unused_exec_event __attribute__((unused));
+const struct nspt_proc_event *unused_proc_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -441,7 +442,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct nspt_exec_event);
+	__type(value, struct nspt_proc_event);
 } proc_scratch SEC(".maps");
 
 /*
@@ -453,7 +454,7 @@ int dump_task(struct bpf_iter__task *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
-	struct nspt_exec_event *x;
+	struct nspt_proc_event *x;
 	unsigned long arg_start, arg_end, len;
 	struct mm_struct *mm;
 	__u32 zero = 0;
@@ -470,8 +471,8 @@ int dump_task(struct bpf_iter__task *ctx)
 	if (!x)
 		return 0;
 	fill_event(&x->e, task, NSPT_PROC);
-	x->filename_len = 0;
 	x->args_len = 0;
+	x->pad = 0;
 
 	/* Copy argv, bounded; kernel threads have none. */
 	mm = BPF_CORE_READ(task, mm);
@@ -487,6 +488,10 @@ int dump_task(struct bpf_iter__task *ctx)
 			x->args_len = len;
 	}
 
-	bpf_seq_write(seq, x, sizeof(*x));
+	/* Write the record up to the end of argv. */
+	len = x->args_len;
+	if (len > NSPT_ARGS_LEN)
+		len = NSPT_ARGS_LEN;
+	bpf_seq_write(seq, x, offsetof(struct nspt_proc_event, args) + len);
 	return 0;
 }

@@ -68,12 +68,24 @@ struct nspt_event {
 	__u64 start_ns;    /* the process's start, CLOCK_BOOTTIME: tells PID reuse apart */
 };
 
-/* An exec or proc record: the common record followed by filename and argv. */
+/* An exec record: the common record followed by filename and argv. */
 struct nspt_exec_event {
 	struct nspt_event e;
 	__u32 filename_len; /* bytes in filename, without the NUL */
 	__u32 args_len;     /* bytes in args: NUL-separated argv */
 	char filename[NSPT_FILENAME_LEN];
+	char args[NSPT_ARGS_LEN];
+};
+
+/*
+ * A proc record, from the task iterator: the common record and argv, of
+ * which only args_len bytes are written: a snapshot of thousands of
+ * processes copies what they have, not a fixed maximum.
+ */
+struct nspt_proc_event {
+	struct nspt_event e;
+	__u32 args_len; /* bytes in args: NUL-separated argv */
+	__u32 pad;
 	char args[NSPT_ARGS_LEN];
 };
 

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -62,4 +65,18 @@ func quantile(v []float64, q float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[int(q*float64(len(s)-1)+0.5)]
+}
+
+// BenchmarkColdShow runs `nspidtrace -o json <pid>` from process start to
+// exit: load the task iterator, build the tree, answer.
+// Target (SPEC.md section 7): <= 50 ms (pid.stp: about 2.9 s).
+func BenchmarkColdShow(b *testing.B) {
+	bpftest.Require(b)
+	pid := strconv.Itoa(os.Getpid())
+	for range b.N {
+		if out, err := exec.Command(binPath, "-o", "json", pid).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
 }

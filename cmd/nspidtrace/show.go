@@ -17,7 +17,8 @@ import (
 )
 
 // snapshotTree builds the process tree from the kernel's task iterator or,
-// without the privileges for BPF, from /proc (saying so on stderr).
+// without the privileges for BPF, from /proc (saying so on stderr; then the
+// tree holds only processes whose namespaces the caller may read).
 func snapshotTree(log zerolog.Logger) (*pidmap.Tree, error) {
 	boot, err := loader.BootToUnix()
 	if err != nil {
@@ -108,14 +109,20 @@ func runShow(ctx context.Context, common commonFlags, pidArg string, args []stri
 	if err != nil {
 		return err
 	}
+	var ev events.Event
 	p, err := findProc(tree, ns, pid)
 	if err != nil {
-		return err
+		// Without privileges, another user's process is still in /proc,
+		// its namespaces aside.
+		if ref != 0 || pidmap.ReadProc(pidmap.ProcRoot, int(pid), &ev) != nil {
+			return err
+		}
+		tree.Apply(&ev)
+		p = tree.Get(ev.PID)
 	}
 
 	w := bufio.NewWriter(stdout)
 	if common.output == "json" {
-		var ev events.Event
 		p.Fill(&ev)
 		w.Write(events.AppendJSON(nil, &ev))
 		return w.Flush()
@@ -135,7 +142,11 @@ func runShow(ctx context.Context, common commonFlags, pidArg string, args []stri
 		} else if i == 0 && p.PPID != 0 {
 			ppid = fmt.Sprint(p.PPID)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\tpid:[%d]\n", i, p.NSPid(i), ppid, p.PidNS(i).Inode)
+		pidns := "?" // not ours to read
+		if ns := p.PidNS(i); ns != nil && ns.Inode != 0 {
+			pidns = fmt.Sprintf("pid:[%d]", ns.Inode)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", i, p.NSPid(i), ppid, pidns)
 	}
 	tw.Flush()
 	return w.Flush()

@@ -36,7 +36,18 @@ const (
 	OffFilename    = RecordSize + 8
 	OffArgs        = OffFilename + FilenameLen
 	ExecRecordSize = OffArgs + ArgsLen
+
+	// A proc record (struct nspt_proc_event) ends after its argv.
+	OffProcArgsLen    = RecordSize
+	OffProcArgs       = RecordSize + 8
+	ProcRecordMaxSize = OffProcArgs + ArgsLen
 )
+
+// RecordLen returns how long the proc record whose first OffProcArgs bytes
+// are head is: proc records are as long as their argv.
+func RecordLen(head []byte) int {
+	return OffProcArgs + min(int(ne.Uint32(head[OffProcArgsLen:])), ArgsLen)
+}
 
 // Record flags (NSPT_F_*).
 const (
@@ -97,9 +108,16 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Count = 0
 	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, false
 
-	if typ == TypeExec || typ == TypeProc {
+	switch typ {
+	case TypeProc:
+		if len(raw) < OffProcArgs || len(raw) < RecordLen(raw) {
+			return fmt.Errorf("proc record of %d bytes is shorter than its argv", len(raw))
+		}
+		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffProcArgs:RecordLen(raw)]))
+		ev.ArgsTruncated = flags&flagArgsTruncated != 0
+	case TypeExec:
 		if len(raw) < ExecRecordSize {
-			return fmt.Errorf("%s record of %d bytes is shorter than %d", typ, len(raw), ExecRecordSize)
+			return fmt.Errorf("exec record of %d bytes is shorter than %d", len(raw), ExecRecordSize)
 		}
 		fl := min(int(ne.Uint32(raw[OffFilenameLen:])), FilenameLen)
 		al := min(int(ne.Uint32(raw[OffArgsLen:])), ArgsLen)

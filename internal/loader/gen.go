@@ -5,7 +5,7 @@ package loader
 //   -cc clang-19            the pinned compiler; CI rebuilds and diffs the output
 //   -cflags                 warnings are errors; -g keeps BTF for CO-RE
 //   -target bpfel           one little-endian object for amd64 and arm64
-//   -type nspt_event ...    mirror the shared record header in Go (bpf/nspidtrace.h)
+//   -type nspt_event ...    mirror the shared records in Go (bpf/nspidtrace.h)
 //   -- -I../../bpf          vmlinux.h and nspidtrace.h
 //
-//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type nspt_event -type nspt_exec_event nspidtrace ../../bpf/nspidtrace.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type nspt_event -type nspt_exec_event -type nspt_proc_event nspidtrace ../../bpf/nspidtrace.bpf.c -- -I../../bpf

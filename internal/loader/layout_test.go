@@ -14,6 +14,7 @@ import (
 func TestRecordLayout(t *testing.T) {
 	var e nspidtraceNsptEvent
 	var x nspidtraceNsptExecEvent
+	var pr nspidtraceNsptProcEvent
 	fields := []struct {
 		name string
 		got  uintptr
@@ -46,6 +47,9 @@ func TestRecordLayout(t *testing.T) {
 		{"filename", unsafe.Offsetof(x.Filename), events.OffFilename},
 		{"args", unsafe.Offsetof(x.Args), events.OffArgs},
 		{"sizeof(nspt_exec_event)", unsafe.Sizeof(x), events.ExecRecordSize},
+		{"proc args_len", unsafe.Offsetof(pr.ArgsLen), events.OffProcArgsLen},
+		{"proc args", unsafe.Offsetof(pr.Args), events.OffProcArgs},
+		{"sizeof(nspt_proc_event)", unsafe.Sizeof(pr), events.ProcRecordMaxSize},
 	}
 	for _, f := range fields {
 		if int(f.got) != f.want {

@@ -55,6 +55,14 @@ type nspidtraceNsptExecEvent struct {
 	Args        [1024]int8
 }
 
+type nspidtraceNsptProcEvent struct {
+	_       structs.HostLayout
+	E       nspidtraceNsptEvent
+	ArgsLen uint32
+	Pad     uint32
+	Args    [1024]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -74,6 +82,7 @@ const (
 	nspidtraceVarTargetPidns         = "target_pidns"
 	nspidtraceVarUnusedEvent         = "unused_event"
 	nspidtraceVarUnusedExecEvent     = "unused_exec_event"
+	nspidtraceVarUnusedProcEvent     = "unused_proc_event"
 	nspidtraceVarWakeupBytes         = "wakeup_bytes"
 	nspidtraceVarWithThreads         = "with_threads"
 )
@@ -147,6 +156,7 @@ type nspidtraceVariableSpecs struct {
 	TargetPidns     *ebpf.VariableSpec `ebpf:"target_pidns"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedProcEvent *ebpf.VariableSpec `ebpf:"unused_proc_event"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WithThreads     *ebpf.VariableSpec `ebpf:"with_threads"`
 }
@@ -193,6 +203,7 @@ type nspidtraceVariables struct {
 	TargetPidns     *ebpf.Variable `ebpf:"target_pidns"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedProcEvent *ebpf.Variable `ebpf:"unused_proc_event"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WithThreads     *ebpf.Variable `ebpf:"with_threads"`
 }

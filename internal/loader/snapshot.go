@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -55,17 +56,22 @@ func iterate(prog *ebpf.Program, handle func(raw []byte) error) error {
 		return fmt.Errorf("run the task iterator: %w", err)
 	}
 	defer rd.Close()
-	// The iterator writes whole records; a read returns as many as fit.
-	buf := make([]byte, events.ExecRecordSize)
+	// Records are as long as their argv: read the head, then the rest.
+	br := bufio.NewReaderSize(rd, 256<<10)
+	buf := make([]byte, events.ProcRecordMaxSize)
 	for {
-		_, err := io.ReadFull(rd, buf)
+		_, err := io.ReadFull(br, buf[:events.OffProcArgs])
 		if errors.Is(err, io.EOF) {
 			return nil
+		}
+		n := events.RecordLen(buf)
+		if err == nil {
+			_, err = io.ReadFull(br, buf[events.OffProcArgs:n])
 		}
 		if err != nil {
 			return fmt.Errorf("read the task iterator: %w", err)
 		}
-		if err := handle(buf); err != nil {
+		if err := handle(buf[:n]); err != nil {
 			return err
 		}
 	}

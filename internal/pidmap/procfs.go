@@ -29,7 +29,9 @@ var ErrNoProcess = errors.New("no such process")
 // at root: its TGID at every pid-namespace level the reader can see
 // (NStgid), each level's namespace inode, the parent at each level, its
 // namespaces, comm, argv and effective IDs. PIDs are as the procfs mount's
-// pid namespace sees them: from the host, every level.
+// pid namespace sees them: from the host, every level. Namespace inodes the
+// caller may not read (another user's process, without CAP_SYS_PTRACE) are
+// left 0.
 func ReadProc(root string, pid int, ev *events.Event) error {
 	dir := filepath.Join(root, strconv.Itoa(pid))
 	st, err := readStatus(dir)
@@ -44,11 +46,11 @@ func ReadProc(root string, pid int, ev *events.Event) error {
 	copy(ev.NSPid[:], st.nstgid)
 
 	chain, err := pidnsChain(filepath.Join(dir, "ns", "pid"))
-	if err != nil {
+	if err != nil && !errors.Is(err, unix.EACCES) {
 		return err
 	}
 	// chain runs from the process's own namespace up to the reader's.
-	if len(chain) != ev.Levels {
+	if chain != nil && len(chain) != ev.Levels {
 		return fmt.Errorf("%s: %d pid levels in NStgid but %d pid namespaces above it", dir, ev.Levels, len(chain))
 	}
 	for i := range chain {
@@ -65,7 +67,7 @@ func ReadProc(root string, pid int, ev *events.Event) error {
 
 	for k, name := range events.NSNames {
 		ino, err := nsInode(filepath.Join(dir, "ns", name))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EACCES) {
 			return err
 		}
 		ev.NS[k] = ino
@@ -214,6 +216,9 @@ func FromProc(root string) (*Tree, error) {
 			continue // exited meanwhile
 		case err != nil:
 			return nil, err
+		}
+		if ev.PidNS[ev.Levels-1] == 0 {
+			continue // its namespaces are not ours to read
 		}
 		tree.Apply(&ev)
 	}

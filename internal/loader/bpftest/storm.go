@@ -33,6 +33,18 @@ func RunHelperIfAsked() {
 		fmt.Fprintln(os.Stderr, "storm:", err)
 		os.Exit(2)
 	}
+	if mode == "hold" {
+		// n children that sleep until killed with the process group.
+		for range n {
+			if err := forkPause(); err != nil {
+				fmt.Fprintln(os.Stderr, "hold:", err)
+				os.Exit(1)
+			}
+		}
+		fmt.Println("ready")
+		os.Stdin.Read(make([]byte, 1))
+		os.Exit(0)
+	}
 	if mode == "subreaper" {
 		const prSetChildSubreaper = 36
 		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
@@ -83,6 +95,49 @@ func forkExit() (int, error) {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
 	}
 	return int(r1), nil
+}
+
+// forkPause creates a process, as fork(2) does, that sleeps in pause(2)
+// until it is killed, running nothing else.
+//
+//go:nosplit
+func forkPause() error {
+	r1, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	if r1 == 0 {
+		for {
+			syscall.RawSyscall(syscall.SYS_PAUSE, 0, 0, 0)
+		}
+	}
+	return nil
+}
+
+// Hold starts n processes that sleep until t's cleanup kills them.
+func Hold(t testing.TB, n int) {
+	t.Helper()
+	cmd := Helper("hold", n)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		stdin.Close()
+		cmd.Wait()
+	})
+	if _, err := out.Read(make([]byte, 6)); err != nil {
+		t.Fatalf("hold %d: %v", n, err)
+	}
 }
 
 // PidNS is a fresh pid namespace, kept alive by a process waiting in it.

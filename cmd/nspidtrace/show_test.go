@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+)
+
+// procJSON runs nspidtrace with args (ending in a PID) and -o json, and
+// returns the proc object it printed.
+func procJSON(t *testing.T, args ...string) line {
+	t.Helper()
+	stdout, stderr, code := runBinary(t, append([]string{"-o", "json"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("nspidtrace %v: exit %d: %s", args, code, stderr)
+	}
+	var l line
+	if err := json.Unmarshal([]byte(stdout), &l); err != nil || l.Type != "proc" {
+		t.Fatalf("nspidtrace %v printed %q (%v)", args, stdout, err)
+	}
+	return l
+}
+
+// wantProc checks a proc object against the host's /proc.
+func wantProc(t *testing.T, l line, pid int) {
+	t.Helper()
+	var truth events.Event
+	if err := pidmap.ReadProc(pidmap.ProcRoot, pid, &truth); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(l.NSPid, truth.NSPid[:truth.Levels]) || !slices.Equal(l.PidNS, truth.PidNS[:truth.Levels]) ||
+		!slices.Equal(l.NSPPid, truth.NSPPid[:truth.Levels]) || l.PPID != truth.PPID || l.Comm != truth.CommString() {
+		t.Errorf("proc %+v\n/proc: nspid %v pidns %v nsppid %v ppid %d comm %s", l, truth.NSPid[:truth.Levels],
+			truth.PidNS[:truth.Levels], truth.NSPPid[:truth.Levels], truth.PPID, truth.CommString())
+	}
+	for k, name := range events.NSNames {
+		if l.NS[name] != truth.NS[k] {
+			t.Errorf("ns %s: %d, /proc %d", name, l.NS[name], truth.NS[k])
+		}
+	}
+	if !slices.Equal(l.Args, truth.Argv()) {
+		t.Errorf("args %q, /proc %q", l.Args, truth.Argv())
+	}
+}
+
+func TestShowPIDFromTheHost(t *testing.T) {
+	bpftest.Require(t)
+	ns := bpftest.NewPidNS(t)
+	l := procJSON(t, fmt.Sprint(ns.Holder))
+	wantProc(t, l, ns.Holder)
+
+	// The four REF forms name the same namespace: PID 1 there is the holder.
+	for _, ref := range []string{fmt.Sprint(ns.Holder), fmt.Sprintf("/proc/%d/ns/pid", ns.Holder),
+		fmt.Sprintf("pid:[%d]", ns.Inode), fmt.Sprint(ns.Inode)} {
+		if l := procJSON(t, "--pidns", ref, "1"); l.PID != uint32(ns.Holder) {
+			t.Errorf("--pidns %s 1: host PID %d, want %d", ref, l.PID, ns.Holder)
+		}
+	}
+
+	stdout, _, code := runBinary(t, "--pidns", fmt.Sprint(ns.Holder), "1")
+	rows := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != exitOK || len(rows) != 3 || !strings.HasPrefix(rows[1], "LEVEL") ||
+		!strings.Contains(rows[2], fmt.Sprintf("pid:[%d]", ns.Inode)) || strings.Fields(rows[2])[1] != "1" {
+		t.Errorf("text with --pidns: exit %d\n%s", code, stdout)
+	}
+	stdout, _, _ = runBinary(t, fmt.Sprint(ns.Holder))
+	if rows := strings.Split(strings.TrimSpace(stdout), "\n"); len(rows) != 4 || strings.Fields(rows[2])[1] != fmt.Sprint(ns.Holder) {
+		t.Errorf("text: want the sleep line, a header and one row per level, host first:\n%s", stdout)
+	}
+}
+
+// TestShowPIDInsideAContainer runs nspidtrace in a nested pid namespace with
+// its own /proc: PIDs are read there, and the host's levels still show.
+func TestShowPIDInsideAContainer(t *testing.T) {
+	bpftest.Require(t)
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+		`sleep 5 & "$1" -o json $!; kill $!`, "sh", binPath)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("inside: %v", err)
+	}
+	var l line
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatalf("inside printed %q", out)
+	}
+	if len(l.NSPid) != 2 || l.NSPid[1] != 2 || l.NSPid[0] == 2 || l.Comm != "sleep" || l.NSPPid[1] != 1 {
+		t.Errorf("inside, the sleep: nspid %v nsppid %v comm %s; want [host, 2] with parent 1", l.NSPid, l.NSPPid, l.Comm)
+	}
+}
+
+func TestShowPIDNotFound(t *testing.T) {
+	bpftest.Require(t)
+	ns := bpftest.NewPidNS(t)
+	for _, args := range [][]string{{"4194304"}, {"--pidns", fmt.Sprint(ns.Holder), "2"}} {
+		_, stderr, code := runBinary(t, args...)
+		if code != exitNotFound || !strings.Contains(stderr, "no process") {
+			t.Errorf("%v: exit %d, %q; want 3 and a line saying there is no such process", args, code, stderr)
+		}
+	}
+	for _, args := range [][]string{{"0"}, {"12x"}, {"99999999"}, {"-o", "yaml", "1"}, {"1", "2"}} {
+		if _, stderr, code := runBinary(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2: %s", args, code, stderr)
+		}
+	}
+}
+
+// TestShowPIDUnprivileged answers from /proc, saying so on stderr.
+func TestShowPIDUnprivileged(t *testing.T) {
+	bpftest.Require(t)
+	cmd := exec.Command(binPath, "-o", "json", fmt.Sprint(os.Getpid()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("as nobody: %v: %s", err, stderr.String())
+	}
+	var l line
+	if err := json.Unmarshal(out, &l); err != nil || l.PID != uint32(os.Getpid()) {
+		t.Errorf("as nobody printed %q", out)
+	}
+	if !strings.Contains(stderr.String(), "/proc") {
+		t.Errorf("stderr does not say the answer comes from /proc: %q", stderr.String())
+	}
+}
+
+func TestTreeOfANamespace(t *testing.T) {
+	bpftest.Require(t)
+	ns := bpftest.NewPidNS(t)
+	// A shell entered with nsenter: its parent is outside the namespace.
+	enter := exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c", "sleep 5 & wait")
+	if err := enter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { enter.Process.Kill(); enter.Wait() }()
+	sh := bpftest.WaitChild(t, enter.Process.Pid)
+	bpftest.WaitChild(t, sh)
+
+	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
+	// Both roots begin the namespace: their parents are outside it.
+	want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsh(2) [pid:[%d]]\n└─sleep(3)\n", ns.Inode, ns.Inode)
+	if code != exitOK || stdout != want {
+		t.Errorf("tree --pidns: exit %d %s\n got:\n%s\nwant:\n%s", code, stderr, stdout, want)
+	}
+
+	stdout, _, code = runBinary(t, "tree", "-o", "json", fmt.Sprint(enter.Process.Pid))
+	var pids []uint32
+	seen := map[uint32]bool{}
+	for _, s := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var l line
+		if err := json.Unmarshal([]byte(s), &l); err != nil {
+			t.Fatalf("tree -o json line %q: %v", s, err)
+		}
+		if len(pids) > 0 && !seen[l.PPID] {
+			t.Errorf("%d comes before its parent %d", l.PID, l.PPID)
+		}
+		seen[l.PID] = true
+		pids = append(pids, l.PID)
+		wantProc(t, l, int(l.PID))
+	}
+	if code != exitOK || len(pids) != 3 || pids[0] != uint32(enter.Process.Pid) || pids[1] != uint32(sh) {
+		t.Errorf("tree -o json of nsenter: %v", pids)
+	}
+
+	stdout, _, _ = runBinary(t, "tree", fmt.Sprint(enter.Process.Pid))
+	if !strings.Contains(stdout, fmt.Sprintf("sh(%d/2) [pid:[%d]]", sh, ns.Inode)) {
+		t.Errorf("tree of nsenter does not mark the namespace boundary:\n%s", stdout)
+	}
+}
+
+func TestTraceSnapshot(t *testing.T) {
+	bpftest.Require(t)
+	ns := bpftest.NewPidNS(t)
+	s := startTrace(t, "--snapshot", "--pidns", fmt.Sprint(ns.Holder))
+	exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "true").Run()
+	lines := s.stop(t, syscall.SIGINT)
+	if len(lines) < 2 || lines[0].Type != "proc" || lines[0].PID != uint32(ns.Holder) || !slices.Equal(lines[0].Args, []string{"sleep", "3600"}) {
+		t.Fatalf("want the holder's proc line first, got %+v", lines)
+	}
+	wantProc(t, lines[0], ns.Holder)
+	for _, l := range lines[1:] {
+		if l.Type == "proc" {
+			t.Errorf("proc line after the events began: %+v", l)
+		}
+	}
+}
