@@ -26,6 +26,8 @@ Flags for every command:
   --pidns REF          look from inside pid namespace REF: only processes inside it, and
                        --pid read as a PID there. REF is a PID (that process's namespace), a
                        path such as /proc/N/ns/pid, pid:[INODE], or a bare inode number
+  --container ID       (<pid>, tree) only that container's processes, seen from its pid
+                       namespace; a full ID or a unique prefix, as docker accepts
   --log-level LEVEL    diagnostics on stderr: trace, debug, info, warn, error (default info)
   --log-format FORMAT  console or json (default console)
   -o, --output FORMAT  text or json, for <pid> and tree (default text; json prints the
@@ -66,6 +68,7 @@ Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
 // commonFlags are the flags every command takes.
 type commonFlags struct {
 	pidns     string
+	container string
 	logLevel  string
 	logFormat string
 	output    string
@@ -75,6 +78,7 @@ type commonFlags struct {
 // after it, so each flag set starts from what an earlier one parsed.
 func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.pidns, "pidns", c.pidns, "")
+	fs.StringVar(&c.container, "container", c.container, "")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "")
 	fs.StringVar(&c.output, "o", c.output, "")

@@ -63,6 +63,20 @@ func viewNamespace(tree *pidmap.Tree, ref uint32) (*pidmap.PidNS, error) {
 	return ns, nil
 }
 
+// containerView selects the processes of the container named by prefix and
+// returns the container's pid namespace.
+func containerView(tree *pidmap.Tree, prefix string) (map[*pidmap.Proc]string, string, *pidmap.PidNS, error) {
+	ids := pidmap.Containers(pidmap.ProcRoot, tree)
+	id, err := pidmap.ResolveContainer(ids, prefix)
+	switch {
+	case errors.Is(err, pidmap.ErrBadRef), errors.Is(err, pidmap.ErrAmbiguous):
+		return nil, "", nil, usageError{"--container: " + err.Error()}
+	case errors.Is(err, pidmap.ErrNoProcess):
+		return nil, "", nil, notFoundError{err}
+	}
+	return ids, id, pidmap.ContainerNamespace(ids, id), nil
+}
+
 // findProc returns the live process that is pid in ns, or a not-found error
 // that names the last holder when the tree remembers one.
 func findProc(tree *pidmap.Tree, ns *pidmap.PidNS, pid uint32) (*pidmap.Proc, error) {
@@ -108,6 +122,13 @@ func runShow(ctx context.Context, common commonFlags, pidArg string, args []stri
 	ns, err := viewNamespace(tree, ref)
 	if err != nil {
 		return err
+	}
+	if common.container != "" {
+		// The PID is read in the container's pid namespace.
+		if _, _, ns, err = containerView(tree, common.container); err != nil {
+			return err
+		}
+		ref = ns.Inode
 	}
 	var ev events.Event
 	p, err := findProc(tree, ns, pid)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
@@ -190,6 +191,68 @@ func TestTraceSnapshot(t *testing.T) {
 	for _, l := range lines[1:] {
 		if l.Type == "proc" {
 			t.Errorf("proc line after the events began: %+v", l)
+		}
+	}
+}
+
+// cgroupDir is where docker puts container id's processes: cgroup v1 has a
+// pids hierarchy of its own, v2 one unified tree.
+func cgroupDir(id string) string {
+	if data, _ := os.ReadFile("/proc/self/cgroup"); strings.Contains(string(data), ":pids:") {
+		return "/sys/fs/cgroup/pids/docker/" + id
+	}
+	return "/sys/fs/cgroup/docker/" + id
+}
+
+// fakeContainer puts the processes of a new pid namespace into the cgroup
+// docker would make for container id (/docker/ID), removed at cleanup.
+func fakeContainer(t *testing.T, id string) bpftest.PidNS {
+	t.Helper()
+	ns := bpftest.NewPidNS(t)
+	dir := cgroupDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("kill", "-9", fmt.Sprint(ns.Holder)).Run()
+		for range 50 {
+			if os.Remove(dir) == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	if err := os.WriteFile(dir+"/cgroup.procs", []byte(fmt.Sprint(ns.Holder)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func TestContainerSelection(t *testing.T) {
+	bpftest.Require(t)
+	const id = "9f3c2a1b339c6d9b7dbe6a64ac9ffe4fd8a5e8a7f2c3d1e0b9a8c7d6e5f40312"
+	ns := fakeContainer(t, id)
+	// A shell that joins the container's pid namespace and cgroup, as
+	// docker exec does, is a root of its own beside the init.
+	joined := exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c",
+		`echo $$ > "$1/cgroup.procs" && exec sleep 5`, "sh", cgroupDir(id))
+	if err := joined.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { joined.Process.Kill(); joined.Wait() }()
+	bpftest.WaitChild(t, joined.Process.Pid)
+	time.Sleep(100 * time.Millisecond) // until it has exec'd sleep
+
+	stdout, stderr, code := runBinary(t, "tree", "--container", id[:12])
+	if want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]]\n", ns.Inode, ns.Inode); code != exitOK || stdout != want {
+		t.Errorf("tree --container: exit %d %s\n got %q\nwant %q", code, stderr, stdout, want)
+	}
+	if l := procJSON(t, "--container", id, "1"); l.PID != uint32(ns.Holder) {
+		t.Errorf("--container %s 1: host PID %d, want %d", id[:12], l.PID, ns.Holder)
+	}
+	for args, want := range map[string]int{"ffff": exitNotFound, "xyz": exitUsage} {
+		if _, stderr, code := runBinary(t, "tree", "--container", args); code != want {
+			t.Errorf("--container %s: exit %d, want %d: %s", args, code, want, stderr)
 		}
 	}
 }

@@ -53,6 +53,17 @@ func runTree(ctx context.Context, common commonFlags, args []string, stdout, std
 		}
 	}
 	selected := func(p *pidmap.Proc) bool { return ref == 0 || p.LevelOf(view) >= 0 }
+	if common.container != "" {
+		ids, id, ns, err := containerView(tree, common.container)
+		if err != nil {
+			return err
+		}
+		if ref == 0 {
+			view, ref = ns, ns.Inode
+		}
+		inView := selected
+		selected = func(p *pidmap.Proc) bool { return ids[p] == id && inView(p) }
+	}
 	var roots []*pidmap.Proc
 	if rootPID != 0 {
 		root, err := findProc(tree, view, rootPID)
