@@ -149,7 +149,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	if cmd != "" && cmd[0] >= '0' && cmd[0] <= '9' {
-		return runShow(ctx, common, cmd, rest, stdout, stderr)
+		return runShow(ctx, common, fs.Args(), stdout, stderr)
 	}
 	return usagef("unknown command %q (want a PID, tree, trace or version)", cmd)
 }

@@ -94,31 +94,46 @@ func findProc(tree *pidmap.Tree, ns *pidmap.PidNS, pid uint32) (*pidmap.Proc, er
 	return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]", pid, ns.Inode)}
 }
 
-func runShow(ctx context.Context, common commonFlags, pidArg string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("nspidtrace")
+// parseQuery parses the command line of <pid> and tree: flags, and from
+// min to max PIDs. Everything is checked before anything is loaded.
+func parseQuery(name string, common *commonFlags, args []string, min, max int, stdout, stderr io.Writer) (pids []uint32, log zerolog.Logger, ref uint32, err error) {
+	fs := newFlagSet(name)
 	common.register(fs)
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
-		return helpOr(err, stdout)
+		return nil, log, 0, helpOr(err, stdout)
 	}
-	if len(positional) > 0 {
-		return usagef("one PID at a time, got also %q", positional[0])
+	if len(positional) < min || len(positional) > max {
+		want := fmt.Sprintf("at most %d PID", max)
+		if min == max {
+			want = fmt.Sprintf("exactly %d PID", max)
+		}
+		return nil, log, 0, usagef("%s takes %s, got %q", name, want, positional)
 	}
 	if err := common.checkOutput(); err != nil {
-		return err
+		return nil, log, 0, err
 	}
-	pid, err := parsePID("PID", pidArg)
+	for _, arg := range positional {
+		pid, err := parsePID("PID", arg)
+		if err != nil {
+			return nil, log, 0, err
+		}
+		pids = append(pids, pid)
+	}
+	if log, err = newLogger(stderr, common.logLevel, common.logFormat); err != nil {
+		return nil, log, 0, err
+	}
+	ref, err = resolvePidNS(common.pidns)
+	return pids, log, ref, err
+}
+
+// runShow answers `nspidtrace <pid>`; args start with the PID.
+func runShow(ctx context.Context, common commonFlags, args []string, stdout, stderr io.Writer) error {
+	pids, log, ref, err := parseQuery("nspidtrace <pid>", &common, args, 1, 1, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, common.logLevel, common.logFormat)
-	if err != nil {
-		return err
-	}
-	ref, err := resolvePidNS(common.pidns)
-	if err != nil {
-		return err
-	}
+	pid := pids[0]
 	tree, err := snapshotTree(log)
 	if err != nil {
 		return err

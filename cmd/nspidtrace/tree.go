@@ -13,31 +13,13 @@ import (
 )
 
 func runTree(ctx context.Context, common commonFlags, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tree")
-	common.register(fs)
-	positional, err := parseInterspersed(fs, args)
+	pids, log, ref, err := parseQuery("tree", &common, args, 0, 1, stdout, stderr)
 	if err != nil {
-		return helpOr(err, stdout)
-	}
-	if len(positional) > 1 {
-		return usagef("tree takes at most one PID, got %q", positional)
-	}
-	if err := common.checkOutput(); err != nil {
 		return err
 	}
 	var rootPID uint32
-	if len(positional) == 1 {
-		if rootPID, err = parsePID("PID", positional[0]); err != nil {
-			return err
-		}
-	}
-	log, err := newLogger(stderr, common.logLevel, common.logFormat)
-	if err != nil {
-		return err
-	}
-	ref, err := resolvePidNS(common.pidns)
-	if err != nil {
-		return err
+	if len(pids) == 1 {
+		rootPID = pids[0]
 	}
 	tree, err := snapshotTree(log)
 	if err != nil {
