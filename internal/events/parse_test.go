@@ -1,0 +1,116 @@
+package events
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// goldenLines are the encoder's golden lines: parsing one and encoding it
+// again must give it back byte for byte.
+func goldenLines(t *testing.T) []string {
+	var lines []string
+	d := Decoder{BootToUnix: bootToUnix}
+	for _, rec := range []rawRecord{
+		{typ: 2, pid: 12573, tid: 12573, ppid: 12572, ktime: 1e9, nspid: []uint32{12573, 52}, pidns: []uint32{4026531836, 4026532156},
+			nsppid: []uint32{12572, 51}, ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00"},
+		{typ: 1, flags: 1, pid: 10, tid: 11, ppid: 1, ktime: 1e9, nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "w"},
+		{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 11 | 0x80, reaper: 1, nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "crash"},
+		{typ: 3, pid: 10, tid: 10, ppid: 1, ktime: 1e9, exitStatus: 7 << 8, reaper: 1, nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "sh"},
+		{typ: 4, pid: 10, tid: 10, ppid: 1, ktime: 1e9, arg: 0x40000000, nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1},
+			ns: withNS(hostNS, NSNet, 4026532160), oldNS: hostNS, comm: "nsenter"},
+		{typ: 5, pid: 10, tid: 10, ppid: 1, ktime: 1e9, arg: 0x20000000 | 0x20000 | 0x1, ret: -1, nspid: []uint32{10}, pidns: []uint32{4026531836},
+			nsppid: []uint32{1}, ns: hostNS, oldNS: hostNS, comm: "unshare"},
+		{typ: 2, pid: 10, tid: 10, ppid: 1, ktime: 1e9, oldTID: 12, nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1},
+			ns: hostNS, comm: "a\"b\\c\n\x01é", filename: "/bin/x", args: "x\x00"},
+	} {
+		var ev Event
+		if err := d.Decode(rec.bytes(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(AppendJSON(nil, &ev)))
+	}
+	lost := Event{Type: TypeLost, Time: 1795419545123456789, Count: 9}
+	proc := Event{Type: TypeProc, PID: 7, TID: 7, PPID: 1, Levels: 1, NS: hostNS, Time: 1795419545123456789}
+	proc.NSPid[0], proc.PidNS[0], proc.NSPPid[0] = 7, 4026531836, 1
+	proc.SetComm("bash")
+	proc.SetArgs([]string{"bash", "-c", "echo \"hi\"\t"})
+	return append(lines, string(AppendJSON(nil, &lost)), string(AppendJSON(nil, &proc)))
+}
+
+func TestParseRoundTrip(t *testing.T) {
+	for _, line := range goldenLines(t) {
+		var ev Event
+		if err := Parse([]byte(strings.TrimSuffix(line, "\n")), &ev); err != nil {
+			t.Errorf("Parse(%s): %v", line, err)
+			continue
+		}
+		if got := string(AppendJSON(nil, &ev)); got != line {
+			t.Errorf("round trip differs\n got: %s\nwant: %s", got, line)
+		}
+	}
+}
+
+func TestParseSkipsUnknownFields(t *testing.T) {
+	line := `{"future":{"a":[1,{"b":null}],"c":"\u00e9"},"time":"2026-11-23T07:39:05.5Z","type":"fork","pid":5,"ppid":1,` +
+		`"nspid":[5],"pidns":[4026531836],"nsppid":[1],"comm":"x","ns":{"pid":4026531836,"newkind":7},"uid":0,"gid":0,"extra":1.5e3}`
+	var ev Event
+	if err := Parse([]byte(line), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != TypeFork || ev.PID != 5 || ev.TID != 5 || ev.NS[NSPid] != 4026531836 || ev.Time != 1795419545500000000 {
+		t.Errorf("parsed %+v", ev)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for name, line := range map[string]string{
+		"not JSON":            `hello`,
+		"truncated":           `{"time":"2026-11-23T07:39:05Z","type":"fork","pid":5,"ppid":1,"nspid":[5],"pi`,
+		"no type":             `{"pid":5}`,
+		"unknown type":        `{"type":"teleport","pid":5}`,
+		"levels disagree":     `{"type":"fork","pid":5,"nspid":[5,1],"pidns":[1],"nsppid":[1]}`,
+		"no levels":           `{"type":"fork","pid":5}`,
+		"too many levels":     `{"type":"fork","pid":5,"nspid":[` + strings.Repeat("1,", 33) + `1]}`,
+		"bad time":            `{"type":"lost","time":"yesterday","count":1}`,
+		"negative pid":        `{"type":"fork","pid":-5,"nspid":[5],"pidns":[1],"nsppid":[1]}`,
+		"text after":          `{"type":"lost","count":1} x`,
+		"string not closed":   `{"type":"fork","comm":"abc`,
+		"number instead of s": `{"type":5}`,
+	} {
+		var ev Event
+		if err := Parse([]byte(line), &ev); err == nil {
+			t.Errorf("%s: Parse accepted %s", name, line)
+		}
+	}
+	var ev Event
+	if err := Parse([]byte(`{"type":"header","format":"nspidtrace-record","version":1}`), &ev); !errors.Is(err, ErrHeader) {
+		t.Errorf("header line: %v, want ErrHeader", err)
+	}
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := Header{Format: RecordFormat, Version: 1, Hostname: "web-1", Kernel: "6.18.44", BootID: "0c5e", Start: 1795419545123456789}
+	line := AppendHeader(nil, &h)
+	got, err := ParseHeader(line[:len(line)-1])
+	if err != nil || got != h {
+		t.Errorf("ParseHeader(%s) = %+v, %v", line, got, err)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	lines := goldenLines(&testing.T{})
+	raw := make([][]byte, len(lines))
+	for i, l := range lines {
+		raw[i] = []byte(strings.TrimSuffix(l, "\n"))
+	}
+	var ev Event
+	var ps Parser
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := ps.Parse(raw[i%len(raw)], &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
