@@ -20,6 +20,7 @@ Usage:
   nspidtrace [flags] <pid>        the process at every pid-namespace level, host first
   nspidtrace [flags] tree [<pid>] process tree with the PID at every level (all, or <pid>'s subtree)
   nspidtrace [flags] trace        live NDJSON event feed on stdout until Ctrl-C, SIGTERM or --duration
+  nspidtrace record -o FILE       a recording for later look-back with --from and --at
   nspidtrace version              print the version
 
 Flags for every command:
@@ -30,6 +31,10 @@ Flags for every command:
                        namespace; a full ID or a unique prefix, as docker accepts
   --log-level LEVEL    diagnostics on stderr: trace, debug, info, warn, error (default info)
   --log-format FORMAT  console or json (default console)
+  --from FILE          (<pid>, tree, trace) answer from a recording (or trace --snapshot output)
+                       instead of the live kernel; --pidns REF and PIDs are then the recording's
+  --at TIME            with --from: the instant to look at, RFC 3339 (2026-11-23T10:03:00Z)
+                       or an offset from the recording's start (+90s); default: its end
   -o, --output FORMAT  text or json, for <pid> and tree (default text; json prints the
                        "proc" object of the feed, one per line, parents first)
 
@@ -52,7 +57,15 @@ Each line of trace is one JSON object: time, type, the process at every level
 (pid, tid, ppid, nspid, pidns, nsppid, comm, ns, uid, gid), then the type's own
 fields. A "lost" line says the kernel dropped events.
 
+record writes a header, a "proc" line per live process, then the feed; it is
+flushed at least every second and on Ctrl-C or SIGTERM, and created 0600
+(argv can hold secrets). Flags: -o FILE (required), --duration D.
+
 Examples:
+  sudo nspidtrace record -o incident.ndjson               leave it running; later, anywhere:
+  nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z --pidns pid:[4026532156] 52
+                                                          which host process was PID 52 there then
+  nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
   sudo nspidtrace 12573                                   one process at every level
   sudo nspidtrace --pidns 12573 52                        PID 52 in 12573's pid namespace
   sudo nspidtrace tree --pidns /proc/12573/ns/pid         a container's processes
@@ -72,17 +85,27 @@ type commonFlags struct {
 	logLevel  string
 	logFormat string
 	output    string
+	from      string
+	at        string
 }
 
 // register adds the flags to fs. They may stand before the command and
 // after it, so each flag set starts from what an earlier one parsed.
 func (c *commonFlags) register(fs *flag.FlagSet) {
+	c.registerBase(fs)
+	fs.StringVar(&c.output, "o", c.output, "")
+	fs.StringVar(&c.output, "output", c.output, "")
+}
+
+// registerBase adds every common flag but -o, which `record` takes for its
+// file.
+func (c *commonFlags) registerBase(fs *flag.FlagSet) {
 	fs.StringVar(&c.pidns, "pidns", c.pidns, "")
 	fs.StringVar(&c.container, "container", c.container, "")
 	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "")
-	fs.StringVar(&c.output, "o", c.output, "")
-	fs.StringVar(&c.output, "output", c.output, "")
+	fs.StringVar(&c.from, "from", c.from, "")
+	fs.StringVar(&c.at, "at", c.at, "")
 }
 
 // checkOutput validates -o/--output.
@@ -133,7 +156,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{err.Error()}
 	}
 	if fs.NArg() == 0 {
-		return usagef("no command given (want a PID, tree, trace or version)")
+		return usagef("no command given (want a PID, tree, trace, record or version)")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {
@@ -141,6 +164,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runTrace(ctx, common, rest, stdout, stderr)
 	case "tree":
 		return runTree(ctx, common, rest, stdout, stderr)
+	case "record":
+		return runRecord(ctx, common, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "nspidtrace %s\n", version)
 		return nil
@@ -151,5 +176,5 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cmd != "" && cmd[0] >= '0' && cmd[0] <= '9' {
 		return runShow(ctx, common, fs.Args(), stdout, stderr)
 	}
-	return usagef("unknown command %q (want a PID, tree, trace or version)", cmd)
+	return usagef("unknown command %q (want a PID, tree, trace, record or version)", cmd)
 }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -49,10 +52,74 @@ func snapshotTree(log zerolog.Logger) (*pidmap.Tree, error) {
 	return tree, nil
 }
 
+// loadTree builds the tree <pid> and tree answer from: the live kernel's,
+// or with --from the recording's as of --at.
+func loadTree(common commonFlags, log zerolog.Logger) (*pidmap.Tree, error) {
+	if common.from == "" {
+		if common.at != "" {
+			return nil, usagef("--at goes with --from")
+		}
+		return snapshotTree(log)
+	}
+	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
+	if _, err := replay(common, log, tree, nil); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// replay reads --from up to --at into tree, calling each with every event.
+func replay(common commonFlags, log zerolog.Logger, tree *pidmap.Tree, each func(*events.Event, []byte) error) (*pidmap.Replay, error) {
+	at, err := parseAt(common.at)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(common.from)
+	if err != nil {
+		return nil, fmt.Errorf("open the recording: %w", err)
+	}
+	defer f.Close()
+	rep, err := pidmap.ReplayFile(f, at, tree, each)
+	if errors.Is(err, pidmap.ErrNotRecording) {
+		return nil, usageError{fmt.Sprintf("--from %s: %v", common.from, err)}
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", common.from, err)
+	}
+	if rep.Truncated {
+		log.Warn().Int("line", rep.Lines).Msg("the recording ends in the middle of a line (the recorder stopped abruptly): answering from the lines before it")
+	}
+	return rep, nil
+}
+
+// parseAt reads --at: RFC 3339, or +DURATION from the recording's start.
+func parseAt(s string) (pidmap.At, error) {
+	switch {
+	case s == "":
+		return pidmap.At{}, nil
+	case strings.HasPrefix(s, "+"):
+		d, err := time.ParseDuration(s[1:])
+		if err != nil || d < 0 {
+			return pidmap.At{}, usagef("bad --at %q: want RFC 3339 (2026-11-23T10:03:00Z) or an offset such as +90s", s)
+		}
+		return pidmap.At{Relative: true, Offset: d}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return pidmap.At{}, usagef("bad --at %q: want RFC 3339 (2026-11-23T10:03:00Z) or an offset such as +90s", s)
+	}
+	return pidmap.At{Time: t.UnixNano()}, nil
+}
+
 // viewNamespace returns the pid namespace PIDs are read in: REF's, or the
-// caller's own.
-func viewNamespace(tree *pidmap.Tree, ref uint32) (*pidmap.PidNS, error) {
+// caller's own (live), or the recording's host level (--from).
+func viewNamespace(tree *pidmap.Tree, ref uint32, fromFile bool) (*pidmap.PidNS, error) {
 	inode := ref
+	if inode == 0 && fromFile {
+		if root := tree.Root(); root != nil {
+			return root, nil
+		}
+		return nil, notFoundError{errors.New("the recording holds no process at that instant")}
+	}
 	if inode == 0 {
 		own, err := pidmap.OwnPidNS(pidmap.ProcRoot)
 		if err != nil {
@@ -69,7 +136,10 @@ func viewNamespace(tree *pidmap.Tree, ref uint32) (*pidmap.PidNS, error) {
 
 // containerView selects the processes of the container named by prefix and
 // returns the container's pid namespace.
-func containerView(tree *pidmap.Tree, prefix string) (map[*pidmap.Proc]string, string, *pidmap.PidNS, error) {
+func containerView(tree *pidmap.Tree, prefix string, fromFile bool) (map[*pidmap.Proc]string, string, *pidmap.PidNS, error) {
+	if fromFile {
+		return nil, "", nil, usagef("--container needs the live system (a recording holds no cgroups): use --pidns")
+	}
 	ids := pidmap.Containers(pidmap.ProcRoot, tree)
 	id, err := pidmap.ResolveContainer(ids, prefix)
 	switch {
@@ -123,8 +193,32 @@ func parseQuery(name string, common *commonFlags, args []string, min, max int, s
 	if log, err = newLogger(stderr, common.logLevel, common.logFormat); err != nil {
 		return nil, log, 0, err
 	}
-	ref, err = resolvePidNS(common.pidns)
+	if common.from == "" || !isPID(common.pidns) {
+		ref, err = resolvePidNS(common.pidns)
+	}
 	return pids, log, ref, err
+}
+
+// isPID reports whether a REF is the PID form.
+func isPID(ref string) bool {
+	n, err := strconv.ParseUint(ref, 10, 32)
+	return err == nil && n > 0 && n <= pidmap.PIDMaxLimit
+}
+
+// refInTree resolves a PID-form --pidns against a recording: the pid
+// namespace of that (host) PID at the instant looked at.
+func refInTree(common commonFlags, tree *pidmap.Tree, ref uint32) (uint32, error) {
+	if common.from == "" || !isPID(common.pidns) {
+		return ref, nil
+	}
+	pid, _ := strconv.ParseUint(common.pidns, 10, 32)
+	if p := tree.Get(uint32(pid)); p != nil {
+		return p.NS().Inode, nil
+	}
+	if h := tree.LastHolder(uint32(pid)); h != nil {
+		return h.NS().Inode, nil
+	}
+	return 0, notFoundError{fmt.Errorf("--pidns %s: no such process in the recording at that instant", common.pidns)}
 }
 
 // runShow answers `nspidtrace <pid>`; args start with the PID.
@@ -134,17 +228,20 @@ func runShow(ctx context.Context, common commonFlags, args []string, stdout, std
 		return err
 	}
 	pid := pids[0]
-	tree, err := snapshotTree(log)
+	tree, err := loadTree(common, log)
 	if err != nil {
 		return err
 	}
-	ns, err := viewNamespace(tree, ref)
+	if ref, err = refInTree(common, tree, ref); err != nil {
+		return err
+	}
+	ns, err := viewNamespace(tree, ref, common.from != "")
 	if err != nil {
 		return err
 	}
 	if common.container != "" {
 		// The PID is read in the container's pid namespace.
-		if _, _, ns, err = containerView(tree, common.container); err != nil {
+		if _, _, ns, err = containerView(tree, common.container, common.from != ""); err != nil {
 			return err
 		}
 		ref = ns.Inode
@@ -154,7 +251,7 @@ func runShow(ctx context.Context, common commonFlags, args []string, stdout, std
 	if err != nil {
 		// Without privileges, another user's process is still in /proc,
 		// its namespaces aside.
-		if ref != 0 || pidmap.ReadProc(pidmap.ProcRoot, int(pid), &ev) != nil {
+		if ref != 0 || common.from != "" || pidmap.ReadProc(pidmap.ProcRoot, int(pid), &ev) != nil {
 			return err
 		}
 		tree.Apply(&ev)

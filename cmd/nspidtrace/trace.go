@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -59,6 +61,15 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	if tf.duration < 0 {
 		return usagef("--duration must not be negative")
 	}
+	if common.container != "" {
+		return usagef("trace does not take --container yet: use --pidns with the container's init PID")
+	}
+	if common.from != "" {
+		return replayTrace(common, tf, &filter, log, stdout)
+	}
+	if common.at != "" {
+		return usagef("--at goes with --from")
+	}
 	if filter.PidNS, err = resolvePidNS(common.pidns); err != nil {
 		return err
 	}
@@ -82,21 +93,14 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 			return err
 		}
 	}
-	bootToUnix, err := loader.BootToUnix()
-	if err != nil {
-		return err
-	}
 	if tf.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, tf.duration)
 		defer cancel()
 	}
-
-	feed := &feed{
-		out:     bufio.NewWriterSize(stdout, 256<<10),
-		decoder: events.Decoder{BootToUnix: bootToUnix},
-		filter:  &filter,
-		tracer:  tracer,
+	feed, err := newFeed(stdout, tracer, &filter)
+	if err != nil {
+		return err
 	}
 	if tf.snapshot {
 		// Programs are attached: what changes during the snapshot waits in
@@ -109,6 +113,40 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	err = tracer.Run(ctx, feed.handle, feed.idle)
 	log.Info().Uint64("events", feed.seen).Uint64("written", feed.written).Uint64("lost", feed.lostTotal).
 		Uint64("undecodable", feed.bad).Msg("trace ended")
+	return err
+}
+
+// replayTrace prints a recording's lines that pass the filters, up to --at.
+// PIDs (--pid) are the recording's host PIDs, or REF's with --pidns.
+func replayTrace(common commonFlags, tf traceFlags, filter *events.Filter, log zerolog.Logger, stdout io.Writer) error {
+	if tf.threads || tf.snapshot || tf.duration != 0 {
+		return usagef("--threads, --snapshot and --duration are for live tracing, not --from")
+	}
+	if isPID(common.pidns) {
+		return usagef("with --from, give --pidns as pid:[INODE] or an inode: a PID names a process of the live system")
+	}
+	var err error
+	if filter.PidNS, err = resolvePidNS(common.pidns); err != nil {
+		return err
+	}
+	if tf.pid != "" {
+		pid, err := parsePID("--pid", tf.pid)
+		if err != nil {
+			return err
+		}
+		filter.FollowSubtree(filter.PidNS, []uint32{pid})
+	}
+	w := bufio.NewWriterSize(stdout, 256<<10)
+	_, err = replay(common, log, pidmap.NewTree(pidmap.DefaultExitedKept), func(ev *events.Event, line []byte) error {
+		if !filter.Match(ev) {
+			return nil
+		}
+		w.Write(line)
+		return w.WriteByte('\n')
+	})
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
 	return err
 }
 
@@ -173,6 +211,21 @@ func followSubtree(filter *events.Filter, viewPID int) error {
 	return nil
 }
 
+// newFeed writes tracer's records that pass filter to w as NDJSON.
+func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter) (*feed, error) {
+	bootToUnix, err := loader.BootToUnix()
+	if err != nil {
+		return nil, err
+	}
+	return &feed{
+		out:       bufio.NewWriterSize(w, 256<<10),
+		decoder:   events.Decoder{BootToUnix: bootToUnix},
+		filter:    filter,
+		tracer:    tracer,
+		lastFlush: time.Now(),
+	}, nil
+}
+
 // feed turns ring-buffer records into NDJSON lines on the output.
 type feed struct {
 	out     *bufio.Writer
@@ -184,7 +237,12 @@ type feed struct {
 
 	seen, written, bad  uint64
 	lostSeen, lostTotal uint64
+	lastFlush           time.Time
 }
+
+// flushInterval bounds how long a written line may wait in the buffer when
+// the kernel keeps the reader busy and it never idles.
+const flushInterval = time.Second
 
 func (f *feed) handle(raw []byte) error {
 	f.seen++
@@ -201,8 +259,18 @@ func (f *feed) handle(raw []byte) error {
 func (f *feed) write(ev *events.Event) error {
 	f.line = events.AppendJSON(f.line[:0], ev)
 	f.written++
-	_, err := f.out.Write(f.line)
-	return err
+	if _, err := f.out.Write(f.line); err != nil {
+		return err
+	}
+	if f.written%1024 == 0 && time.Since(f.lastFlush) > flushInterval {
+		return f.flush()
+	}
+	return nil
+}
+
+func (f *feed) flush() error {
+	f.lastFlush = time.Now()
+	return f.out.Flush()
 }
 
 // idle reports records the kernel dropped and flushes the output: it runs
@@ -220,5 +288,5 @@ func (f *feed) idle() error {
 			return err
 		}
 	}
-	return f.out.Flush()
+	return f.flush()
 }

@@ -21,8 +21,11 @@ func runTree(ctx context.Context, common commonFlags, args []string, stdout, std
 	if len(pids) == 1 {
 		rootPID = pids[0]
 	}
-	tree, err := snapshotTree(log)
+	tree, err := loadTree(common, log)
 	if err != nil {
+		return err
+	}
+	if ref, err = refInTree(common, tree, ref); err != nil {
 		return err
 	}
 
@@ -30,13 +33,13 @@ func runTree(ctx context.Context, common commonFlags, args []string, stdout, std
 	// the host's. With a PID, only its subtree.
 	var view *pidmap.PidNS
 	if ref != 0 || rootPID != 0 {
-		if view, err = viewNamespace(tree, ref); err != nil {
+		if view, err = viewNamespace(tree, ref, common.from != ""); err != nil {
 			return err
 		}
 	}
 	selected := func(p *pidmap.Proc) bool { return ref == 0 || p.LevelOf(view) >= 0 }
 	if common.container != "" {
-		ids, id, ns, err := containerView(tree, common.container)
+		ids, id, ns, err := containerView(tree, common.container, common.from != "")
 		if err != nil {
 			return err
 		}

@@ -27,8 +27,8 @@ type subtree struct {
 }
 
 // FollowSubtree restricts the filter to the processes seeds (PIDs as pid
-// namespace viewNS numbers them: a process and its live descendants) and
-// every process forked from them later.
+// namespace viewNS numbers them, 0 for the host level: a process and its
+// live descendants) and every process forked from them later.
 func (f *Filter) FollowSubtree(viewNS uint32, seeds []uint32) {
 	s := &subtree{viewNS: viewNS, seeds: make(map[uint32]struct{}, len(seeds)), host: make(map[uint32]struct{})}
 	for _, p := range seeds {
@@ -61,7 +61,10 @@ func (f *Filter) Match(ev *Event) bool {
 func (s *subtree) track(ev *Event) bool {
 	_, in := s.host[ev.PID]
 	fork := ev.Type == TypeFork && !ev.Thread
-	lvl := ev.Level(s.viewNS)
+	lvl := 0
+	if s.viewNS != 0 {
+		lvl = ev.Level(s.viewNS)
+	}
 	if !in && lvl >= 0 {
 		if _, ok := s.seeds[ev.NSPid[lvl]]; ok {
 			// First sight of a process that was alive at set-up.

@@ -283,6 +283,14 @@ func (ns *PidNS) Lookup(nr uint32) *Proc { return ns.members[nr] }
 // Len returns how many live processes are in ns or below it.
 func (ns *PidNS) Len() int { return len(ns.members) }
 
+// Root returns the host's pid namespace (level 0), or nil for an empty tree.
+func (t *Tree) Root() *PidNS {
+	for _, p := range t.procs {
+		return p.PidNS(0)
+	}
+	return nil
+}
+
 // LastHolder returns the most recent exited process that had host TGID pid,
 // or nil.
 func (t *Tree) LastHolder(pid uint32) *Proc { return t.lastHolder[pid] }

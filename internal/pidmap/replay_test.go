@@ -1,0 +1,136 @@
+package pidmap
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// recording writes a header and events as a recording's lines.
+func recording(start int64, evs ...*events.Event) string {
+	h := events.Header{Format: events.RecordFormat, Version: 1, Hostname: "h", Kernel: "k", BootID: "b", Start: start}
+	b := events.AppendHeader(nil, &h)
+	for _, e := range evs {
+		b = events.AppendJSON(b, e)
+	}
+	return string(b)
+}
+
+func at(e *events.Event, t int64) *events.Event { e.Time = t; return e }
+
+// exited is the exit event of pid at the given levels, as the kernel sends it.
+func exited(t int64, status, reaper, pid, ppid uint32, nspid ...uint32) *events.Event {
+	e := ev(events.TypeExit, pid, ppid, nspid...)
+	e.Time, e.ExitStatus, e.Reaper = t, status, reaper
+	return e
+}
+
+const t0 = int64(1795419545000000000)
+
+// incident: init and a container; PID 50 in the container exits with 3 at
+// t0+3s and is reused at t0+5s.
+func incident() string {
+	return recording(t0,
+		at(ev(events.TypeProc, 1, 0, 1), t0+1000),
+		at(ev(events.TypeProc, 100, 1, 100, 1), t0+2000),
+		at(ev(events.TypeFork, 150, 100, 150, 50), t0+1e9),
+		exited(t0+3e9, 3<<8, 100, 150, 100, 150, 50),
+		at(ev(events.TypeFork, 160, 100, 160, 50), t0+5e9),
+	)
+}
+
+func TestReplayAtInstants(t *testing.T) {
+	for _, tt := range []struct {
+		at      At
+		wantPID uint32 // host PID holding 50 in the container; 0: none
+	}{
+		{At{Relative: true}, 0}, // the start: the snapshot, taken a moment later, holds
+		{At{Time: t0 + 2e9}, 150},
+		{At{Relative: true, Offset: 4 * time.Second}, 0},
+		{At{Time: t0 + 6e9}, 160},
+		{At{}, 160}, // the end
+	} {
+		tree := NewTree(DefaultExitedKept)
+		rep, err := ReplayFile(strings.NewReader(incident()), tt.at, tree, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Header == nil || rep.Start != t0 {
+			t.Errorf("header %+v start %d", rep.Header, rep.Start)
+		}
+		p := tree.Namespace(ctrNS).Lookup(50)
+		switch {
+		case tt.wantPID == 0 && p != nil:
+			t.Errorf("at %+v: 50 is %d, want nobody", tt.at, p.PID)
+		case tt.wantPID != 0 && (p == nil || p.PID != tt.wantPID):
+			t.Errorf("at %+v: 50 is %+v, want host %d", tt.at, p, tt.wantPID)
+		}
+		if tree.Namespace(ctrNS).Init == nil {
+			t.Errorf("at %+v: the container's init is missing", tt.at)
+		}
+		if tt.wantPID == 0 && tt.at.Offset > 0 {
+			h := tree.LastHolderIn(tree.Namespace(ctrNS), 50)
+			if h == nil || h.PID != 150 || h.ExitTime != t0+3e9 || h.ExitStatus != 3<<8 {
+				t.Errorf("at %+v: last holder of 50 %+v, want 150 exited at t0+3s with 3", tt.at, h)
+			}
+		}
+	}
+}
+
+func TestReplayTruncatedAndMalformed(t *testing.T) {
+	full := incident()
+	cut := full[:len(full)-40] // the recorder died mid-line
+	rep, err := ReplayFile(strings.NewReader(cut), At{}, NewTree(16), nil)
+	if err != nil || !rep.Truncated || rep.Applied != 4 {
+		t.Errorf("truncated: %+v, %v; want 4 events and Truncated", rep, err)
+	}
+
+	lines := strings.SplitAfter(full, "\n")
+	lines[3] = `{"type":"fork","pid":` + "\n"
+	_, err = ReplayFile(strings.NewReader(strings.Join(lines, "")), At{}, NewTree(16), nil)
+	if err == nil || !strings.Contains(err.Error(), "line 4") {
+		t.Errorf("malformed line 4: %v", err)
+	}
+
+	for name, text := range map[string]string{
+		"foreign":        "Hello, this is a README.\n",
+		"other JSON":     `{"kind":"Pod","apiVersion":"v1"}` + "\n",
+		"other header":   `{"type":"header","format":"pcap","version":1}` + "\n",
+		"future version": `{"type":"header","format":"nspidtrace-record","version":2}` + "\n",
+		"binary":         "\x7fELF\x02\x01\x01\x00",
+	} {
+		if _, err := ReplayFile(strings.NewReader(text), At{}, NewTree(16), nil); !errors.Is(err, ErrNotRecording) {
+			t.Errorf("%s: %v, want ErrNotRecording", name, err)
+		}
+	}
+}
+
+func TestReplayFeedWithoutHeader(t *testing.T) {
+	feed := strings.SplitN(incident(), "\n", 2)[1] // `trace --snapshot` output
+	tree := NewTree(16)
+	rep, err := ReplayFile(strings.NewReader(feed), At{Relative: true, Offset: 2 * time.Second}, tree, nil)
+	if err != nil || rep.Header != nil || rep.Start != t0+1000 || tree.Get(150) == nil {
+		t.Errorf("feed: %+v, %v", rep, err)
+	}
+}
+
+// A snapshot lists a child before its parent; the parent's exit must still
+// reparent it.
+func TestReplayRelinksTheSnapshot(t *testing.T) {
+	text := recording(t0,
+		at(ev(events.TypeProc, 1, 0, 1), t0),
+		at(ev(events.TypeProc, 20, 30, 20), t0),
+		at(ev(events.TypeProc, 30, 1, 30), t0),
+		exited(t0+1, 0, 1, 30, 1, 30),
+	)
+	tree := NewTree(16)
+	if _, err := ReplayFile(strings.NewReader(text), At{}, tree, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := tree.Get(20); p == nil || p.Parent() == nil || p.Parent().PID != 1 {
+		t.Errorf("20 after its parent's exit: %+v", p)
+	}
+}
