@@ -264,7 +264,7 @@ func runShow(ctx context.Context, common commonFlags, args []string, stdout, std
 		w.Write(events.AppendJSON(nil, &ev))
 		return w.Flush()
 	}
-	fmt.Fprintf(w, "%s  %s\n", p.CommString(), strings.Join(argv(p), " "))
+	fmt.Fprintf(w, "%s  %s\n", p.CommString(), strings.Join(p.Argv(), " "))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first; with --pidns, from REF's level down.
@@ -287,11 +287,6 @@ func runShow(ctx context.Context, common commonFlags, args []string, stdout, std
 	}
 	tw.Flush()
 	return w.Flush()
-}
-
-// argv splits a process's NUL-separated arguments.
-func argv(p *pidmap.Proc) []string {
-	return strings.Split(strings.TrimSuffix(p.Args, "\x00"), "\x00")
 }
 
 func helpOr(err error, stdout io.Writer) error {

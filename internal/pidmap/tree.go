@@ -22,6 +22,7 @@ type Tree struct {
 	next       int     // where the next exited process goes in the ring
 	keep       int
 	lastHolder map[uint32]*Proc // host TGID -> its last exited holder, while kept
+	free       []*Proc          // evicted exited processes, for reuse: no garbage per fork
 
 	gen uint32 // the current resync generation: see beginResync
 }
@@ -54,7 +55,7 @@ type Proc struct {
 
 	Comm     [events.CommLen]byte
 	CommLen  uint8
-	Args     string // NUL-separated argv, bounded
+	args     []byte // NUL-separated argv, bounded
 	UID, GID uint32
 	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when unknown).
 	Start uint64
@@ -64,6 +65,17 @@ type Proc struct {
 	ExitStatus uint32
 
 	seen uint32 // the last resync generation that saw it
+}
+
+// newProc returns a blank process, reusing an evicted one when it can.
+func (t *Tree) newProc(pid uint32) *Proc {
+	if n := len(t.free); n > 0 {
+		p := t.free[n-1]
+		t.free = t.free[:n-1]
+		*p = Proc{PID: pid, nspid: p.nspid[:0], args: p.args[:0]}
+		return p
+	}
+	return &Proc{PID: pid}
 }
 
 // NewTree returns an empty tree that remembers keep exited processes.
@@ -88,7 +100,7 @@ func (t *Tree) Apply(ev *events.Event) {
 		}
 	case events.TypeProc, events.TypeExec:
 		p := t.upsert(ev)
-		p.Args = string(ev.Args[:ev.ArgsLen])
+		p.args = append(p.args[:0], ev.Args[:ev.ArgsLen]...)
 	case events.TypeExit:
 		if !ev.Thread {
 			t.exit(ev)
@@ -118,7 +130,7 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	}
 	ppid := ev.PPID
 	if p == nil {
-		p = &Proc{PID: ev.PID}
+		p = t.newProc(ev.PID)
 		t.procs[ev.PID] = p
 	} else if ppid != p.PPID && t.procs[ppid] == nil && t.lastHolder[ppid] != nil {
 		// The event names a parent the tree saw exit: it read real_parent
@@ -151,7 +163,7 @@ func (t *Tree) setLevels(p *Proc, ev *events.Event) {
 		ns = t.namespace(ev.PidNS[i], i, ns)
 	}
 	p.ns = ns
-	p.nspid = slices.Clone(ev.NSPid[:ev.Levels])
+	p.nspid = append(p.nspid[:0], ev.NSPid[:ev.Levels]...)
 	for i, ns := len(p.nspid)-1, p.ns; ns != nil && i >= 0; i, ns = i-1, ns.Parent {
 		ns.members[p.nspid[i]] = p
 	}
@@ -262,6 +274,11 @@ func (t *Tree) retire(p *Proc, when int64, status, reaper uint32) {
 		if t.lastHolder[old.PID] == old {
 			delete(t.lastHolder, old.PID)
 		}
+		// Nothing points at it any more, unless children of a dead
+		// namespace's init still wait under it.
+		if old.child == nil {
+			t.free = append(t.free, old)
+		}
 		t.exited[t.next] = p
 		t.next = (t.next + 1) % t.keep
 	}
@@ -348,6 +365,13 @@ func (p *Proc) Children() []*Proc {
 	return cs
 }
 
+// Argv returns the arguments (allocates; not for hot paths).
+func (p *Proc) Argv() []string {
+	var ev events.Event
+	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
+	return ev.Argv()
+}
+
 // CommString returns the comm.
 func (p *Proc) CommString() string { return string(p.Comm[:p.CommLen]) }
 
@@ -366,7 +390,7 @@ func (p *Proc) Fill(ev *events.Event) {
 	if p.nsset != nil {
 		ev.NS = *p.nsset
 	}
-	ev.ArgsLen = uint16(copy(ev.Args[:], p.Args))
+	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
 	if p.Exited {
 		ev.Type = events.TypeExit
 		ev.ExitStatus = p.ExitStatus
