@@ -23,9 +23,12 @@ check-generated: generate ## fail if the committed BPF object is not what bpf/ c
 test: ## the whole test suite; as root the privileged tests run too (CI=true makes them mandatory)
 	$(GO) test -count=1 -p 1 ./...
 
-bench: ## userspace pipeline, fork+exit storm accounting, storm overhead of trace (root)
-	$(GO) test -run '^$$' -bench Pipeline -benchmem -cpu 1 ./internal/events
+bench: ## the figures of SPEC.md section 7 (root; takes a few minutes)
+	$(GO) test -run '^$$' -bench 'Pipeline|Parse' -benchmem -cpu 1 ./internal/events
+	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./internal/pidmap
 	$(GO) test -run '^$$' -bench ForkExitStorm -benchtime 1x ./internal/loader
+	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader
+	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
 
 lint: ## gofmt and go vet

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,7 +73,22 @@ func runRecord(ctx context.Context, common commonFlags, args []string, stdout, s
 		return err
 	}
 	log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
-	err = tracer.Run(ctx, feed.handle, feed.idle)
+	lastCheck := time.Now()
+	err = tracer.Run(ctx, feed.handle, func() error {
+		if err := feed.idle(); err != nil {
+			return err
+		}
+		// Writes to a deleted file succeed, into nothing: notice it.
+		if time.Since(lastCheck) < time.Second {
+			return nil
+		}
+		lastCheck = time.Now()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(file.Fd()), &st); err == nil && st.Nlink == 0 {
+			return errors.New("the file was removed")
+		}
+		return nil
+	})
 	if ferr := feed.flush(); err == nil {
 		err = ferr
 	}

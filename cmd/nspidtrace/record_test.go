@@ -155,6 +155,23 @@ func TestRecordWriteFailure(t *testing.T) {
 	}
 }
 
+func TestRecordFileRemoved(t *testing.T) {
+	bpftest.Require(t)
+	path := filepath.Join(t.TempDir(), "gone.ndjson")
+	rec := startRecord(t, path)
+	os.Remove(path)
+	done := make(chan error, 1)
+	go func() { done <- rec.Wait() }()
+	select {
+	case <-done:
+		if code := rec.ProcessState.ExitCode(); code != exitFailure {
+			t.Errorf("record whose file was removed: exit %d, want 1", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("record kept writing into a removed file")
+	}
+}
+
 func TestFromBadFiles(t *testing.T) {
 	dir := t.TempDir()
 	good := `{"type":"header","format":"nspidtrace-record","version":1,"start":"2026-11-23T07:39:05Z"}` + "\n" +
