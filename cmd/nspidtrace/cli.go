@@ -62,10 +62,6 @@ flushed at least every second and on Ctrl-C or SIGTERM, and created 0600
 (argv can hold secrets). Flags: -o FILE (required), --duration D.
 
 Examples:
-  sudo nspidtrace record -o incident.ndjson               leave it running; later, anywhere:
-  nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z --pidns pid:[4026532156] 52
-                                                          which host process was PID 52 there then
-  nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
   sudo nspidtrace 12573                                   one process at every level
   sudo nspidtrace --pidns 12573 52                        PID 52 in 12573's pid namespace
   sudo nspidtrace tree --pidns /proc/12573/ns/pid         a container's processes
@@ -73,6 +69,10 @@ Examples:
   sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
   sudo nspidtrace trace --pidns $(pidof -s nginx) --duration 1m > nginx.ndjson
   sudo nspidtrace trace --pid $$ --threads                this shell and all it starts
+  sudo nspidtrace record -o incident.ndjson               leave it running; later, anywhere:
+  nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z --pidns 'pid:[4026532156]' 52
+                                                          which host process was PID 52 there then
+  nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
 
 Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 not found.
 Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
