@@ -24,7 +24,8 @@ test: ## the whole test suite; as root the privileged tests run too (CI=true mak
 	$(GO) test -count=1 -p 1 ./...
 
 bench: ## the figures of SPEC.md section 7 (root; takes a few minutes)
-	$(GO) test -run '^$$' -bench 'Pipeline|Parse' -benchmem -cpu 1 ./internal/events
+	$(GO) test -run '^$$' -bench Pipeline -benchmem -cpu 1 ./internal/loader
+	$(GO) test -run '^$$' -bench Parse -benchmem -cpu 1 ./internal/events
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./internal/pidmap
 	$(GO) test -run '^$$' -bench ForkExitStorm -benchtime 1x ./internal/loader
 	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader

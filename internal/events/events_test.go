@@ -300,30 +300,3 @@ func TestFilterTypesCommAndPidNS(t *testing.T) {
 		t.Error("another comm passed")
 	}
 }
-
-func BenchmarkPipeline(b *testing.B) {
-	rec := rawRecord{typ: 2, pid: 12573, tid: 12573, ppid: 12572, ktime: 1e9,
-		nspid: []uint32{12573, 52}, pidns: []uint32{4026531836, 4026532156}, nsppid: []uint32{12572, 51},
-		ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00"}
-	fork := rec
-	fork.typ = 1
-	exit := rec
-	exit.typ = 3
-	raws := [][]byte{fork.bytes(), rec.bytes(), exit.bytes()}
-	d := Decoder{BootToUnix: bootToUnix}
-	var f Filter
-	f.Types, _ = ParseTypeSet("")
-	var ev Event
-	buf := make([]byte, 0, 4096)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := d.Decode(raws[i%3], &ev); err != nil {
-			b.Fatal(err)
-		}
-		if f.Match(&ev) {
-			buf = AppendJSON(buf[:0], &ev)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-}
