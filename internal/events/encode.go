@@ -202,7 +202,9 @@ func appendCloneFlags(buf []byte, flags uint64) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does, so every line is valid UTF-8 whatever a comm holds.
+// encoding/json does, so every line is valid UTF-8 whatever a comm holds;
+// it is written as the character itself, as a real U+FFFD is, so that a line
+// read back encodes to the same bytes.
 func appendString(buf []byte, s []byte) []byte {
 	buf = append(buf, '"')
 	for i := 0; i < len(s); {
@@ -227,7 +229,7 @@ func appendString(buf []byte, s []byte) []byte {
 		}
 		r, size := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, `\ufffd`...)
+			buf = utf8.AppendRune(buf, utf8.RuneError)
 		} else {
 			buf = append(buf, s[i:i+size]...)
 		}

@@ -138,7 +138,7 @@ func TestDecodeAndEncode(t *testing.T) {
 			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS,
 			comm: "a\"b\\c\n\x01\xff", filename: "/bin/x", args: "x\x00"},
 		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exec","pid":10,"tid":10,"ppid":1,` +
-			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"a\"b\\c\n\u0001\ufffd",` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"a\"b\\c\n\u0001�",` +
 			`"filename":"/bin/x","args":["x"],` + hostNSJSON + `,"uid":0,"gid":0,"old_tid":12}`,
 	}}
 	d := Decoder{BootToUnix: bootToUnix}

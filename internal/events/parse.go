@@ -45,9 +45,30 @@ func AppendHeader(buf []byte, h *Header) []byte {
 // parser reads one JSON object of the feed. It knows the schema's keys and
 // skips any other, as SPEC.md asks of readers. It does not allocate.
 type parser struct {
-	b   []byte
-	i   int
-	str []byte // scratch for unescaped strings
+	b     []byte
+	i     int
+	str   []byte // scratch for unescaped strings
+	valid []byte // scratch for strings made valid UTF-8
+}
+
+// text returns s as the encoder would print it: each byte that is not
+// valid UTF-8 becomes U+FFFD. Events then hold what their lines say, and
+// a line read back and written again is the same line.
+func (p *parser) text(s []byte) []byte {
+	if utf8.Valid(s) {
+		return s
+	}
+	p.valid = p.valid[:0]
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			p.valid = utf8.AppendRune(p.valid, utf8.RuneError)
+		} else {
+			p.valid = append(p.valid, s[i:i+size]...)
+		}
+		i += size
+	}
+	return p.valid
 }
 
 var errSyntax = errors.New("not valid JSON")
@@ -320,7 +341,7 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 	*ev = Event{}
 	var levels [3]int
 	var typeSeen, header bool
-	var changed bool
+	var changed uint16 // namespace kinds `changed` names
 	err := p.object(func(key []byte) error {
 		var err error
 		switch string(key) {
@@ -362,20 +383,21 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 		case "comm":
 			var s []byte
 			if s, err = p.string(); err == nil {
-				ev.CommLen = uint8(copy(ev.Comm[:CommLen-1], s))
+				ev.CommLen = uint8(copy(ev.Comm[:], truncUTF8(p.text(s), CommLen-1)))
 			}
 		case "filename":
 			var s []byte
 			if s, err = p.string(); err == nil {
-				ev.FilenameLen = uint16(copy(ev.Filename[:], s))
+				ev.FilenameLen = uint16(copy(ev.Filename[:], truncUTF8(p.text(s), FilenameLen)))
 			}
 		case "args":
 			n := 0
 			err = p.array(func(int) error {
 				s, err := p.string()
+				s = p.text(s)
 				if n+len(s)+1 > ArgsLen {
 					ev.ArgsTruncated = true
-					return err
+					s = truncUTF8(s, max(0, ArgsLen-n-1))
 				}
 				n += copy(ev.Args[n:], s)
 				ev.Args[n] = 0
@@ -428,13 +450,13 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 		case "ret":
 			ev.Ret, err = p.number()
 		case "changed":
-			changed = true
 			err = p.object(func(k []byte) error {
 				kind := nsKind(k)
 				return p.object(func(fk []byte) error {
 					v, err := p.uint32()
 					if kind >= 0 && string(fk) == "from" {
 						ev.OldNS[kind] = v
+						changed |= 1 << kind
 					}
 					return err
 				})
@@ -472,11 +494,9 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 		ev.TID = ev.PID
 	}
 	// OldNS holds what changed; what did not is what it is now.
-	if changed {
-		for k := range ev.OldNS {
-			if ev.OldNS[k] == 0 {
-				ev.OldNS[k] = ev.NS[k]
-			}
+	for k := range ev.OldNS {
+		if changed&(1<<k) == 0 {
+			ev.OldNS[k] = ev.NS[k]
 		}
 	}
 	return nil
@@ -550,6 +570,18 @@ func parseTime(s []byte) (int64, bool) {
 		return 0, false
 	}
 	return t.UnixNano(), true
+}
+
+// truncUTF8 cuts s to at most n bytes, not inside a UTF-8 sequence, so that
+// what is cut encodes the same way again.
+func truncUTF8(s []byte, n int) []byte {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // parseTypeBytes is ParseType without allocating; 0 when unknown.

@@ -114,3 +114,25 @@ func BenchmarkParse(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// FuzzParse: any line is parsed or refused, never a panic; what parses
+// encodes and parses again to the same event.
+func FuzzParse(f *testing.F) {
+	for _, l := range goldenLines(&testing.T{}) {
+		f.Add([]byte(strings.TrimSuffix(l, "\n")))
+	}
+	f.Add([]byte(`{"type":"header","format":"nspidtrace-record","version":1}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var ev, again Event
+		if Parse(line, &ev) != nil {
+			return
+		}
+		out := AppendJSON(nil, &ev)
+		if err := Parse(out[:len(out)-1], &again); err != nil {
+			t.Fatalf("%s parsed, but its encoding %s does not: %v", line, out, err)
+		}
+		if out2 := AppendJSON(nil, &again); string(out2) != string(out) {
+			t.Fatalf("encoding is not stable:\n%s\n%s", out, out2)
+		}
+	})
+}

@@ -134,3 +134,22 @@ func TestReplayRelinksTheSnapshot(t *testing.T) {
 		t.Errorf("20 after its parent's exit: %+v", p)
 	}
 }
+
+// FuzzReplay: any file is replayed or refused, never a panic, and the tree
+// answers lookups afterwards.
+func FuzzReplay(f *testing.F) {
+	f.Add([]byte(incident()))
+	f.Add([]byte(recording(t0, at(ev(events.TypeProc, 1, 0, 1), t0), exited(t0+1, 0, 0, 1, 0, 1))))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tree := NewTree(4)
+		ReplayFile(strings.NewReader(string(data)), At{}, tree, nil)
+		tree.Walk(func(p *Proc, _ int) {
+			var e events.Event
+			p.Fill(&e)
+			if ns := p.NS(); ns != nil {
+				ns.Lookup(p.NSPid(p.Levels() - 1))
+				tree.LastHolderIn(ns, 1)
+			}
+		})
+	})
+}

@@ -208,6 +208,9 @@ func (t *Tree) intern(set NSSet) *NSSet {
 // setParent links p under the process ppid (when the tree has it).
 func (t *Tree) setParent(p *Proc, ppid uint32) {
 	parent := t.procs[ppid]
+	if parent == p {
+		parent = nil // no process is its own parent; a malformed recording's claim
+	}
 	if p.parent == parent && p.PPID == ppid {
 		return
 	}

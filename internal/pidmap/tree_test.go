@@ -79,6 +79,10 @@ func TestTreeSequences(t *testing.T) {
 			exitEv(10, 1, 0), ev(events.TypeExec, 11, 10, 11)},
 		want: []string{"11<-1", "1<-none"},
 	}, {
+		name:   "a process named as its own parent (a malformed file) is a root",
+		events: []*events.Event{ev(events.TypeProc, 1, 0, 1), ev(events.TypeFork, 10, 10, 10), exitEv(10, 1, 0)},
+		want:   []string{"1<-none"},
+	}, {
 		name:   "exit of an unknown process changes nothing",
 		events: []*events.Event{ev(events.TypeProc, 1, 0, 1), exitEv(99, 1, 0)},
 		want:   []string{"1<-none"},
