@@ -27,8 +27,8 @@ Flags for every command:
   --pidns REF          look from inside pid namespace REF: only processes inside it, and
                        --pid read as a PID there. REF is a PID (that process's namespace), a
                        path such as /proc/N/ns/pid, pid:[INODE], or a bare inode number
-  --container ID       (<pid>, tree) only that container's processes, seen from its pid
-                       namespace; a full ID or a unique prefix, as docker accepts
+  --container ID       only that container's processes (those in its pid namespace, docker
+                       exec'd ones too), seen from there; a full ID or a unique prefix
   --log-level LEVEL    diagnostics on stderr: trace, debug, info, warn, error (default info)
   --log-format FORMAT  console or json (default console)
   --from FILE          (<pid>, tree, trace) answer from a recording (or trace --snapshot output)

@@ -24,9 +24,6 @@ import (
 // without the privileges for BPF, from /proc (saying so on stderr; then the
 // tree holds only processes whose namespaces the caller may read).
 func snapshotTree(log zerolog.Logger) (*pidmap.Tree, error) {
-	// A one-shot answer holds at most the kernel's BTF and the tree: no
-	// garbage collection is worth its time here (measured: 5 of 56 ms).
-	debug.SetGCPercent(-1)
 	boot, err := loader.BootToUnix()
 	if err != nil {
 		return nil, err
@@ -55,6 +52,10 @@ func snapshotTree(log zerolog.Logger) (*pidmap.Tree, error) {
 // loadTree builds the tree <pid> and tree answer from: the live kernel's,
 // or with --from the recording's as of --at.
 func loadTree(common commonFlags, log zerolog.Logger) (*pidmap.Tree, error) {
+	// A one-shot answer holds at most the kernel's BTF and the tree (a
+	// recording is streamed): no garbage collection is worth its time here
+	// (measured: 5 of 56 ms).
+	debug.SetGCPercent(-1)
 	if common.from == "" {
 		if common.at != "" {
 			return nil, usagef("--at goes with --from")

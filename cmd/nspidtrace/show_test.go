@@ -250,6 +250,22 @@ func TestContainerSelection(t *testing.T) {
 	if l := procJSON(t, "--container", id, "1"); l.PID != uint32(ns.Holder) {
 		t.Errorf("--container %s 1: host PID %d, want %d", id[:12], l.PID, ns.Holder)
 	}
+	// trace --container: what happens inside, nothing from outside.
+	s := startTrace(t, "--container", id[:12])
+	exec.Command("sh", "-c", "exit 5").Run()
+	exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c", "exit 6").Run()
+	lines := s.stop(t, syscall.SIGINT)
+	sawInside := false
+	for _, l := range lines {
+		if !slices.Contains(l.PidNS, ns.Inode) {
+			t.Errorf("trace --container: a line from outside: %+v", l)
+		}
+		sawInside = sawInside || (l.Type == "exit" && l.ExitCode == 6)
+	}
+	if !sawInside {
+		t.Error("trace --container: the exit inside the container is missing")
+	}
+
 	for args, want := range map[string]int{"ffff": exitNotFound, "xyz": exitUsage} {
 		if _, stderr, code := runBinary(t, "tree", "--container", args); code != want {
 			t.Errorf("--container %s: exit %d, want %d: %s", args, code, want, stderr)

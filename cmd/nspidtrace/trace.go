@@ -61,9 +61,6 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	if tf.duration < 0 {
 		return usagef("--duration must not be negative")
 	}
-	if common.container != "" {
-		return usagef("trace does not take --container yet: use --pidns with the container's init PID")
-	}
 	if common.from != "" {
 		return replayTrace(common, tf, &filter, log, stdout)
 	}
@@ -72,6 +69,22 @@ func runTrace(ctx context.Context, common commonFlags, args []string, stdout, st
 	}
 	if filter.PidNS, err = resolvePidNS(common.pidns); err != nil {
 		return err
+	}
+	if common.container != "" {
+		// A container's processes, docker exec'd ones too, are those in
+		// its pid namespace: the kernel filters by that.
+		if common.pidns != "" {
+			return usagef("give --pidns or --container, not both")
+		}
+		tree, err := snapshotTree(log)
+		if err != nil {
+			return err
+		}
+		_, _, ns, err := containerView(tree, common.container, false)
+		if err != nil {
+			return err
+		}
+		filter.PidNS = ns.Inode
 	}
 	// Find --pid's process before attaching, so a typo fails fast.
 	var subtreeRoot int
@@ -124,6 +137,9 @@ func replayTrace(common commonFlags, tf traceFlags, filter *events.Filter, log z
 	}
 	if isPID(common.pidns) {
 		return usagef("with --from, give --pidns as pid:[INODE] or an inode: a PID names a process of the live system")
+	}
+	if common.container != "" {
+		return usagef("--container needs the live system (a recording holds no cgroups): use --pidns")
 	}
 	var err error
 	if filter.PidNS, err = resolvePidNS(common.pidns); err != nil {
