@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -71,9 +70,9 @@ func loadTree(common commonFlags, log zerolog.Logger) (*pidmap.Tree, error) {
 
 // replay reads --from up to --at into tree, calling each with every event.
 func replay(common commonFlags, log zerolog.Logger, tree *pidmap.Tree, each func(*events.Event, []byte) error) (*pidmap.Replay, error) {
-	at, err := parseAt(common.at)
+	at, err := pidmap.ParseAt(common.at)
 	if err != nil {
-		return nil, err
+		return nil, usagef("bad --at: %v", err)
 	}
 	f, err := os.Open(common.from)
 	if err != nil {
@@ -90,25 +89,6 @@ func replay(common commonFlags, log zerolog.Logger, tree *pidmap.Tree, each func
 		log.Warn().Int("line", rep.Lines).Msg("the recording ends in the middle of a line (the recorder stopped abruptly): answering from the lines before it")
 	}
 	return rep, nil
-}
-
-// parseAt reads --at: RFC 3339, or +DURATION from the recording's start.
-func parseAt(s string) (pidmap.At, error) {
-	switch {
-	case s == "":
-		return pidmap.At{}, nil
-	case strings.HasPrefix(s, "+"):
-		d, err := time.ParseDuration(s[1:])
-		if err != nil || d < 0 {
-			return pidmap.At{}, usagef("bad --at %q: want RFC 3339 (2026-11-23T10:03:00Z) or an offset such as +90s", s)
-		}
-		return pidmap.At{Relative: true, Offset: d}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return pidmap.At{}, usagef("bad --at %q: want RFC 3339 (2026-11-23T10:03:00Z) or an offset such as +90s", s)
-	}
-	return pidmap.At{Time: t.UnixNano()}, nil
 }
 
 // viewNamespace returns the pid namespace PIDs are read in: REF's, or the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -21,6 +22,26 @@ type At struct {
 	Time     int64 // Unix ns, when not 0
 	Offset   time.Duration
 	Relative bool // Offset counts from the recording's start
+}
+
+// ParseAt reads an instant: RFC 3339 (2026-11-23T10:03:00Z), or "+90s", an
+// offset from the recording's start; "" is the recording's end.
+func ParseAt(s string) (At, error) {
+	if s == "" {
+		return At{}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "+"); ok {
+		d, err := time.ParseDuration(rest)
+		if err != nil || d < 0 {
+			return At{}, fmt.Errorf("%q is not an offset such as +90s", s)
+		}
+		return At{Relative: true, Offset: d}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return At{}, fmt.Errorf("%q is neither RFC 3339 (2026-11-23T10:03:00Z) nor an offset such as +90s", s)
+	}
+	return At{Time: t.UnixNano()}, nil
 }
 
 // Replay is what a replayed recording says about itself.

@@ -153,3 +153,23 @@ func FuzzReplay(f *testing.F) {
 		})
 	})
 }
+
+func TestParseAt(t *testing.T) {
+	good := map[string]At{
+		"":                            {},
+		"+90s":                        {Relative: true, Offset: 90 * time.Second},
+		"+0s":                         {Relative: true},
+		"2026-11-23T10:03:00Z":        {Time: time.Date(2026, 11, 23, 10, 3, 0, 0, time.UTC).UnixNano()},
+		"2026-11-23T11:03:00.5+01:00": {Time: time.Date(2026, 11, 23, 10, 3, 0, 5e8, time.UTC).UnixNano()},
+	}
+	for s, want := range good {
+		if got, err := ParseAt(s); err != nil || got != want {
+			t.Errorf("ParseAt(%q) = %+v, %v; want %+v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"yesterday", "+", "+-5s", "10:03", "2026-11-23"} {
+		if _, err := ParseAt(s); err == nil {
+			t.Errorf("ParseAt(%q) accepted it", s)
+		}
+	}
+}
