@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 	"text/tabwriter"
 
 	"github.com/rs/zerolog"
@@ -30,6 +31,10 @@ func snapshotTree(log zerolog.Logger) (*pidmap.Tree, error) {
 	dec := events.Decoder{BootToUnix: boot}
 	tree := pidmap.NewTree(0)
 	var ev events.Event
+	start := time.Now()
+	defer func() {
+		log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("snapshot of the kernel's tasks")
+	}()
 	err = loader.ReadSnapshot(func(raw []byte) error {
 		if err := dec.Decode(raw, &ev); err != nil {
 			return err
