@@ -10,8 +10,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"time"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rs/zerolog"
 
