@@ -44,6 +44,12 @@ func (c *collector) handle(raw []byte) error {
 // restricted to it reads (or, with readLate, only after the storm), and
 // returns what was expected, captured and reported lost, and the rate.
 func stormAccounting(t testing.TB, mode string, n, ringBytes int, readLate bool) (expected, captured int, lost uint64, rate float64) {
+	expected, captured, lost, rate, _ = stormAccountingTypes(t, mode, n, ringBytes, readLate)
+	return
+}
+
+// stormAccountingTypes is stormAccounting, with the captured count by type.
+func stormAccountingTypes(t testing.TB, mode string, n, ringBytes int, readLate bool) (expected, captured int, lost uint64, rate float64, types map[events.Type]int) {
 	ns := bpftest.NewPidNS(t)
 	tr, err := Open(Options{PidNS: ns.Inode, RingBytes: ringBytes, Logger: zerolog.Nop()})
 	if err != nil {
@@ -71,7 +77,7 @@ func stormAccounting(t testing.TB, mode string, n, ringBytes int, readLate bool)
 	if c.bad != 0 {
 		t.Errorf("%d records did not decode", c.bad)
 	}
-	return bpftest.StormEvents(mode, n), c.captured, lost, rate
+	return bpftest.StormEvents(mode, n), c.captured, lost, rate, c.types
 }
 
 // TestLossIsCounted fills a tiny ring buffer nobody reads: every record that
@@ -91,9 +97,9 @@ func TestLossIsCounted(t *testing.T) {
 // TestNoLossWithDefaultBuffer reads while a fork+exit storm runs.
 func TestNoLossWithDefaultBuffer(t *testing.T) {
 	bpftest.Require(t)
-	expected, captured, lost, _ := stormAccounting(t, "forkexit", 5000, 0, false)
+	expected, captured, lost, _, types := stormAccountingTypes(t, "forkexit", 5000, 0, false)
 	if lost != 0 || captured != expected {
-		t.Errorf("captured %d and lost %d of %d events", captured, lost, expected)
+		t.Errorf("captured %d and lost %d of %d events; by type: %v", captured, lost, expected, types)
 	}
 }
 

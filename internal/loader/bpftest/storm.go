@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,7 +162,8 @@ func NewPidNS(t testing.TB, unshareFlags ...string) PidNS {
 
 // StartInNewPidNS runs argv as PID 1 of a new pid namespace (created by
 // `unshare --pid --fork` with unshareFlags added), killed at cleanup, and
-// returns its host PID.
+// returns its host PID once it runs argv[0]: a test that starts tracing
+// then sees none of its start-up.
 func StartInNewPidNS(t testing.TB, unshareFlags []string, argv ...string) int {
 	t.Helper()
 	args := append(append([]string{"--pid", "--fork", "--kill-child"}, unshareFlags...), argv...)
@@ -170,7 +172,20 @@ func StartInNewPidNS(t testing.TB, unshareFlags []string, argv ...string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return WaitChild(t, cmd.Process.Pid)
+	child := WaitChild(t, cmd.Process.Pid)
+	want := filepath.Base(argv[0])
+	if len(want) > 15 {
+		want = want[:15] // the kernel's comm
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child))
+		if strings.TrimSpace(string(comm)) == want {
+			return child
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PID 1 of the new namespace runs %q, not %s", comm, want)
+		}
+	}
 }
 
 // WaitChild returns the host PID of pid's first child, waiting for it.
