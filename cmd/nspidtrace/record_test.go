@@ -70,8 +70,8 @@ func TestRecordedIncident(t *testing.T) {
 
 	// PID 50 of a fresh namespace: held, exited with 3, then reused.
 	reuse := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", `
-		echo 49 > /proc/sys/kernel/ns_last_pid; sh -c 'sleep 0.8; exit 3' &
-		sleep 1.6
+		echo 49 > /proc/sys/kernel/ns_last_pid; sh -c 'sleep 1; exit 3' &
+		sleep 2.4
 		echo 49 > /proc/sys/kernel/ns_last_pid; sleep 5 &
 		wait`)
 	if err := reuse.Start(); err != nil {
@@ -90,14 +90,15 @@ func TestRecordedIncident(t *testing.T) {
 		}
 		return pid
 	}
+	// The first holder lives from 0 to 1 s, the second from 2.4 s on.
 	time.Sleep(400 * time.Millisecond)
 	t2, first := time.Now(), holderOf50()
-	time.Sleep(800 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond)
 	t3 := time.Now() // the first holder exited, the second is not born
 	if _, err := pidmap.FindInNS(pidmap.ProcRoot, innerNS, 50); err == nil {
 		t.Fatal("PID 50 is held between the two holders: the script's timing is off")
 	}
-	time.Sleep(700 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	t4, second := time.Now(), holderOf50()
 	if first == second {
 		t.Fatalf("PID 50 has the same host PID %d twice", first)
