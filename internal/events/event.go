@@ -57,10 +57,8 @@ func (t Type) String() string {
 
 // ParseType reads a type name such as "fork".
 func ParseType(s string) (Type, error) {
-	for t := TypeFork; t < typeEnd; t++ {
-		if typeNames[t] == s {
-			return t, nil
-		}
+	if t := parseTypeBytes([]byte(s)); t != 0 {
+		return t, nil
 	}
 	return 0, fmt.Errorf("unknown event type %q", s)
 }

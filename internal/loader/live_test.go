@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("sh", "-c", churn, "churn", itoa(holder))
+	cmd := exec.Command("sh", "-c", churn, "churn", strconv.Itoa(holder))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
 		data, _ := os.ReadFile(out.Name())
@@ -112,7 +113,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 		if p == nil {
 			t.Errorf("/proc has %d (%s) %v; the tree does not", truth.PID, truth.CommString(), truth.NSPid[:truth.Levels])
 			for _, h := range history {
-				if strings.Contains(h, `"pid":`+itoa(int(truth.PID))+`,`) {
+				if strings.Contains(h, `"pid":`+strconv.Itoa(int(truth.PID))+`,`) {
 					t.Log(h[:min(len(h), 330)])
 				}
 			}
@@ -125,7 +126,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 			t.Errorf("%d (%s): tree nspid %v pidns %v ppid %d; /proc %v %v %d", truth.PID, truth.CommString(),
 				got.NSPid[:got.Levels], got.PidNS[:got.Levels], got.PPID, truth.NSPid[:truth.Levels], truth.PidNS[:truth.Levels], truth.PPID)
 			for _, h := range history {
-				if strings.Contains(h, `"pid":`+itoa(int(truth.PID))+`,`) || strings.Contains(h, `"pid":`+itoa(int(got.PPID))+`,`) {
+				if strings.Contains(h, `"pid":`+strconv.Itoa(int(truth.PID))+`,`) || strings.Contains(h, `"pid":`+strconv.Itoa(int(got.PPID))+`,`) {
 					t.Log(h[:min(len(h), 200)], h[max(0, len(h)-80):])
 				}
 			}
@@ -136,7 +137,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 	}
 	tree.Walk(func(p *pidmap.Proc, _ int) {
 		if !seen[p.PID] && p.PID != 1 {
-			if _, err := exec.Command("test", "-d", "/proc/"+itoa(int(p.PID))).Output(); err == nil {
+			if _, err := exec.Command("test", "-d", "/proc/"+strconv.Itoa(int(p.PID))).Output(); err == nil {
 				return // alive but unreadable
 			}
 			t.Errorf("the tree has %d (%s), which /proc does not", p.PID, p.CommString())
@@ -146,17 +147,4 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 		t.Error("the subreaper's orphaned grandchild is not its child in /proc: the churn did not test reparenting to a subreaper")
 	}
 	t.Logf("compared %d live processes with /proc (%d unreadable there)", compared, unreadable)
-}
-
-func itoa(n int) string { return fmtInt(n) }
-
-func fmtInt(n int) string {
-	return string(appendInt(nil, n))
-}
-
-func appendInt(b []byte, n int) []byte {
-	if n >= 10 {
-		b = appendInt(b, n/10)
-	}
-	return append(b, byte('0'+n%10))
 }

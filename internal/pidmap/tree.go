@@ -300,9 +300,6 @@ func (t *Tree) Namespace(inode uint32) *PidNS { return t.namespaces[inode] }
 // Lookup returns the live process whose PID in namespace ns is nr, or nil.
 func (ns *PidNS) Lookup(nr uint32) *Proc { return ns.members[nr] }
 
-// Len returns how many live processes are in ns or below it.
-func (ns *PidNS) Len() int { return len(ns.members) }
-
 // Root returns the host's pid namespace (level 0), or nil for an empty tree.
 func (t *Tree) Root() *PidNS {
 	for _, p := range t.procs {
@@ -394,11 +391,6 @@ func (p *Proc) Fill(ev *events.Event) {
 		ev.NS = *p.nsset
 	}
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
-	if p.Exited {
-		ev.Type = events.TypeExit
-		ev.ExitStatus = p.ExitStatus
-		ev.Time = p.ExitTime
-	}
 }
 
 // Walk calls f for every live process, every parent before its children,
