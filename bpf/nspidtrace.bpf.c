@@ -257,11 +257,29 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * The bounded argv area of mm: its start in *start, its length (at most
+ * NSPT_ARGS_LEN, flagging a longer one in *flags) as the result. Exec reads
+ * it from the new image, the task iterator from each process's memory.
+ */
+static __always_inline unsigned long argv_area(struct mm_struct *mm, unsigned long *start, __u32 *flags)
+{
+	unsigned long len;
+
+	*start = BPF_CORE_READ(mm, arg_start);
+	len = BPF_CORE_READ(mm, arg_end) - *start;
+	if (len > NSPT_ARGS_LEN) {
+		len = NSPT_ARGS_LEN;
+		*flags |= NSPT_F_ARGS_TRUNCATED;
+	}
+	return len;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct nspt_exec_event *x;
-	unsigned long arg_start, arg_end, len;
+	unsigned long arg_start, len;
 	long n;
 
 	if (!task_selected(task))
@@ -280,13 +298,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	x->filename_len = n > 0 ? n - 1 : 0;
 
 	/* Copy argv, bounded: the new image's argument area. */
-	arg_start = BPF_CORE_READ(task, mm, arg_start);
-	arg_end = BPF_CORE_READ(task, mm, arg_end);
-	len = arg_end - arg_start;
-	if (len > NSPT_ARGS_LEN) {
-		len = NSPT_ARGS_LEN;
-		x->e.flags |= NSPT_F_ARGS_TRUNCATED;
-	}
+	len = argv_area(BPF_CORE_READ(task, mm), &arg_start, &x->e.flags);
 	x->args_len = 0;
 	if (len > 0 && bpf_probe_read_user(x->args, len, (void *)arg_start) == 0)
 		x->args_len = len;
@@ -455,7 +467,7 @@ int dump_task(struct bpf_iter__task *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
 	struct nspt_proc_event *x;
-	unsigned long arg_start, arg_end, len;
+	unsigned long arg_start, len;
 	struct mm_struct *mm;
 	__u32 zero = 0;
 
@@ -477,13 +489,7 @@ int dump_task(struct bpf_iter__task *ctx)
 	/* Copy argv, bounded; kernel threads have none. */
 	mm = BPF_CORE_READ(task, mm);
 	if (mm) {
-		arg_start = BPF_CORE_READ(mm, arg_start);
-		arg_end = BPF_CORE_READ(mm, arg_end);
-		len = arg_end - arg_start;
-		if (len > NSPT_ARGS_LEN) {
-			len = NSPT_ARGS_LEN;
-			x->e.flags |= NSPT_F_ARGS_TRUNCATED;
-		}
+		len = argv_area(mm, &arg_start, &x->e.flags);
 		if (len > 0 && bpf_copy_from_user_task(x->args, len, (void *)arg_start, task, 0) == 0)
 			x->args_len = len;
 	}

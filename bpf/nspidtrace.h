@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The record nspidtrace's BPF programs write to the ring buffer. Shared by the
- * BPF C and, through bpf2go -type, by Go (internal/loader); internal/events
- * decodes it by the offsets asserted in internal/loader/layout_test.go.
+ * The records nspidtrace's BPF programs write to the ring buffer and the task
+ * iterator. Shared by the BPF C and, through bpf2go -type, by Go
+ * (internal/loader); internal/events mirrors them (RawEvent and friends),
+ * and internal/loader/layout_test.go checks that mirror field by field.
  * Fields are naturally aligned with explicit padding: no packed structs.
  */
 #ifndef NSPIDTRACE_H

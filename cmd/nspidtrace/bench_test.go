@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // BenchmarkStormOverhead measures what `nspidtrace trace > file` costs a
@@ -20,16 +20,16 @@ import (
 // fork+exec+exit, measured with kernel.bpf_stats_enabled).
 // Targets (SPEC.md section 7): ratio >= 0.97, 0 lost.
 func BenchmarkStormOverhead(b *testing.B) {
-	bpftest.Require(b)
+	testenv.Require(b)
 	const n, pairs = 1000, 21
 	for range b.N {
 		var ratios, off, on []float64
 		var lost, seen int
-		bpftest.Storm(b, nil, "forkexec", n/4) // warm caches
+		testenv.Storm(b, nil, "forkexec", n/4) // warm caches
 		for i := range pairs {
 			traced := func() float64 {
 				s := startTrace(b)
-				rate := bpftest.Storm(b, nil, "forkexec", n)
+				rate := testenv.Storm(b, nil, "forkexec", n)
 				lines := s.stop(b, syscall.SIGINT)
 				seen += len(lines)
 				for _, l := range lines {
@@ -41,11 +41,11 @@ func BenchmarkStormOverhead(b *testing.B) {
 			}
 			var rOff, rOn float64
 			if i%2 == 0 {
-				rOff = bpftest.Storm(b, nil, "forkexec", n)
+				rOff = testenv.Storm(b, nil, "forkexec", n)
 				rOn = traced()
 			} else {
 				rOn = traced()
-				rOff = bpftest.Storm(b, nil, "forkexec", n)
+				rOff = testenv.Storm(b, nil, "forkexec", n)
 			}
 			off, on = append(off, rOff), append(on, rOn)
 			ratios = append(ratios, rOn/rOff)
@@ -71,7 +71,7 @@ func quantile(v []float64, q float64) float64 {
 // exit: load the task iterator, build the tree, answer.
 // Target (SPEC.md section 7): <= 50 ms (pid.stp: about 2.9 s).
 func BenchmarkColdShow(b *testing.B) {
-	bpftest.Require(b)
+	testenv.Require(b)
 	pid := strconv.Itoa(os.Getpid())
 	for range b.N {
 		if out, err := exec.Command(binPath, "-o", "json", pid).CombinedOutput(); err != nil {

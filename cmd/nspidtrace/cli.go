@@ -6,122 +6,191 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
 )
 
-// errHelp ends a command that printed its help: exit 0.
-var errHelp = errors.New("help shown")
+// options holds every flag's value. Each command registers the flags it
+// takes, with their usage: help is printed from those definitions.
+type options struct {
+	logLevel, logFormat string
 
-// errHelpFlag is -h or --help among a command's flags.
-var errHelpFlag = flag.ErrHelp
+	pidns, container, from, at string
+	output                     string // <pid> and tree: text or json; record: the file
 
-const usageText = `nspidtrace shows processes at every pid-namespace level, live from the kernel.
+	pid, comm, events string
+	threads, snapshot bool
+	duration          time.Duration
 
-Usage:
-  nspidtrace [flags] <pid>        the process at every pid-namespace level, host first
-  nspidtrace [flags] tree [<pid>] process tree with the PID at every level (all, or <pid>'s subtree)
-  nspidtrace [flags] trace        live NDJSON event feed on stdout until Ctrl-C, SIGTERM or --duration
-  nspidtrace record -o FILE       a recording for later look-back with --from and --at
-  nspidtrace version              print the version
+	force bool
 
-Flags for every command:
-  --pidns REF          look from inside pid namespace REF: only processes inside it, and
-                       --pid read as a PID there. REF is a PID (that process's namespace), a
-                       path such as /proc/N/ns/pid, pid:[INODE], or a bare inode number
-  --container ID       only that container's processes (those in its pid namespace, docker
-                       exec'd ones too), seen from there; a full ID or a unique prefix
-  --log-level LEVEL    diagnostics on stderr: trace, debug, info, warn, error (default info)
-  --log-format FORMAT  console or json (default console)
-  --from FILE          (<pid>, tree, trace) answer from a recording (or trace --snapshot output)
-                       instead of the live kernel; --pidns REF and PIDs are then the recording's
-  --at TIME            with --from: the instant to look at, RFC 3339 (2026-11-23T10:03:00Z)
-                       or an offset from the recording's start (+90s); default: its end
-  -o, --output FORMAT  text or json, for <pid> and tree (default text; json prints the
-                       "proc" object of the feed, one per line, parents first)
-
-<pid> is read in the caller's pid namespace (in REF's with --pidns), as the
-kernel would read it: run inside a container, "nspidtrace 52" still shows the
-host's PIDs. tree marks with [pid:[INODE]] where a process's pid namespace
-differs from its parent's; with --pidns, a process whose parent is outside
-REF (a shell from docker exec or nsenter) is a root of its own.
-
-Flags for trace:
-  --pid N              N and all its descendants, also those born later
-                       (N as the caller's pid namespace sees it, or REF's with --pidns)
-  --comm NAME          only processes whose comm is NAME
-  --events LIST        comma-separated: fork,exec,exit,setns,unshare (default all)
-  --threads            also thread creation and exit ("thread": true)
-  --duration D         stop after D, such as 30s or 5m (default: until interrupted)
-  --snapshot           first a "proc" line for every live process
-
-Each line of trace is one JSON object: time, type, the process at every level
-(pid, tid, ppid, nspid, pidns, nsppid, comm, ns, uid, gid), then the type's own
-fields. A "lost" line says the kernel dropped events.
-
-record writes a header, a "proc" line per live process, then the feed; it is
-flushed at least every second and on Ctrl-C or SIGTERM, and created 0600
-(argv can hold secrets). Flags: -o FILE (required), --duration D.
-
-Examples:
-  sudo nspidtrace 12573                                   one process at every level
-  sudo nspidtrace --pidns 12573 52                        PID 52 in 12573's pid namespace
-  sudo nspidtrace tree --pidns /proc/12573/ns/pid         a container's processes
-  sudo nspidtrace trace                                   everything, as NDJSON
-  sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
-  sudo nspidtrace trace --pidns $(pidof -s nginx) --duration 1m > nginx.ndjson
-  sudo nspidtrace trace --pid $$ --threads                this shell and all it starts
-  sudo nspidtrace record -o incident.ndjson               leave it running; later, anywhere:
-  nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z --pidns 'pid:[4026532156]' 52
-                                                          which host process was PID 52 there then
-  nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
-
-Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 not found.
-Needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
-`
-
-// commonFlags are the flags every command takes.
-type commonFlags struct {
-	pidns     string
-	container string
-	logLevel  string
-	logFormat string
-	output    string
-	from      string
-	at        string
+	given map[string]bool // flags set on the command line, by long name
 }
 
-// register adds the flags to fs. They may stand before the command and
-// after it, so each flag set starts from what an earlier one parsed.
-func (c *commonFlags) register(fs *flag.FlagSet) {
-	c.registerBase(fs)
-	fs.StringVar(&c.output, "o", c.output, "")
-	fs.StringVar(&c.output, "output", c.output, "")
+// command is one subcommand of nspidtrace.
+type command struct {
+	name     string // as typed; "<pid>" is a PID
+	synopsis string
+	summary  string // one line, for the overview
+	about    string // what it does, for its --help
+	examples string
+	flags    func(fs *flag.FlagSet, o *options)
+	run      func(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) error
 }
 
-// registerBase adds every common flag but -o, which `record` takes for its
-// file.
-func (c *commonFlags) registerBase(fs *flag.FlagSet) {
-	fs.StringVar(&c.pidns, "pidns", c.pidns, "")
-	fs.StringVar(&c.container, "container", c.container, "")
-	fs.StringVar(&c.logLevel, "log-level", c.logLevel, "")
-	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "")
-	fs.StringVar(&c.from, "from", c.from, "")
-	fs.StringVar(&c.at, "at", c.at, "")
+// commands, in the order the overview lists them.
+var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, versionCommand}
+
+var versionCommand = &command{
+	name:     "version",
+	synopsis: "nspidtrace version",
+	summary:  "print the version",
+	about:    "Prints nspidtrace's version (also: nspidtrace --version).",
+	flags:    func(*flag.FlagSet, *options) {},
+	run: func(_ context.Context, _ *options, args []string, stdout, _ io.Writer) error {
+		if len(args) > 0 {
+			return usagef("version takes no arguments, got %q", args[0])
+		}
+		fmt.Fprintf(stdout, "nspidtrace %s\n", version)
+		return nil
+	},
 }
 
-// checkOutput validates -o/--output.
-func (c *commonFlags) checkOutput() error {
-	if c.output != "text" && c.output != "json" {
-		return usagef("bad --output %q (want text or json)", c.output)
-	}
-	return nil
+// logFlags are taken by every command that runs.
+func logFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.logLevel, "log-level", "info", "diagnostics on stderr from `LEVEL` up: trace, debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "console", "diagnostics as `FORMAT`: console or json (never on stdout)")
 }
+
+// queryFlags choose what <pid>, tree and trace look at.
+func queryFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.pidns, "pidns", "", "look from inside pid namespace `REF`: a PID, /proc/N/ns/pid, pid:[INODE] or an inode")
+	fs.StringVar(&o.container, "container", "", "only the processes of container `ID` (its full ID or a unique prefix)")
+	fs.StringVar(&o.from, "from", "", "answer from the recording `FILE` (or trace --snapshot output), not the live kernel")
+	fs.StringVar(&o.at, "at", "", "with --from, the instant `TIME`: RFC 3339 or +90s from the start (default: the end)")
+}
+
+// outputFlag is the output format of <pid> and tree.
+func outputFlag(fs *flag.FlagSet, o *options) {
+	const usage = "`FORMAT`: text, or json (one proc object per line, parents first)"
+	fs.StringVar(&o.output, "output", "text", usage)
+	fs.StringVar(&o.output, "o", "text", usage)
+}
+
+// flagAliases are short flags printed with their long name.
+var flagAliases = map[string]string{"o": "output"}
 
 // newFlagSet returns a quiet flag set: errors come back to run, which
 // prints one line and exits 2.
 func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
+}
+
+// errHelp ends a command that printed its help: exit 0.
+var errHelp = errors.New("help shown")
+
+// dispatch parses the command line and runs the command it names. Flags may
+// stand before the command (`nspidtrace --pidns 12 tree`) and after it.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	global := newFlagSet("nspidtrace")
+	var o options
+	logFlags(global, &o)
+	queryFlags(global, &o)
+	outputFlag(global, &o)
+	showVersion := global.Bool("version", false, "print the version")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printOverview(stdout)
+			return errHelp
+		}
+		return flagError(err, args)
+	}
+	if *showVersion {
+		return versionCommand.run(ctx, &o, global.Args(), stdout, stderr)
+	}
+	if global.NArg() == 0 {
+		return usagef("no command given (want a PID, tree, trace, record or version)")
+	}
+	name, rest := global.Arg(0), global.Args()[1:]
+	if name == "help" {
+		return help(rest, stdout)
+	}
+	c := findCommand(name)
+	if c == nil {
+		return usagef("unknown command %q (want a PID, tree, trace, record or version)", name)
+	}
+	if c == pidCommand {
+		rest = global.Args() // the PID is its argument
+	}
+
+	fs := newFlagSet(c.name)
+	opts := &options{}
+	c.flags(fs, opts)
+	var err error
+	global.Visit(func(f *flag.Flag) {
+		if err == nil && f.Name != "version" {
+			if fs.Lookup(f.Name) == nil {
+				err = usagef("%s does not go with %s", typedFlag(f.Name, args), c.name)
+			} else {
+				err = fs.Set(f.Name, f.Value.String())
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	positional, err := parseInterspersed(fs, rest)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout, c)
+		return errHelp
+	} else if err != nil {
+		return flagError(err, rest)
+	}
+	opts.given = make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) {
+		name := f.Name
+		if long, ok := flagAliases[name]; ok {
+			name = long
+		}
+		opts.given[name] = true
+	})
+	if err := opts.checkGiven(); err != nil {
+		return err
+	}
+	return c.run(ctx, opts, positional, stdout, stderr)
+}
+
+// findCommand returns the command name names, or nil.
+func findCommand(name string) *command {
+	if name != "" && name[0] >= '0' && name[0] <= '9' || name == "pid" {
+		return pidCommand
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// help answers `nspidtrace help [COMMAND]`.
+func help(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		printOverview(stdout)
+		return nil
+	}
+	c := findCommand(args[0])
+	if c == nil || len(args) > 1 {
+		return usagef("help takes one command name (tree, trace, record, pid or version), got %q", args)
+	}
+	printHelp(stdout, c)
+	return nil
 }
 
 // parseInterspersed parses flags that may come before, between or after the
@@ -130,10 +199,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelpFlag
-			}
-			return nil, usageError{err.Error()}
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
@@ -143,38 +209,139 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// dispatch parses the command line and runs the command it names.
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	common := commonFlags{logLevel: "info", logFormat: "console", output: "text"}
-	fs := newFlagSet("nspidtrace")
-	common.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usageText)
-			return errHelp
+// filterFlags are flags whose empty value would select everything: given
+// empty (`--pidns "$(pidof -s nginx)"` with no nginx), they are an error.
+var filterFlags = []string{"pidns", "container", "comm", "events", "pid", "from", "at", "output"}
+
+// checkGiven refuses flags given with a value that means nothing.
+func (o *options) checkGiven() error {
+	values := map[string]string{"pidns": o.pidns, "container": o.container, "comm": o.comm,
+		"events": o.events, "pid": o.pid, "from": o.from, "at": o.at, "output": o.output}
+	for _, name := range filterFlags {
+		if o.given[name] && strings.TrimSpace(values[name]) == "" {
+			return usagef("--%s is empty (did the command that gives it find nothing?)", name)
 		}
-		return usageError{err.Error()}
 	}
-	if fs.NArg() == 0 {
-		return usagef("no command given (want a PID, tree, trace, record or version)")
+	if o.given["duration"] && o.duration <= 0 {
+		return usagef("--duration must be positive, such as 30s or 5m (leave it out to run until Ctrl-C)")
 	}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	switch cmd {
-	case "trace":
-		return runTrace(ctx, common, rest, stdout, stderr)
-	case "tree":
-		return runTree(ctx, common, rest, stdout, stderr)
-	case "record":
-		return runRecord(ctx, common, rest, stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "nspidtrace %s\n", version)
-		return nil
-	case "help":
-		fmt.Fprint(stdout, usageText)
-		return nil
+	return nil
+}
+
+// checkOutput validates -o/--output of <pid> and tree.
+func (o *options) checkOutput() error {
+	if o.output != "text" && o.output != "json" {
+		return usagef("bad --output %q (want text or json)", o.output)
 	}
-	if cmd != "" && cmd[0] >= '0' && cmd[0] <= '9' {
-		return runShow(ctx, common, fs.Args(), stdout, stderr)
+	return nil
+}
+
+var flagNameInError = regexp.MustCompile(`flag -([a-z][a-z-]+)`)
+
+// flagError rewrites the flag package's errors with the spelling the user
+// typed: --bogus, not -bogus.
+func flagError(err error, args []string) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return usagef("unknown flag %s", typedFlag(name, args))
 	}
-	return usagef("unknown command %q (want a PID, tree, trace, record or version)", cmd)
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return usagef("flag %s needs a value", typedFlag(name, args))
+	}
+	return usageError{flagNameInError.ReplaceAllStringFunc(msg, func(m string) string {
+		return "flag " + typedFlag(strings.TrimPrefix(m, "flag -"), args)
+	})}
+}
+
+// typedFlag returns flag name as it stands in args (-o, --pidns, -pidns),
+// or in its long form when it is not there.
+func typedFlag(name string, args []string) string {
+	for _, a := range args {
+		typed, _, _ := strings.Cut(a, "=")
+		if typed == "-"+name || typed == "--"+name {
+			return typed
+		}
+	}
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// printHelp prints one command's help from its flag definitions.
+func printHelp(w io.Writer, c *command) {
+	fs := newFlagSet(c.name)
+	c.flags(fs, &options{})
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.synopsis, c.about)
+	if flagCount(fs) > 0 {
+		fmt.Fprintf(w, "\nFlags:\n")
+		printFlags(w, fs)
+	}
+	if c.examples != "" {
+		fmt.Fprintf(w, "\nExamples:\n%s", c.examples)
+	}
+	fmt.Fprint(w, footer)
+}
+
+func flagCount(fs *flag.FlagSet) int {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n
+}
+
+// printFlags prints one line per flag: its names, its value's name, what
+// it does and its default.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	var shorts []string
+	for short, long := range flagAliases {
+		if fs.Lookup(short) != nil && fs.Lookup(long) != nil {
+			shorts = append(shorts, short)
+		}
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if slices.Contains(shorts, f.Name) {
+			return
+		}
+		value, usage := flag.UnquoteUsage(f)
+		names := "--" + f.Name
+		for _, s := range shorts {
+			if flagAliases[s] == f.Name {
+				names = "-" + s + ", " + names
+			}
+		}
+		if value != "" && value != "value" {
+			names += " " + value
+		}
+		switch f.DefValue {
+		case "", "false", "0", "0s":
+		default:
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", names, usage)
+	})
+	tw.Flush()
+}
+
+const footer = `
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 not found.
+Live answers need root (or CAP_BPF and CAP_PERFMON) and a kernel with BTF.
+Documentation: docs/ in the nspidtrace repository.
+`
+
+// printOverview is `nspidtrace --help`.
+func printOverview(w io.Writer) {
+	fmt.Fprint(w, "nspidtrace shows processes at every pid-namespace level, live from the kernel:\n"+
+		"the same process is PID 12573 on the host, 52 in its container and 1 in a nested one.\n\nUsage:\n")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.synopsis, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprint(w, "\nRun 'nspidtrace help COMMAND' or 'nspidtrace COMMAND --help' for a command's flags\n"+
+		"('nspidtrace help pid' for <pid>). Flags may stand before or after the command.\n\nExamples:\n")
+	for _, c := range commands {
+		fmt.Fprint(w, c.examples)
+	}
+	fmt.Fprint(w, footer)
 }

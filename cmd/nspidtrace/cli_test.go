@@ -12,7 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // runBinary runs nspidtrace with args and returns stdout, stderr and the exit code.
@@ -46,14 +46,14 @@ func TestBadInput(t *testing.T) {
 		{[]string{"trace", "--pid", "99999999999"}, exitUsage, "not a PID"},
 		{[]string{"trace", "--events", "fork,bogus"}, exitUsage, "bogus"},
 		{[]string{"trace", "--duration", "soon"}, exitUsage, "duration"},
-		{[]string{"trace", "--duration", "-1s"}, exitUsage, "negative"},
+		{[]string{"trace", "--duration", "-1s"}, exitUsage, "positive"},
 		{[]string{"trace", "--comm", "a-very-long-command-name"}, exitUsage, "comm"},
 		{[]string{"trace", "--log-level", "loud"}, exitUsage, "log-level"},
 		{[]string{"trace", "--log-format", "xml"}, exitUsage, "log-format"},
 		{[]string{"trace", "--pidns", "pid:[abc]"}, exitUsage, "pidns"},
 		{[]string{"trace", "--pidns", "pid:[123"}, exitUsage, "pidns"},
 		{[]string{"trace", "--pidns", "/etc/hostname"}, exitUsage, "not a pid namespace"},
-		{[]string{"trace", "--pidns", "/no/such/file"}, exitUsage, "pidns"},
+		{[]string{"trace", "--pidns", "/no/such/file"}, exitNotFound, "no such file"},
 		{[]string{"trace", "--pidns", "1.5"}, exitUsage, "pidns"},
 		// PID_MAX_LIMIT: no process can have it.
 		{[]string{"trace", "--pidns", "4194304"}, exitNotFound, "no such process"},
@@ -129,7 +129,7 @@ func noProgramsLeft(t *testing.T) {
 }
 
 func TestTraceEndsCleanly(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	noProgramsLeft(t) // from an earlier test
 	stops := []struct {
 		name string
@@ -167,7 +167,7 @@ func TestTraceEndsCleanly(t *testing.T) {
 }
 
 func TestClosedPipe(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	cmd := exec.Command(binPath, "trace")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -211,7 +211,7 @@ func TestClosedPipe(t *testing.T) {
 }
 
 func TestUnprivileged(t *testing.T) {
-	bpftest.Require(t) // root is needed to drop to another user
+	testenv.Require(t) // root is needed to drop to another user
 	cmd := exec.Command(binPath, "trace", "--duration", "1s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	var stderr bytes.Buffer

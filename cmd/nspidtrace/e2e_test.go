@@ -22,14 +22,14 @@ import (
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
-	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 var binPath string
 
 func TestMain(m *testing.M) {
-	bpftest.RunHelperIfAsked()
+	testenv.RunHelperIfAsked()
 	if os.Getenv("NSPIDTRACE_TEST_HELPER") == "threads" {
 		runThreadsHelper()
 		return
@@ -209,14 +209,14 @@ func subtree(lines []line, root int) []line {
 // readTruth reads /proc for root and its descendants: the kernel's truth.
 func readTruth(t *testing.T, root int) map[uint32]*events.Event {
 	t.Helper()
-	pids, err := pidmap.Descendants(pidmap.ProcRoot, root)
+	pids, err := procfs.Descendants(procfs.ProcRoot, root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	truth := make(map[uint32]*events.Event)
 	for _, pid := range pids {
 		ev := new(events.Event)
-		if err := pidmap.ReadProc(pidmap.ProcRoot, int(pid), ev); err != nil {
+		if err := procfs.ReadProc(procfs.ProcRoot, int(pid), ev); err != nil {
 			t.Fatalf("read /proc/%d: %v", pid, err)
 		}
 		truth[pid] = ev
@@ -297,7 +297,7 @@ func checkLifecycle(t *testing.T, lines []line, truth map[uint32]*events.Event) 
 }
 
 func TestEventsMatchProcAtDepths(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	for _, depth := range []int{0, 1, 3, 32} {
 		t.Run(fmt.Sprintf("depth%d", depth), func(t *testing.T) {
 			s := startTrace(t)
@@ -352,7 +352,7 @@ func TestEventsMatchProcAtDepths(t *testing.T) {
 }
 
 func TestExitCodesAndSignals(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	scripts := []string{
 		"exit 3",
 		"exit 255",
@@ -393,11 +393,11 @@ func TestExitCodesAndSignals(t *testing.T) {
 }
 
 func TestNsenterYieldsSetns(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	// A container-like process: its own pid, net, uts and ipc namespaces.
-	inner := bpftest.NewPidNS(t, "--net", "--uts", "--ipc").Holder
+	inner := testenv.NewPidNS(t, "--net", "--uts", "--ipc").Holder
 	var want events.Event
-	if err := pidmap.ReadProc(pidmap.ProcRoot, inner, &want); err != nil {
+	if err := procfs.ReadProc(procfs.ProcRoot, inner, &want); err != nil {
 		t.Fatal(err)
 	}
 
@@ -456,7 +456,7 @@ func TestNsenterYieldsSetns(t *testing.T) {
 }
 
 func TestUnshareForkYieldsDeeperChild(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	s := startTrace(t, "--events", "fork,unshare")
 	cmd := exec.Command("unshare", "--pid", "--fork", "true")
 	if err := cmd.Run(); err != nil {
@@ -488,7 +488,7 @@ func TestUnshareForkYieldsDeeperChild(t *testing.T) {
 }
 
 func TestThreadsOnlyWithFlag(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	for _, withThreads := range []bool{false, true} {
 		t.Run(fmt.Sprintf("threads=%v", withThreads), func(t *testing.T) {
 			var args []string
@@ -535,7 +535,7 @@ func TestThreadsOnlyWithFlag(t *testing.T) {
 }
 
 func TestPidSubtreeFollowsNewChildren(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	// A parent that is alive before the trace starts and forks after.
 	parent := exec.Command("sh", "-c", "read x; sh -c 'exit 4'; exit 0")
 	stdin, err := parent.StdinPipe()
@@ -567,8 +567,8 @@ func TestPidSubtreeFollowsNewChildren(t *testing.T) {
 }
 
 func TestPidNSFilter(t *testing.T) {
-	bpftest.Require(t)
-	ns := bpftest.NewPidNS(t)
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
 	// REF as a PID; the other forms are covered by pidmap's tests.
 	s := startTrace(t, "--pidns", fmt.Sprint(ns.Holder))
 	exec.Command("sh", "-c", "exit 5").Run() // outside

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -15,31 +17,43 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 )
 
-// runRecord writes a recording: a header, a proc line per live process,
-// then the feed, until interrupted or --duration.
-func runRecord(ctx context.Context, common commonFlags, args []string, stdout, stderr io.Writer) error {
-	var path string
-	var duration time.Duration
-	fs := newFlagSet("record")
-	common.registerBase(fs)
-	fs.StringVar(&path, "o", "", "")
-	fs.StringVar(&path, "output", "", "")
-	fs.DurationVar(&duration, "duration", 0, "")
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
-		return helpOr(err, stdout)
-	}
+var recordCommand = &command{
+	name:     "record",
+	synopsis: "nspidtrace [flags] record -o FILE",
+	summary:  "a recording for later look-back with --from and --at",
+	about: `Records everything for later look-back: a header (hostname, kernel, boot ID,
+start), a proc line for every live process, the feed, and an end line. The
+file is created 0600 (argv can hold secrets), never replaces an existing file
+without --force, is flushed at least every second and on Ctrl-C or SIGTERM.
+A write failure or the file's removal ends it with exit 1; what was written
+stays. Read it back with --from FILE and --at TIME on <pid>, tree and trace.`,
+	examples: `  sudo nspidtrace record -o incident.ndjson          leave it running; later, anywhere:
+  nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z --pidns 'pid:[4026532156]' 52
+`,
+	flags: func(fs *flag.FlagSet, o *options) {
+		logFlags(fs, o)
+		const usage = "write the recording to `FILE` (created 0600)"
+		fs.StringVar(&o.output, "output", "", usage)
+		fs.StringVar(&o.output, "o", "", usage)
+		fs.BoolVar(&o.force, "force", false, "replace FILE when it exists")
+		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 1h (default: until Ctrl-C or SIGTERM)")
+	},
+	run: runRecord,
+}
+
+// runRecord writes a recording until interrupted or --duration.
+func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) error {
+	path := o.output
 	switch {
-	case len(positional) > 0:
-		return usagef("record takes no arguments, got %q", positional[0])
+	case len(args) > 0:
+		return usagef("record takes no arguments, got %q", args[0])
 	case path == "":
 		return usagef("record needs -o FILE")
-	case common.from != "" || common.at != "" || common.pidns != "" || common.container != "":
-		return usagef("record records everything, live: --from, --at, --pidns and --container are for reading it back")
-	case duration < 0:
-		return usagef("--duration must not be negative")
 	}
-	log, err := newLogger(stderr, common.logLevel, common.logFormat)
+	if err := checkTarget(path, o.force); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
@@ -49,33 +63,33 @@ func runRecord(ctx context.Context, common commonFlags, args []string, stdout, s
 		return err
 	}
 	defer tracer.Close()
-	file, err := createPrivate(path)
+	file, err := createRecording(path, o.force)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	if duration > 0 {
+	if o.duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
 
 	var all events.Filter
 	all.Types, _ = events.ParseTypeSet("")
+	all.Types.Add(events.TypeProc)
 	feed, err := newFeed(file, tracer, &all)
 	if err != nil {
 		return err
 	}
 	header := recordHeader()
 	feed.out.Write(events.AppendHeader(nil, &header))
-	// Programs are attached: what changes during the snapshot follows it.
-	if err := tracer.Snapshot(feed.handle); err != nil {
+	if err := feed.start(); err != nil {
 		return err
 	}
 	log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
 	lastCheck := time.Now()
-	err = tracer.Run(ctx, feed.handle, func() error {
-		if err := feed.idle(); err != nil {
+	feed.follower.OnIdle = func() error {
+		if err := feed.flush(); err != nil {
 			return err
 		}
 		// Writes to a deleted file succeed, into nothing: notice it.
@@ -88,29 +102,65 @@ func runRecord(ctx context.Context, common commonFlags, args []string, stdout, s
 			return errors.New("the file was removed")
 		}
 		return nil
-	})
-	if ferr := feed.flush(); err == nil {
-		err = ferr
+	}
+	err = feed.run(ctx)
+	if err == nil {
+		// The end line says until when the recording saw everything.
+		err = feed.write(&events.Event{Type: events.TypeEnd, Time: time.Now().UnixNano()})
+	}
+	if err == nil {
+		err = feed.flush()
 	}
 	if err == nil {
 		err = file.Sync()
 	}
-	log.Info().Uint64("events", feed.seen).Uint64("written", feed.written).Uint64("lost", feed.lostTotal).Msg("recording ended")
+	feed.logEnd(log, "recording ended")
 	if err != nil {
 		return fmt.Errorf("recording to %s stopped: %w (the lines written before are kept)", path, err)
 	}
 	return file.Close()
 }
 
-// createPrivate creates (or truncates) path readable by its owner only:
-// argv can hold secrets.
-func createPrivate(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+// checkTarget refuses, before anything is loaded, a path that would replace
+// a file or follow a symbolic link.
+func checkTarget(path string, force bool) error {
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("record to %s: %w", path, err)
+	case st.Mode()&fs.ModeSymlink != 0:
+		return usagef("record -o %s: it is a symbolic link; give the path it points to", path)
+	case st.Mode().IsRegular() && !force:
+		return usagef("record -o %s: the file exists (give --force to replace it, or another name)", path)
+	case st.IsDir():
+		return usagef("record -o %s: it is a directory", path)
+	}
+	return nil
+}
+
+// createRecording creates path readable by its owner only (argv can hold
+// secrets), never through a symbolic link, and replaces an existing file
+// only with force. A device or a pipe is written as it is.
+func createRecording(path string, force bool) (*os.File, error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL | unix.O_NOFOLLOW
+	if st, err := os.Lstat(path); err == nil && (force || !st.Mode().IsRegular()) {
+		flags = os.O_WRONLY | unix.O_NOFOLLOW
+		if st.Mode().IsRegular() {
+			flags |= os.O_TRUNC
+		}
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return nil, usagef("record -o %s: the file exists (give --force to replace it, or another name)", path)
+	case errors.Is(err, unix.ELOOP):
+		return nil, usagef("record -o %s: it is a symbolic link; give the path it points to", path)
+	case err != nil:
 		return nil, fmt.Errorf("create the recording: %w", err)
 	}
-	// An existing file keeps its mode: tighten it, unless it is not a
-	// file of ours to change (a device, a pipe).
+	// A replaced file keeps its mode: tighten it.
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		if err := f.Chmod(0o600); err != nil {
 			f.Close()

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
-	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // startRecord runs `nspidtrace record -o path` and returns once recording.
@@ -42,23 +42,23 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // TestRecordedIncident records a scripted incident and asks the recording
 // what /proc said at several instants.
 func TestRecordedIncident(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	path := filepath.Join(t.TempDir(), "incident.ndjson")
 	rec := startRecord(t, path)
 
 	// A container-like namespace and a shell entered into it.
-	ns := bpftest.NewPidNS(t)
+	ns := testenv.NewPidNS(t)
 	shell := exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c", "sleep 30")
 	if err := shell.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { shell.Process.Kill(); shell.Wait() }()
-	shellPID := bpftest.WaitChild(t, shell.Process.Pid)
+	shellPID := testenv.WaitChild(t, shell.Process.Pid)
 	time.Sleep(200 * time.Millisecond)
 	t1 := time.Now()
 	// What tree --pidns shows of the container at t1, from /proc.
 	wantTree := fmt.Sprintf("sleep(1) [pid:[%d]]\nsh(2) [pid:[%d]]\n", ns.Inode, ns.Inode)
-	if kids, err := pidmap.Descendants(pidmap.ProcRoot, shellPID); err == nil && len(kids) == 2 {
+	if kids, err := procfs.Descendants(procfs.ProcRoot, shellPID); err == nil && len(kids) == 2 {
 		wantTree += "└─sleep(3)\n" // this sh forks the command instead of exec'ing it
 	}
 
@@ -78,13 +78,13 @@ func TestRecordedIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { reuse.Process.Kill(); reuse.Wait() }()
-	inner := bpftest.WaitChild(t, reuse.Process.Pid) // PID 1 there
-	innerNS, err := pidmap.ResolvePidNS(pidmap.ProcRoot, fmt.Sprint(inner))
+	inner := testenv.WaitChild(t, reuse.Process.Pid) // PID 1 there
+	innerNS, err := procfs.ResolvePidNS(procfs.ProcRoot, fmt.Sprint(inner))
 	if err != nil {
 		t.Fatal(err)
 	}
 	holderOf50 := func() int {
-		pid, err := pidmap.FindInNS(pidmap.ProcRoot, innerNS, 50)
+		pid, err := procfs.FindInNS(procfs.ProcRoot, innerNS, 50)
 		if err != nil {
 			t.Fatalf("PID 50 in the fresh namespace: %v", err)
 		}
@@ -95,7 +95,7 @@ func TestRecordedIncident(t *testing.T) {
 	t2, first := time.Now(), holderOf50()
 	time.Sleep(1300 * time.Millisecond)
 	t3 := time.Now() // the first holder exited, the second is not born
-	if _, err := pidmap.FindInNS(pidmap.ProcRoot, innerNS, 50); err == nil {
+	if _, err := procfs.FindInNS(procfs.ProcRoot, innerNS, 50); err == nil {
 		t.Fatal("PID 50 is held between the two holders: the script's timing is off")
 	}
 	time.Sleep(1200 * time.Millisecond)
@@ -146,7 +146,7 @@ func TestRecordedIncident(t *testing.T) {
 }
 
 func TestRecordWriteFailure(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	cmd := exec.Command(binPath, "record", "-o", "/dev/full", "--duration", "3s")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -157,7 +157,7 @@ func TestRecordWriteFailure(t *testing.T) {
 }
 
 func TestRecordFileRemoved(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	path := filepath.Join(t.TempDir(), "gone.ndjson")
 	rec := startRecord(t, path)
 	os.Remove(path)

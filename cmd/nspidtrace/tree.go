@@ -3,83 +3,87 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
-func runTree(ctx context.Context, common commonFlags, args []string, stdout, stderr io.Writer) error {
-	pids, log, ref, err := parseQuery("tree", &common, args, 0, 1, stdout, stderr)
-	if err != nil {
-		return err
+var treeCommand = &command{
+	name:     "tree",
+	synopsis: "nspidtrace [flags] tree [<pid>]",
+	summary:  "the process tree with every process's PID at each level",
+	about: `Draws the process tree, one line per process: comm(PID/PID/…) with its PID
+at each level from the viewer's down, and [pid:[INODE]] where a process's
+pid namespace differs from its parent's. With <pid>, only its subtree.
+With --pidns or --container, PIDs are shown as that namespace sees them, and
+a process whose parent is outside it is a root of its own: a shell from
+docker exec or nsenter shows up beside the container's init.`,
+	examples: `  sudo nspidtrace tree --pidns /proc/12573/ns/pid     a container's processes
+  sudo nspidtrace tree 12573 -o json | jq -c '{nspid, args}'
+  nspidtrace --from incident.ndjson --at +90s tree     the tree 90 s into a recording
+`,
+	flags: func(fs *flag.FlagSet, o *options) {
+		logFlags(fs, o)
+		queryFlags(fs, o)
+		outputFlag(fs, o)
+	},
+	run: runTree,
+}
+
+// runTree answers `nspidtrace tree [<pid>]`.
+func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		return usagef("tree takes at most 1 PID, got %q", args)
 	}
 	var rootPID uint32
-	if len(pids) == 1 {
-		rootPID = pids[0]
+	var err error
+	if len(args) == 1 {
+		if rootPID, err = parsePID("PID", args[0]); err != nil {
+			return err
+		}
 	}
-	tree, err := loadTree(common, log)
+	if err := o.checkOutput(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
-	if ref, err = refInTree(common, tree, ref); err != nil {
+	oneShot()
+	q, err := openQuery(o, log)
+	if err != nil {
 		return err
 	}
 
-	// What is shown: REF's processes, seen from REF's level; or all from
-	// the host's. With a PID, only its subtree.
-	var view *pidmap.PidNS
-	if ref != 0 || rootPID != 0 {
-		if view, err = viewNamespace(tree, ref, common.from != ""); err != nil {
-			return err
-		}
-	}
-	selected := func(p *pidmap.Proc) bool { return ref == 0 || p.LevelOf(view) >= 0 }
-	if common.container != "" {
-		ids, id, ns, err := containerView(tree, common.container, common.from != "")
-		if err != nil {
-			return err
-		}
-		if ref == 0 {
-			view, ref = ns, ns.Inode
-		}
-		inView := selected
-		selected = func(p *pidmap.Proc) bool { return ids[p] == id && inView(p) }
-	}
 	var roots []*pidmap.Proc
 	if rootPID != 0 {
-		root, err := findProc(tree, view, rootPID)
+		root, err := q.find(rootPID)
 		if err != nil {
 			return err
 		}
 		roots = []*pidmap.Proc{root}
-		if ref == 0 {
-			view = nil // show every level of the subtree
-		}
 	} else {
 		// A process whose parent is outside the selection is a root of
 		// its own: a shell from `docker exec` shows up beside the init.
-		tree.Walk(func(p *pidmap.Proc, _ int) {
-			if selected(p) && (p.Parent() == nil || !selected(p.Parent())) {
+		q.tree.Walk(func(p *pidmap.Proc, _ int) {
+			if q.selected(p) && (p.Parent() == nil || !q.selected(p.Parent())) {
 				roots = append(roots, p)
 			}
 		})
 	}
-	level := 0
-	if view != nil && ref != 0 {
-		level = view.Level
-	}
+	level := q.level()
 
 	w := bufio.NewWriterSize(stdout, 64<<10)
 	var ev events.Event
 	var line []byte
 	var visit func(p *pidmap.Proc, prefix string, last, top bool)
 	visit = func(p *pidmap.Proc, prefix string, last, top bool) {
-		if common.output == "json" {
-			p.Fill(&ev)
+		if o.output == "json" {
+			p.Fill(&ev, q.asOf)
 			line = events.AppendJSON(line[:0], &ev)
 			w.Write(line)
 		} else {
@@ -95,7 +99,7 @@ func runTree(ctx context.Context, common commonFlags, args []string, stdout, std
 		}
 		children := p.Children()
 		for i, c := range children {
-			if selected(c) {
+			if q.selected(c) {
 				visit(c, prefix, i == len(children)-1, false)
 			}
 		}
@@ -123,8 +127,4 @@ func label(p *pidmap.Proc, level int) string {
 		fmt.Fprintf(&b, " [pid:[%d]]", p.NS().Inode)
 	}
 	return b.String()
-}
-
-func formatTime(unixNano int64) string {
-	return time.Unix(0, unixNano).UTC().Format(time.RFC3339Nano)
 }

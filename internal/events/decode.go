@@ -5,44 +5,6 @@ import (
 	"fmt"
 )
 
-// Byte offsets of struct nspt_event and struct nspt_exec_event
-// (bpf/nspidtrace.h). internal/loader tests them against the bpf2go types.
-const (
-	OffKtime      = 0
-	OffType       = 8
-	OffFlags      = 12
-	OffPID        = 16
-	OffTID        = 20
-	OffPPID       = 24
-	OffUID        = 28
-	OffGID        = 32
-	OffLevels     = 36
-	OffNSPid      = 40
-	OffPidNS      = OffNSPid + 4*MaxLevels
-	OffNSPPid     = OffPidNS + 4*MaxLevels
-	OffNS         = OffNSPPid + 4*MaxLevels
-	OffComm       = OffNS + 4*int(NSKinds)
-	OffExitStatus = OffComm + CommLen
-	OffRet        = 496
-	OffArg        = 504
-	OffOldNS      = 512
-	OffOldTID     = OffOldNS + 4*int(NSKinds)
-	OffReaper     = OffOldTID + 4
-	OffStart      = OffReaper + 4
-	RecordSize    = OffStart + 8
-
-	OffFilenameLen = RecordSize
-	OffArgsLen     = RecordSize + 4
-	OffFilename    = RecordSize + 8
-	OffArgs        = OffFilename + FilenameLen
-	ExecRecordSize = OffArgs + ArgsLen
-
-	// A proc record (struct nspt_proc_event) ends after its argv.
-	OffProcArgsLen    = RecordSize
-	OffProcArgs       = RecordSize + 8
-	ProcRecordMaxSize = OffProcArgs + ArgsLen
-)
-
 // RecordLen returns how long the proc record whose first OffProcArgs bytes
 // are head is: proc records are as long as their argv.
 func RecordLen(head []byte) int {

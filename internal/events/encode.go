@@ -40,9 +40,12 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 	buf = append(buf, ev.Type.String()...)
 	buf = append(buf, '"')
 
-	if ev.Type == TypeLost {
+	switch ev.Type {
+	case TypeLost:
 		buf = append(buf, `,"count":`...)
 		buf = strconv.AppendUint(buf, ev.Count, 10)
+		return append(buf, "}\n"...)
+	case TypeEnd:
 		return append(buf, "}\n"...)
 	}
 

@@ -10,22 +10,12 @@ import (
 	"strings"
 )
 
-// MaxLevels is the number of pid-namespace levels an Event can hold: the host
-// plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
-const MaxLevels = 33
-
-// Sizes of the bounded byte fields, as bpf/nspidtrace.h defines them.
-const (
-	CommLen     = 16
-	FilenameLen = 256
-	ArgsLen     = 1024
-)
-
 // Type is the kind of an Event.
 type Type uint8
 
 // Event types. The kernel's enum nspt_type uses the same numbers for the
-// first five; Lost and Proc are produced in user space.
+// first five and for Proc (the task iterator's records); Lost and End are
+// written by user space.
 const (
 	TypeFork Type = iota + 1
 	TypeExec
@@ -34,6 +24,8 @@ const (
 	TypeUnshare
 	TypeLost
 	TypeProc
+	// TypeEnd is a recording's last line: when the recording stopped.
+	TypeEnd
 	typeEnd
 )
 
@@ -45,6 +37,7 @@ var typeNames = [typeEnd]string{
 	TypeUnshare: "unshare",
 	TypeLost:    "lost",
 	TypeProc:    "proc",
+	TypeEnd:     "end",
 }
 
 // String returns the type's name as it appears in the NDJSON `type` field.

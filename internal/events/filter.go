@@ -6,7 +6,7 @@ import "bytes"
 // every event, in order, so call Match for each one even when the answer
 // does not matter.
 type Filter struct {
-	// Types to keep; lost and proc lines always pass.
+	// Types to keep; lost lines always pass.
 	Types TypeSet
 	// PidNS, when not 0, keeps processes inside that pid namespace.
 	PidNS uint32
@@ -45,7 +45,7 @@ func (f *Filter) Match(ev *Event) bool {
 	if f.subtree != nil && !f.subtree.track(ev) {
 		return false
 	}
-	if ev.Type != TypeProc && !f.Types.Has(ev.Type) {
+	if !f.Types.Has(ev.Type) {
 		return false
 	}
 	if f.PidNS != 0 && ev.Level(f.PidNS) < 0 {

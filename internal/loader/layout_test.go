@@ -1,70 +1,52 @@
 package loader
 
 import (
+	"reflect"
 	"testing"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 )
 
-// TestRecordLayout checks that the offsets internal/events decodes by are
-// those of the C structs, as bpf2go mirrored them: a small alignchecker.
+// TestRecordLayout checks that internal/events' copy of the record layout,
+// from which every offset Decode reads at is derived, is the C structs' as
+// bpf2go mirrored them: every field's name, offset and size, in order (a
+// small alignchecker). A field added on one side only fails it.
 func TestRecordLayout(t *testing.T) {
-	var e nspidtraceNsptEvent
-	var x nspidtraceNsptExecEvent
-	var pr nspidtraceNsptProcEvent
-	fields := []struct {
-		name string
-		got  uintptr
-		want int
-	}{
-		{"ktime_ns", unsafe.Offsetof(e.KtimeNs), events.OffKtime},
-		{"type", unsafe.Offsetof(e.Type), events.OffType},
-		{"flags", unsafe.Offsetof(e.Flags), events.OffFlags},
-		{"pid", unsafe.Offsetof(e.Pid), events.OffPID},
-		{"tid", unsafe.Offsetof(e.Tid), events.OffTID},
-		{"ppid", unsafe.Offsetof(e.Ppid), events.OffPPID},
-		{"uid", unsafe.Offsetof(e.Uid), events.OffUID},
-		{"gid", unsafe.Offsetof(e.Gid), events.OffGID},
-		{"levels", unsafe.Offsetof(e.Levels), events.OffLevels},
-		{"nspid", unsafe.Offsetof(e.Nspid), events.OffNSPid},
-		{"pidns", unsafe.Offsetof(e.Pidns), events.OffPidNS},
-		{"nsppid", unsafe.Offsetof(e.Nsppid), events.OffNSPPid},
-		{"ns", unsafe.Offsetof(e.Ns), events.OffNS},
-		{"comm", unsafe.Offsetof(e.Comm), events.OffComm},
-		{"exit_status", unsafe.Offsetof(e.ExitStatus), events.OffExitStatus},
-		{"ret", unsafe.Offsetof(e.Ret), events.OffRet},
-		{"arg", unsafe.Offsetof(e.Arg), events.OffArg},
-		{"old_ns", unsafe.Offsetof(e.OldNs), events.OffOldNS},
-		{"old_tid", unsafe.Offsetof(e.OldTid), events.OffOldTID},
-		{"reaper", unsafe.Offsetof(e.Reaper), events.OffReaper},
-		{"start_ns", unsafe.Offsetof(e.StartNs), events.OffStart},
-		{"sizeof(nspt_event)", unsafe.Sizeof(e), events.RecordSize},
-		{"filename_len", unsafe.Offsetof(x.FilenameLen), events.OffFilenameLen},
-		{"args_len", unsafe.Offsetof(x.ArgsLen), events.OffArgsLen},
-		{"filename", unsafe.Offsetof(x.Filename), events.OffFilename},
-		{"args", unsafe.Offsetof(x.Args), events.OffArgs},
-		{"sizeof(nspt_exec_event)", unsafe.Sizeof(x), events.ExecRecordSize},
-		{"proc args_len", unsafe.Offsetof(pr.ArgsLen), events.OffProcArgsLen},
-		{"proc args", unsafe.Offsetof(pr.Args), events.OffProcArgs},
-		{"sizeof(nspt_proc_event)", unsafe.Sizeof(pr), events.ProcRecordMaxSize},
+	pairs := []struct{ c, goType reflect.Type }{
+		{reflect.TypeFor[nspidtraceNsptEvent](), reflect.TypeFor[events.RawEvent]()},
+		{reflect.TypeFor[nspidtraceNsptExecEvent](), reflect.TypeFor[events.RawExecEvent]()},
+		{reflect.TypeFor[nspidtraceNsptProcEvent](), reflect.TypeFor[events.RawProcEvent]()},
 	}
-	for _, f := range fields {
-		if int(f.got) != f.want {
-			t.Errorf("%s: C offset %d, Go decodes at %d", f.name, f.got, f.want)
+	for _, p := range pairs {
+		if p.c.Size() != p.goType.Size() {
+			t.Errorf("%s: %d bytes in C, %d in Go", p.goType.Name(), p.c.Size(), p.goType.Size())
+		}
+		cf, gf := layoutFields(p.c), layoutFields(p.goType)
+		if len(cf) != len(gf) {
+			t.Errorf("%s: %d fields in C, %d in Go", p.goType.Name(), len(cf), len(gf))
+			continue
+		}
+		for i := range cf {
+			c, g := cf[i], gf[i]
+			if c.Name != g.Name || c.Offset != g.Offset || c.Type.Size() != g.Type.Size() {
+				t.Errorf("%s field %d: C has %s at %d (%d bytes), Go %s at %d (%d bytes)",
+					p.goType.Name(), i, c.Name, c.Offset, c.Type.Size(), g.Name, g.Offset, g.Type.Size())
+			}
 		}
 	}
-	if n := len(e.Nspid); n != events.MaxLevels {
-		t.Errorf("nspid has %d levels in C, %d in Go", n, events.MaxLevels)
+}
+
+// layoutFields returns a struct's named fields (not the blank HostLayout marker).
+func layoutFields(typ reflect.Type) []reflect.StructField {
+	var fields []reflect.StructField
+	for f := range typ.Fields() {
+		if f.Name != "_" {
+			fields = append(fields, f)
+		}
 	}
-	if n := len(e.Ns); n != int(events.NSKinds) {
-		t.Errorf("ns has %d kinds in C, %d in Go", n, events.NSKinds)
-	}
-	if n := len(x.Args); n != events.ArgsLen {
-		t.Errorf("args holds %d bytes in C, %d in Go", n, events.ArgsLen)
-	}
+	return fields
 }
 
 // TestSpec checks the embedded object without loading it: the programs are

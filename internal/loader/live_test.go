@@ -15,8 +15,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // churn forks, execs and exits processes, kills middle parents (their
@@ -34,8 +35,8 @@ wait
 // TestLiveTreeMatchesProc runs the live tree through a churn, then compares
 // it with the host's /proc for every live process.
 func TestLiveTreeMatchesProc(t *testing.T) {
-	bpftest.Require(t)
-	holder := bpftest.NewPidNS(t).Holder
+	testenv.Require(t)
+	holder := testenv.NewPidNS(t).Holder
 
 	tr, err := Open(Options{Logger: zerolog.Nop()})
 	if err != nil {
@@ -62,7 +63,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 
 	// Long-lived: a subreaper with an orphaned grandchild, and nested
 	// namespaces, all outliving the comparison.
-	subreaper := bpftest.Helper("subreaper", 20)
+	subreaper := testenv.Helper("subreaper", 20)
 	nested := exec.Command("unshare", "--pid", "--fork", "--kill-child", "sh", "-c", "sleep 20 & unshare --pid --fork --kill-child sleep 20")
 	for _, c := range []*exec.Cmd{subreaper, nested} {
 		if err := c.Start(); err != nil {
@@ -90,7 +91,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 		t.Logf("the tree was resynced %d times after lost events", f.Resyncs())
 	}
 
-	pids, err := pidmap.ListPIDs(pidmap.ProcRoot)
+	pids, err := procfs.ListPIDs(procfs.ProcRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +100,8 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 	seen := map[uint32]bool{}
 	sawSubreaperChild := false
 	for _, pid := range pids {
-		err := pidmap.ReadProc(pidmap.ProcRoot, pid, &truth)
-		if errors.Is(err, pidmap.ErrNoProcess) {
+		err := procfs.ReadProc(procfs.ProcRoot, pid, &truth)
+		if errors.Is(err, procfs.ErrNoProcess) {
 			continue // exited, or a zombie
 		} else if err != nil || truth.PidNS[truth.Levels-1] == 0 {
 			// A process this host hides even from root: here PID 1, the
@@ -120,7 +121,7 @@ func TestLiveTreeMatchesProc(t *testing.T) {
 			continue
 		}
 		compared++
-		p.Fill(&got)
+		p.Fill(&got, 0)
 		if !slices.Equal(got.NSPid[:got.Levels], truth.NSPid[:truth.Levels]) ||
 			!slices.Equal(got.PidNS[:got.Levels], truth.PidNS[:truth.Levels]) || got.PPID != truth.PPID {
 			t.Errorf("%d (%s): tree nspid %v pidns %v ppid %d; /proc %v %v %d", truth.PID, truth.CommString(),

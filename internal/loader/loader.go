@@ -1,6 +1,7 @@
-// Package loader loads nspidtrace's BPF programs, attaches them, reads their
-// ring buffer and detaches them again. It is the only package that talks to
-// the kernel's BPF subsystem; everything downstream receives events.Event.
+// Package loader loads nspidtrace's BPF programs, attaches them, hands over
+// the raw records of their ring buffer and task iterator, and detaches them
+// again. It is the only package that talks to the kernel's BPF subsystem;
+// callers decode the records with events.Decoder.
 package loader
 
 import (
@@ -15,6 +16,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
+
+// MinKernel is the oldest Linux release nspidtrace runs on: sleepable task
+// iterators, bpf_loop and bpf_copy_from_user_task came in 5.17 and 5.18.
+// The README and docs/kernel.md name the same version.
+const MinKernel = "5.18"
 
 // DefaultRingBytes is the ring buffer's default size: about two seconds of a
 // fork+exec+exit storm on a small machine before anything is dropped.
@@ -225,7 +231,7 @@ func explainLoadError(err error) error {
 	case errors.As(err, &verr):
 		return fmt.Errorf("the kernel's verifier rejected nspidtrace's BPF programs (please report this with your kernel version): %w", err)
 	case errors.Is(err, ebpf.ErrNotSupported):
-		return fmt.Errorf("load BPF programs: %w (nspidtrace needs Linux 5.8+ with ring buffers and BTF tracepoints)", err)
+		return fmt.Errorf("load BPF programs: %w (nspidtrace needs Linux %s or newer with BTF, ring buffers, BTF tracepoints and sleepable task iterators)", err, MinKernel)
 	}
 	return fmt.Errorf("load BPF programs: %w", err)
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	bpftest.RunHelperIfAsked()
+	testenv.RunHelperIfAsked()
 	os.Exit(m.Run())
 }
 
@@ -50,7 +50,7 @@ func stormAccounting(t testing.TB, mode string, n, ringBytes int, readLate bool)
 
 // stormAccountingTypes is stormAccounting, with the captured count by type.
 func stormAccountingTypes(t testing.TB, mode string, n, ringBytes int, readLate bool) (expected, captured int, lost uint64, rate float64, types map[events.Type]int) {
-	ns := bpftest.NewPidNS(t)
+	ns := testenv.NewPidNS(t)
 	tr, err := Open(Options{PidNS: ns.Inode, RingBytes: ringBytes, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func stormAccountingTypes(t testing.TB, mode string, n, ringBytes int, readLate 
 	if !readLate {
 		go run()
 	}
-	rate = bpftest.Storm(t, &ns, mode, n)
+	rate = testenv.Storm(t, &ns, mode, n)
 	cancel()
 	if readLate {
 		go run()
@@ -77,13 +77,13 @@ func stormAccountingTypes(t testing.TB, mode string, n, ringBytes int, readLate 
 	if c.bad != 0 {
 		t.Errorf("%d records did not decode", c.bad)
 	}
-	return bpftest.StormEvents(mode, n), c.captured, lost, rate, c.types
+	return testenv.StormEvents(mode, n), c.captured, lost, rate, c.types
 }
 
 // TestLossIsCounted fills a tiny ring buffer nobody reads: every record that
 // did not fit must be counted as lost, none silently dropped.
 func TestLossIsCounted(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	expected, captured, lost, _ := stormAccounting(t, "forkexit", 2000, os.Getpagesize(), true)
 	t.Logf("expected %d, captured %d, lost %d", expected, captured, lost)
 	if lost == 0 {
@@ -96,7 +96,7 @@ func TestLossIsCounted(t *testing.T) {
 
 // TestNoLossWithDefaultBuffer reads while a fork+exit storm runs.
 func TestNoLossWithDefaultBuffer(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	expected, captured, lost, _, types := stormAccountingTypes(t, "forkexit", 5000, 0, false)
 	if lost != 0 || captured != expected {
 		t.Errorf("captured %d and lost %d of %d events; by type: %v", captured, lost, expected, types)
@@ -114,14 +114,14 @@ func TestOpenRejectsBadRingSize(t *testing.T) {
 // TestRunDrainsOnCancel checks that records produced before the stop are
 // handed over after it: nothing recorded is lost at shutdown.
 func TestRunDrainsOnCancel(t *testing.T) {
-	bpftest.Require(t)
-	ns := bpftest.NewPidNS(t)
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
 	tr, err := Open(Options{PidNS: ns.Inode, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	bpftest.Storm(t, &ns, "forkexit", 100)
+	testenv.Storm(t, &ns, "forkexit", 100)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	c := &collector{types: map[events.Type]int{}}
@@ -129,7 +129,7 @@ func TestRunDrainsOnCancel(t *testing.T) {
 	if err := tr.Run(ctx, c.handle, func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if want := bpftest.StormEvents("forkexit", 100); c.captured != want {
+	if want := testenv.StormEvents("forkexit", 100); c.captured != want {
 		t.Errorf("Run after cancel handed over %d records, want %d", c.captured, want)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -140,7 +140,7 @@ func TestRunDrainsOnCancel(t *testing.T) {
 // BenchmarkForkExitStorm reports, for the default and a deliberately tiny
 // ring buffer, the events a fork+exit storm caused, captured and lost.
 func BenchmarkForkExitStorm(b *testing.B) {
-	bpftest.Require(b)
+	testenv.Require(b)
 	for _, rb := range []struct {
 		name  string
 		bytes int

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // buildTree builds a tree from the kernel's task iterator, as
@@ -34,8 +34,8 @@ func buildTree(b *testing.B) *pidmap.Tree {
 // It also reports the tree's memory per tracked process.
 // Targets (SPEC.md section 7): <= 100 ms, <= 512 bytes per process.
 func BenchmarkTreeFromKernel(b *testing.B) {
-	bpftest.Require(b)
-	bpftest.Hold(b, 10000)
+	testenv.Require(b)
+	testenv.Hold(b, 10000)
 	var procs int
 	b.ResetTimer()
 	for range b.N {

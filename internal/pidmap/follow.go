@@ -3,6 +3,7 @@ package pidmap
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 )
@@ -31,9 +32,12 @@ type Follower struct {
 	// OnIdle, when set, runs whenever the source is drained.
 	OnIdle func() error
 
+	// Counts since Start: records decoded, records that would not decode
+	// (a newer kernel side), and records the kernel dropped.
+	Events, Undecodable, Lost uint64
+
 	src     Source
 	ev      events.Event
-	lost    uint64
 	resyncs int
 	initial bool
 }
@@ -84,8 +88,10 @@ func (f *Follower) Resyncs() int { return f.resyncs }
 
 func (f *Follower) handle(raw []byte) error {
 	if err := f.Decoder.Decode(raw, &f.ev); err != nil {
-		return nil // not a record this version knows; counted by the source's reader
+		f.Undecodable++
+		return nil
 	}
+	f.Events++
 	f.Tree.Apply(&f.ev)
 	if f.OnEvent != nil {
 		return f.OnEvent(&f.ev)
@@ -98,9 +104,9 @@ func (f *Follower) idle() error {
 	if err != nil {
 		return err
 	}
-	if lost > f.lost {
-		ev := events.Event{Type: events.TypeLost, Count: lost - f.lost}
-		f.lost = lost
+	if lost > f.Lost {
+		ev := events.Event{Type: events.TypeLost, Time: time.Now().UnixNano(), Count: lost - f.Lost}
+		f.Lost = lost
 		if err := f.snapshot(); err != nil {
 			return fmt.Errorf("resync the tree after lost events: %w", err)
 		}

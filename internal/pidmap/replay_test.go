@@ -31,7 +31,7 @@ func exited(t int64, status, reaper, pid, ppid uint32, nspid ...uint32) *events.
 const t0 = int64(1795419545000000000)
 
 // incident: init and a container; PID 50 in the container exits with 3 at
-// t0+3s and is reused at t0+5s.
+// t0+3s and is reused at t0+5s; the recording stops at t0+7s.
 func incident() string {
 	return recording(t0,
 		at(ev(events.TypeProc, 1, 0, 1), t0+1000),
@@ -39,7 +39,34 @@ func incident() string {
 		at(ev(events.TypeFork, 150, 100, 150, 50), t0+1e9),
 		exited(t0+3e9, 3<<8, 100, 150, 100, 150, 50),
 		at(ev(events.TypeFork, 160, 100, 160, 50), t0+5e9),
+		&events.Event{Type: events.TypeEnd, Time: t0 + 7e9},
 	)
+}
+
+func TestReplayOutsideTheRecording(t *testing.T) {
+	for _, a := range []At{{Time: t0 - 1}, {Time: t0 + 7e9 + 1}, {Relative: true, Offset: 8 * time.Second}} {
+		_, err := ReplayFile(strings.NewReader(incident()), a, NewTree(0), nil)
+		var rerr *RangeError
+		if !errors.As(err, &rerr) || rerr.Start != t0 || rerr.End != t0+7e9 {
+			t.Errorf("at %+v: %v, want a RangeError from t0 to t0+7s", a, err)
+		}
+	}
+	if _, err := ReplayFile(strings.NewReader(incident()), At{Time: t0 + 7e9}, NewTree(0), nil); err != nil {
+		t.Errorf("at the end: %v", err)
+	}
+}
+
+func TestReplaySkipsUnknownTypesAndRefusesEmptyFiles(t *testing.T) {
+	text := incident() + `{"time":"2026-11-23T07:39:20Z","type":"from-the-future","pid":1}` + "\n"
+	rep, err := ReplayFile(strings.NewReader(text), At{}, NewTree(0), nil)
+	if err != nil || rep.Skipped != 1 {
+		t.Errorf("unknown type: %+v, %v; want it skipped", rep, err)
+	}
+	for _, empty := range []string{"", "\n\n"} {
+		if _, err := ReplayFile(strings.NewReader(empty), At{}, NewTree(0), nil); !errors.Is(err, ErrNotRecording) {
+			t.Errorf("%q: %v, want ErrNotRecording", empty, err)
+		}
+	}
 }
 
 func TestReplayAtInstants(t *testing.T) {
@@ -82,7 +109,8 @@ func TestReplayAtInstants(t *testing.T) {
 
 func TestReplayTruncatedAndMalformed(t *testing.T) {
 	full := incident()
-	cut := full[:len(full)-40] // the recorder died mid-line
+	upToLastFork := strings.Join(strings.SplitAfter(full, "\n")[:6], "")
+	cut := upToLastFork[:len(upToLastFork)-40] // the recorder died mid-line
 	rep, err := ReplayFile(strings.NewReader(cut), At{}, NewTree(16), nil)
 	if err != nil || !rep.Truncated || rep.Applied != 4 {
 		t.Errorf("truncated: %+v, %v; want 4 events and Truncated", rep, err)
@@ -145,7 +173,7 @@ func FuzzReplay(f *testing.F) {
 		ReplayFile(strings.NewReader(string(data)), At{}, tree, nil)
 		tree.Walk(func(p *Proc, _ int) {
 			var e events.Event
-			p.Fill(&e)
+			p.Fill(&e, 0)
 			if ns := p.NS(); ns != nil {
 				ns.Lookup(p.NSPid(p.Levels() - 1))
 				tree.LastHolderIn(ns, 1)

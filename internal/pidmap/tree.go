@@ -24,7 +24,8 @@ type Tree struct {
 	lastHolder map[uint32]*Proc // host TGID -> its last exited holder, while kept
 	free       []*Proc          // evicted exited processes, for reuse: no garbage per fork
 
-	gen uint32 // the current resync generation: see beginResync
+	gen  uint32 // the current resync generation: see beginResync
+	time int64  // the latest event time applied (Unix ns)
 }
 
 // NSSet holds the inode of each namespace kind, indexed by events.NSKind.
@@ -93,6 +94,7 @@ func NewTree(keep int) *Tree {
 // order; a snapshot (TypeProc) may overlap events already applied, and
 // events may repeat what a snapshot said: Apply is idempotent for both.
 func (t *Tree) Apply(ev *events.Event) {
+	t.time = max(t.time, ev.Time)
 	switch ev.Type {
 	case events.TypeFork:
 		if !ev.Thread {
@@ -288,6 +290,10 @@ func (t *Tree) retire(p *Proc, when int64, status, reaper uint32) {
 	t.lastHolder[p.PID] = p
 }
 
+// Time returns the time of the latest event applied (Unix ns): the instant
+// the tree stands at.
+func (t *Tree) Time() int64 { return t.time }
+
 // Len returns how many live processes the tree holds.
 func (t *Tree) Len() int { return len(t.procs) }
 
@@ -375,9 +381,10 @@ func (p *Proc) Argv() []string {
 // CommString returns the comm.
 func (p *Proc) CommString() string { return string(p.Comm[:p.CommLen]) }
 
-// Fill writes p into ev as a TypeProc event (the `proc` object).
-func (p *Proc) Fill(ev *events.Event) {
-	*ev = events.Event{Type: events.TypeProc, PID: p.PID, TID: p.PID, PPID: p.PPID, Levels: len(p.nspid),
+// Fill writes p into ev as a TypeProc event (the `proc` object) taken at
+// time when (Unix ns).
+func (p *Proc) Fill(ev *events.Event, when int64) {
+	*ev = events.Event{Time: when, Type: events.TypeProc, PID: p.PID, TID: p.PID, PPID: p.PPID, Levels: len(p.nspid),
 		UID: p.UID, GID: p.GID, Comm: p.Comm, CommLen: p.CommLen, StartBoot: p.Start}
 	copy(ev.NSPid[:], p.nspid)
 	for ns := p.ns; ns != nil; ns = ns.Parent {

@@ -128,7 +128,7 @@ func TestTreeNamespaceIndex(t *testing.T) {
 		t.Errorf("PID 1 of the nested namespace: %+v", p)
 	}
 	var e events.Event
-	tree.Get(102).Fill(&e)
+	tree.Get(102).Fill(&e, 0)
 	if !slices.Equal(e.NSPid[:e.Levels], []uint32{102, 53, 1}) || !slices.Equal(e.PidNS[:e.Levels], []uint32{hostNS, ctrNS, nestedNS}) ||
 		!slices.Equal(e.NSPPid[:e.Levels], []uint32{101, 52, 0}) {
 		t.Errorf("proc of 102: nspid %v pidns %v nsppid %v", e.NSPid[:e.Levels], e.PidNS[:e.Levels], e.NSPPid[:e.Levels])
@@ -155,14 +155,14 @@ func TestTreeSetnsChangesNamespacesNotPIDs(t *testing.T) {
 	e.NS[events.NSNet] = 4026532160
 	tree.Apply(e)
 	var got events.Event
-	tree.Get(10).Fill(&got)
+	tree.Get(10).Fill(&got, 0)
 	if got.NS[events.NSPidForChildren] != ctrNS || got.NS[events.NSNet] != 4026532160 || got.NS[events.NSPid] != hostNS || got.Levels != 1 {
 		t.Errorf("after setns: ns %v levels %d", got.NS, got.Levels)
 	}
 	failed := ev(events.TypeUnshare, 10, 1, 10)
 	failed.Ret = -1
 	tree.Apply(failed)
-	if tree.Get(10).Fill(&got); got.NS[events.NSNet] != 4026532160 {
+	if tree.Get(10).Fill(&got, 0); got.NS[events.NSNet] != 4026532160 {
 		t.Error("a failed unshare changed the namespaces")
 	}
 }

@@ -1,4 +1,4 @@
-package pidmap
+package procfs
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ const nsGetNSType = 0xb703
 // (that process's pid namespace, the PID read in the procfs at root), a path
 // to a pid namespace file (/proc/N/ns/pid, a bind mount), "pid:[INODE]", or
 // a bare inode number. A malformed REF wraps ErrBadRef; a PID with no
-// process wraps ErrNoProcess.
+// process wraps ErrNoProcess, a path to nothing ErrNotFound.
 func ResolvePidNS(root, ref string) (uint32, error) {
 	switch {
 	case strings.HasPrefix(ref, "pid:["):
@@ -63,7 +63,9 @@ func parseInode(ref, s string) (uint32, error) {
 // pidnsFileInode checks that path is a pid namespace file and returns its inode.
 func pidnsFileInode(path string) (uint32, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+		return 0, fmt.Errorf("--pidns %s: %w", path, ErrNotFound)
+	} else if err != nil {
 		return 0, fmt.Errorf("%w %q: %w", ErrBadRef, path, err)
 	}
 	defer unix.Close(fd)

@@ -1,4 +1,4 @@
-package pidmap
+package procfs
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
 // ErrAmbiguous marks a container ID prefix that more than one container has.
@@ -72,9 +74,9 @@ func ContainerID(root string, pid uint32) (string, error) {
 
 // Containers maps each live process of tree to its container ID, for those
 // in a container.
-func Containers(root string, tree *Tree) map[*Proc]string {
-	ids := make(map[*Proc]string)
-	tree.Walk(func(p *Proc, _ int) {
+func Containers(root string, tree *pidmap.Tree) map[*pidmap.Proc]string {
+	ids := make(map[*pidmap.Proc]string)
+	tree.Walk(func(p *pidmap.Proc, _ int) {
 		if id, err := ContainerID(root, p.PID); err == nil && id != "" {
 			ids[p] = id
 		}
@@ -82,17 +84,20 @@ func Containers(root string, tree *Tree) map[*Proc]string {
 	return ids
 }
 
+// ErrNoContainer means no running container matches a --container argument.
+var ErrNoContainer = errors.New("no running container matches")
+
 // ResolveContainer returns the one container ID among ids that starts with
-// prefix, as docker accepts a unique prefix. It wraps ErrNoProcess when no
-// container matches and ErrAmbiguous when several do.
-func ResolveContainer(ids map[*Proc]string, prefix string) (string, error) {
-	prefix = strings.ToLower(prefix)
-	if prefix == "" || len(prefix) > containerIDLen || !isContainerID(prefix+strings.Repeat("0", containerIDLen-len(prefix))) {
-		return "", fmt.Errorf("%w %q: a container ID is up to 64 hexadecimal digits", ErrBadRef, prefix)
+// prefix, as docker accepts a unique prefix. It wraps ErrNoContainer when no
+// running container matches and ErrAmbiguous when several do.
+func ResolveContainer(ids map[*pidmap.Proc]string, prefix string) (string, error) {
+	lower := strings.ToLower(prefix)
+	if lower == "" {
+		return "", fmt.Errorf("%w %q", ErrNoContainer, prefix)
 	}
 	found := ""
 	for _, id := range ids {
-		if !strings.HasPrefix(id, prefix) || id == found {
+		if !strings.HasPrefix(id, lower) || id == found {
 			continue
 		}
 		if found != "" {
@@ -101,15 +106,15 @@ func ResolveContainer(ids map[*Proc]string, prefix string) (string, error) {
 		found = id
 	}
 	if found == "" {
-		return "", fmt.Errorf("container %q: %w", prefix, ErrNoProcess)
+		return "", fmt.Errorf("%w %q (give a running container's ID or a unique prefix of it, as docker ps shows)", ErrNoContainer, prefix)
 	}
 	return found, nil
 }
 
 // ContainerNamespace returns the pid namespace of a container's processes:
 // the shallowest among them, that of its init.
-func ContainerNamespace(ids map[*Proc]string, id string) *PidNS {
-	var ns *PidNS
+func ContainerNamespace(ids map[*pidmap.Proc]string, id string) *pidmap.PidNS {
+	var ns *pidmap.PidNS
 	for p, pid := range ids {
 		if pid == id && (ns == nil || p.NS().Level < ns.Level) {
 			ns = p.NS()

@@ -1,4 +1,4 @@
-package pidmap
+package procfs
 
 import (
 	"errors"
@@ -14,15 +14,18 @@ func OwnPidNS(root string) (uint32, error) {
 	return nsInode(filepath.Join(root, "self", "ns", "pid"))
 }
 
-// FindInNS returns the PID, as procfs at root numbers processes, of the
-// process whose PID in pid namespace ns is nr. It wraps ErrNoProcess when
-// there is none.
+// FindInNS returns the TGID, as procfs at root numbers processes, of the
+// process that is nr in pid namespace ns. A thread ID names its process, as
+// it does for kill(2) and /proc/TID: every command reads PIDs this way. It
+// wraps ErrNoProcess when there is none.
 func FindInNS(root string, ns, nr uint32) (int, error) {
 	if own, err := OwnPidNS(root); err == nil && own == ns {
-		if _, err := readStatus(filepath.Join(root, strconv.FormatUint(uint64(nr), 10))); err != nil {
+		// /proc/TID is there for every thread, though not listed.
+		st, err := readStatus(filepath.Join(root, strconv.FormatUint(uint64(nr), 10)))
+		if err != nil {
 			return 0, fmt.Errorf("pid %d: %w", nr, err)
 		}
-		return int(nr), nil
+		return int(st.tgid), nil
 	}
 	pids, err := ListPIDs(root)
 	if err != nil {
@@ -33,11 +36,31 @@ func FindInNS(root string, ns, nr uint32) (int, error) {
 		if err := ReadProc(root, pid, &ev); err != nil {
 			continue // exited meanwhile, or not ours to read
 		}
-		if lvl := ev.Level(ns); lvl >= 0 && ev.NSPid[lvl] == nr {
+		lvl := ev.Level(ns)
+		if lvl < 0 {
+			continue
+		}
+		if ev.NSPid[lvl] == nr || hasThread(root, pid, lvl, nr) {
 			return pid, nil
 		}
 	}
 	return 0, fmt.Errorf("pid %d in pid:[%d]: %w", nr, ns, ErrNoProcess)
+}
+
+// hasThread reports whether process pid has a thread whose ID at level is nr.
+func hasThread(root string, pid, level int, nr uint32) bool {
+	dir := filepath.Join(root, strconv.Itoa(pid), "task")
+	tids, err := ListPIDs(dir)
+	if err != nil || len(tids) < 2 {
+		return false // the leader alone, already compared
+	}
+	for _, tid := range tids {
+		st, err := readStatus(filepath.Join(dir, strconv.Itoa(tid)))
+		if err == nil && level < len(st.nspid) && st.nspid[level] == nr {
+			return true
+		}
+	}
+	return false
 }
 
 // Descendants returns pid and the PIDs of its live descendants, as procfs at

@@ -1,6 +1,6 @@
 // Package bpftest holds what privileged tests share: the gate that decides
 // whether they run.
-package bpftest
+package testenv
 
 import (
 	"os"

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
-	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // procJSON runs nspidtrace with args (ending in a PID) and -o json, and
@@ -35,7 +35,7 @@ func procJSON(t *testing.T, args ...string) line {
 func wantProc(t *testing.T, l line, pid int) {
 	t.Helper()
 	var truth events.Event
-	if err := pidmap.ReadProc(pidmap.ProcRoot, pid, &truth); err != nil {
+	if err := procfs.ReadProc(procfs.ProcRoot, pid, &truth); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(l.NSPid, truth.NSPid[:truth.Levels]) || !slices.Equal(l.PidNS, truth.PidNS[:truth.Levels]) ||
@@ -54,8 +54,8 @@ func wantProc(t *testing.T, l line, pid int) {
 }
 
 func TestShowPIDFromTheHost(t *testing.T) {
-	bpftest.Require(t)
-	ns := bpftest.NewPidNS(t)
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
 	l := procJSON(t, fmt.Sprint(ns.Holder))
 	wantProc(t, l, ns.Holder)
 
@@ -82,7 +82,7 @@ func TestShowPIDFromTheHost(t *testing.T) {
 // TestShowPIDInsideAContainer runs nspidtrace in a nested pid namespace with
 // its own /proc: PIDs are read there, and the host's levels still show.
 func TestShowPIDInsideAContainer(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
 		`sleep 5 & "$1" -o json $!; kill $!`, "sh", binPath)
 	out, err := cmd.Output()
@@ -99,8 +99,8 @@ func TestShowPIDInsideAContainer(t *testing.T) {
 }
 
 func TestShowPIDNotFound(t *testing.T) {
-	bpftest.Require(t)
-	ns := bpftest.NewPidNS(t)
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
 	for _, args := range [][]string{{"4194304"}, {"--pidns", fmt.Sprint(ns.Holder), "2"}} {
 		_, stderr, code := runBinary(t, args...)
 		if code != exitNotFound || !strings.Contains(stderr, "no process") {
@@ -116,7 +116,7 @@ func TestShowPIDNotFound(t *testing.T) {
 
 // TestShowPIDUnprivileged answers from /proc, saying so on stderr.
 func TestShowPIDUnprivileged(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	cmd := exec.Command(binPath, "-o", "json", fmt.Sprint(os.Getpid()))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	var stderr strings.Builder
@@ -135,16 +135,16 @@ func TestShowPIDUnprivileged(t *testing.T) {
 }
 
 func TestTreeOfANamespace(t *testing.T) {
-	bpftest.Require(t)
-	ns := bpftest.NewPidNS(t)
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
 	// A shell entered with nsenter: its parent is outside the namespace.
 	enter := exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c", "sleep 5 & wait")
 	if err := enter.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { enter.Process.Kill(); enter.Wait() }()
-	sh := bpftest.WaitChild(t, enter.Process.Pid)
-	bpftest.WaitChild(t, sh)
+	sh := testenv.WaitChild(t, enter.Process.Pid)
+	testenv.WaitChild(t, sh)
 
 	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
 	// Both roots begin the namespace: their parents are outside it.
@@ -179,8 +179,8 @@ func TestTreeOfANamespace(t *testing.T) {
 }
 
 func TestTraceSnapshot(t *testing.T) {
-	bpftest.Require(t)
-	ns := bpftest.NewPidNS(t)
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
 	s := startTrace(t, "--snapshot", "--pidns", fmt.Sprint(ns.Holder))
 	exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "true").Run()
 	lines := s.stop(t, syscall.SIGINT)
@@ -206,9 +206,9 @@ func cgroupDir(id string) string {
 
 // fakeContainer puts the processes of a new pid namespace into the cgroup
 // docker would make for container id (/docker/ID), removed at cleanup.
-func fakeContainer(t *testing.T, id string) bpftest.PidNS {
+func fakeContainer(t *testing.T, id string) testenv.PidNS {
 	t.Helper()
-	ns := bpftest.NewPidNS(t)
+	ns := testenv.NewPidNS(t)
 	dir := cgroupDir(id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func fakeContainer(t *testing.T, id string) bpftest.PidNS {
 }
 
 func TestContainerSelection(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	const id = "9f3c2a1b339c6d9b7dbe6a64ac9ffe4fd8a5e8a7f2c3d1e0b9a8c7d6e5f40312"
 	ns := fakeContainer(t, id)
 	// A shell that joins the container's pid namespace and cgroup, as
@@ -240,7 +240,7 @@ func TestContainerSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { joined.Process.Kill(); joined.Wait() }()
-	bpftest.WaitChild(t, joined.Process.Pid)
+	testenv.WaitChild(t, joined.Process.Pid)
 	time.Sleep(100 * time.Millisecond) // until it has exec'd sleep
 
 	stdout, stderr, code := runBinary(t, "tree", "--container", id[:12])
@@ -266,9 +266,12 @@ func TestContainerSelection(t *testing.T) {
 		t.Error("trace --container: the exit inside the container is missing")
 	}
 
-	for args, want := range map[string]int{"ffff": exitNotFound, "xyz": exitUsage} {
-		if _, stderr, code := runBinary(t, "tree", "--container", args); code != want {
-			t.Errorf("--container %s: exit %d, want %d: %s", args, code, want, stderr)
+	// An ID no container has, and a name (not an ID): neither is a bad
+	// namespace reference, both are "no running container matches".
+	for _, arg := range []string{"ffff", "web"} {
+		_, stderr, code := runBinary(t, "tree", "--container", arg)
+		if code != exitNotFound || !strings.Contains(stderr, "no running container matches") || strings.Contains(stderr, "namespace reference") {
+			t.Errorf("--container %s: exit %d, want %d saying no running container matches: %s", arg, code, exitNotFound, stderr)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package pidmap
+package procfs
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader/bpftest"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 func statIno(t *testing.T, path string) uint32 {
@@ -67,11 +67,14 @@ func TestResolvePidNS(t *testing.T) {
 			t.Errorf("ResolvePidNS(%q) = %d, %v; want %d", ref, got, err, want)
 		}
 	}
-	bad := []string{"", "pid:[]", "pid:[x]", "pid:[12", "net:[4026531833]", "-1", "0", "1.5", "/proc/self/ns/net", "/nonexistent/ns"}
+	bad := []string{"", "pid:[]", "pid:[x]", "pid:[12", "net:[4026531833]", "-1", "0", "1.5", "/proc/self/ns/net"}
 	for _, ref := range bad {
 		if _, err := ResolvePidNS(ProcRoot, ref); !errors.Is(err, ErrBadRef) {
 			t.Errorf("ResolvePidNS(%q): %v, want ErrBadRef", ref, err)
 		}
+	}
+	if _, err := ResolvePidNS(ProcRoot, "/nonexistent/ns"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ResolvePidNS of a missing file: %v, want ErrNotFound", err)
 	}
 	if _, err := ResolvePidNS(ProcRoot, strconv.Itoa(PIDMaxLimit)); !errors.Is(err, ErrNoProcess) {
 		t.Errorf("ResolvePidNS of a PID no process has: %v, want ErrNoProcess", err)
@@ -80,10 +83,10 @@ func TestResolvePidNS(t *testing.T) {
 
 // TestNestedNamespace reads a process two pid namespaces deep.
 func TestNestedNamespace(t *testing.T) {
-	bpftest.Require(t)
+	testenv.Require(t)
 	// unshare (PID 1 of a new namespace) runs sleep as PID 1 of a nested one.
-	outer := bpftest.StartInNewPidNS(t, nil, "unshare", "--pid", "--fork", "sleep", "10")
-	sleep := bpftest.WaitChild(t, outer)
+	outer := testenv.StartInNewPidNS(t, nil, "unshare", "--pid", "--fork", "sleep", "10")
+	sleep := testenv.WaitChild(t, outer)
 	if pids, err := Descendants(ProcRoot, outer); err != nil || len(pids) != 2 || pids[1] != uint32(sleep) {
 		t.Errorf("Descendants(%d) = %v, %v; want it and %d", outer, pids, err, sleep)
 	}

@@ -1,8 +1,10 @@
-package pidmap
+package procfs
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
 const (
@@ -28,19 +30,18 @@ func TestContainerIDOf(t *testing.T) {
 }
 
 func TestResolveContainer(t *testing.T) {
-	ids := map[*Proc]string{{PID: 1}: idA, {PID: 2}: idA, {PID: 3}: idB}
+	ids := map[*pidmap.Proc]string{{PID: 1}: idA, {PID: 2}: idA, {PID: 3}: idB}
 	if id, err := ResolveContainer(ids, "4C01"); err != nil || id != idA {
 		t.Errorf("unique prefix: %q, %v", id, err)
 	}
 	if _, err := ResolveContainer(ids, "4c0"); !errors.Is(err, ErrAmbiguous) {
 		t.Errorf("shared prefix: %v, want ErrAmbiguous", err)
 	}
-	if _, err := ResolveContainer(ids, "ffff"); !errors.Is(err, ErrNoProcess) {
-		t.Errorf("no such container: %v, want ErrNoProcess", err)
-	}
-	for _, bad := range []string{"", "xyz", idA + "0"} {
-		if _, err := ResolveContainer(ids, bad); !errors.Is(err, ErrBadRef) {
-			t.Errorf("ResolveContainer(%q): %v, want ErrBadRef", bad, err)
+	// A name (not looked up here), a stopped container's ID, too long a
+	// prefix: none is a running container.
+	for _, none := range []string{"ffff", "web", "", idA + "0"} {
+		if _, err := ResolveContainer(ids, none); !errors.Is(err, ErrNoContainer) {
+			t.Errorf("ResolveContainer(%q): %v, want ErrNoContainer", none, err)
 		}
 	}
 }

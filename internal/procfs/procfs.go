@@ -1,4 +1,4 @@
-package pidmap
+package procfs
 
 import (
 	"bufio"
@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
 // nsGetParent is NS_GET_PARENT (linux/nsfs.h): an fd for the parent of a
@@ -25,10 +27,13 @@ const ProcRoot = "/proc"
 // ErrNoProcess means /proc has no such process (it never existed or exited).
 var ErrNoProcess = errors.New("no such process")
 
+// ErrNotFound means a namespace file does not exist.
+var ErrNotFound = errors.New("no such file")
+
 // ReadProc fills ev as a TypeProc snapshot of process pid, read from procfs
 // at root: its TGID at every pid-namespace level the reader can see
 // (NStgid), each level's namespace inode, the parent at each level, its
-// namespaces, comm, argv and effective IDs. PIDs are as the procfs mount's
+// namespaces, comm, argv and effective IDs, at the time it was read. PIDs are as the procfs mount's
 // pid namespace sees them: from the host, every level. Namespace inodes the
 // caller may not read (another user's process, without CAP_SYS_PTRACE) are
 // left 0.
@@ -41,7 +46,7 @@ func ReadProc(root string, pid int, ev *events.Event) error {
 	if len(st.nstgid) == 0 || len(st.nstgid) > events.MaxLevels {
 		return fmt.Errorf("%s/status: NStgid has %d levels", dir, len(st.nstgid))
 	}
-	*ev = events.Event{Type: events.TypeProc, PID: st.nstgid[0], TID: st.nstgid[0], PPID: st.ppid, UID: st.uid, GID: st.gid}
+	*ev = events.Event{Type: events.TypeProc, Time: time.Now().UnixNano(), PID: st.nstgid[0], TID: st.nstgid[0], PPID: st.ppid, UID: st.uid, GID: st.gid}
 	ev.Levels = len(st.nstgid)
 	copy(ev.NSPid[:], st.nstgid)
 
@@ -83,9 +88,10 @@ func ReadProc(root string, pid int, ev *events.Event) error {
 }
 
 type procStatus struct {
-	ppid, uid, gid uint32
-	nstgid         []uint32
-	zombie         bool
+	tgid, ppid    uint32
+	uid, gid      uint32
+	nstgid, nspid []uint32 // the thread group's and the thread's IDs at every level
+	zombie        bool
 }
 
 // readStatus reads the fields nspidtrace needs from dir/status.
@@ -109,6 +115,8 @@ func readStatus(dir string) (procStatus, error) {
 		switch string(key) {
 		case "State":
 			st.zombie = len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
+		case "Tgid":
+			st.tgid = parseUint32(fields, 0)
 		case "PPid":
 			st.ppid = parseUint32(fields, 0)
 		case "Uid":
@@ -116,9 +124,9 @@ func readStatus(dir string) (procStatus, error) {
 		case "Gid":
 			st.gid = parseUint32(fields, 1)
 		case "NStgid":
-			for i := range fields {
-				st.nstgid = append(st.nstgid, parseUint32(fields, i))
-			}
+			st.nstgid = parseUint32s(fields)
+		case "NSpid":
+			st.nspid = parseUint32s(fields)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -131,6 +139,14 @@ func readStatus(dir string) (procStatus, error) {
 		return st, ErrNoProcess // exited: a zombie only waits to be reaped
 	}
 	return st, nil
+}
+
+func parseUint32s(fields []string) []uint32 {
+	ids := make([]uint32, len(fields))
+	for i := range fields {
+		ids[i] = parseUint32(fields, i)
+	}
+	return ids
 }
 
 func parseUint32(fields []string, i int) uint32 {
@@ -203,12 +219,12 @@ func ListPIDs(root string) ([]int, error) {
 // FromProc builds a tree from procfs at root: the fallback without BPF.
 // Levels are those the procfs mount's pid namespace can see; level 0 is
 // that namespace, which is the host only when run there.
-func FromProc(root string) (*Tree, error) {
+func FromProc(root string) (*pidmap.Tree, error) {
 	pids, err := ListPIDs(root)
 	if err != nil {
 		return nil, err
 	}
-	tree := NewTree(0)
+	tree := pidmap.NewTree(0)
 	var ev events.Event
 	for _, pid := range pids {
 		switch err := ReadProc(root, pid, &ev); {

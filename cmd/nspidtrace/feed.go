@@ -1,0 +1,96 @@
+package main
+
+// The feed side of trace and record: the kernel's records keep the live
+// tree true (a pidmap.Follower, resynchronised after lost events), and the
+// events that pass the filter are written as NDJSON lines.
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+)
+
+// feed writes what a Tracer reports, filtered, to an output.
+type feed struct {
+	out      *bufio.Writer
+	filter   *events.Filter
+	follower *pidmap.Follower
+	line     []byte
+
+	written   uint64
+	lastFlush time.Time
+}
+
+// flushInterval bounds how long a written line may wait in the buffer when
+// the kernel keeps the reader busy and it never idles.
+const flushInterval = time.Second
+
+// newFeed wires tracer to w through a live tree. Call start, then run.
+func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter) (*feed, error) {
+	boot, err := loader.BootToUnix()
+	if err != nil {
+		return nil, err
+	}
+	f := &feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, lastFlush: time.Now()}
+	f.follower = pidmap.NewFollower(tracer, pidmap.NewTree(pidmap.DefaultExitedKept), events.Decoder{BootToUnix: boot})
+	f.follower.OnEvent = f.event
+	f.follower.OnIdle = f.flush
+	return f, nil
+}
+
+// start takes the snapshot the tree starts from. The programs are attached:
+// what changes meanwhile waits in the ring buffer and follows it. Its proc
+// lines are written when the filter keeps TypeProc (--snapshot, record).
+func (f *feed) start() error { return f.follower.Start() }
+
+// tree is the live tree the feed keeps.
+func (f *feed) tree() *pidmap.Tree { return f.follower.Tree }
+
+// run feeds events until ctx is done, then flushes what was written.
+func (f *feed) run(ctx context.Context) error {
+	err := f.follower.Run(ctx)
+	if ferr := f.out.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// logEnd reports the feed's counts once, at its end: nothing is logged per event.
+func (f *feed) logEnd(log zerolog.Logger, msg string) {
+	fl := f.follower
+	log.Info().Uint64("events", fl.Events).Uint64("written", f.written).Uint64("lost", fl.Lost).
+		Int("resyncs", fl.Resyncs()).Uint64("undecodable", fl.Undecodable).Msg(msg)
+}
+
+func (f *feed) event(ev *events.Event) error {
+	if !f.filter.Match(ev) {
+		return nil
+	}
+	return f.write(ev)
+}
+
+func (f *feed) write(ev *events.Event) error {
+	f.line = events.AppendJSON(f.line[:0], ev)
+	f.written++
+	if _, err := f.out.Write(f.line); err != nil {
+		return err
+	}
+	if f.written%1024 == 0 && time.Since(f.lastFlush) > flushInterval {
+		return f.flush()
+	}
+	return nil
+}
+
+// flush runs whenever the ring buffer is drained, so lines reach readers
+// promptly.
+func (f *feed) flush() error {
+	f.lastFlush = time.Now()
+	return f.out.Flush()
+}

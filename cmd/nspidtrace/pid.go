@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+var pidCommand = &command{
+	name:     "<pid>",
+	synopsis: "nspidtrace [flags] <pid>",
+	summary:  "the process at every pid-namespace level, host first",
+	about: `Shows one process at every pid-namespace level, host first: its PID, its
+parent's PID and the pid namespace at each level. <pid> is read in the
+caller's pid namespace, as the kernel would read it (run inside a container,
+"nspidtrace 52" still shows the host's PIDs), or in REF's with --pidns, or in
+the container's with --container. A thread ID names its process.
+Without root it answers from /proc, with the levels visible from here.`,
+	examples: `  sudo nspidtrace 12573                          one process at every level
+  sudo nspidtrace --pidns 12573 52               PID 52 in 12573's pid namespace
+  sudo nspidtrace --container 59ae 1 -o json     a container's init, as a proc object
+`,
+	flags: func(fs *flag.FlagSet, o *options) {
+		logFlags(fs, o)
+		queryFlags(fs, o)
+		outputFlag(fs, o)
+	},
+	run: runPID,
+}
+
+// runPID answers `nspidtrace <pid>`.
+func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return usagef("nspidtrace <pid> takes exactly 1 PID, got %q", args)
+	}
+	pid, err := parsePID("PID", args[0])
+	if err != nil {
+		return err
+	}
+	if err := o.checkOutput(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	oneShot()
+	q, err := openQuery(o, log)
+	if err != nil {
+		return err
+	}
+	p, err := q.find(pid)
+	if err != nil {
+		return err
+	}
+
+	w := bufio.NewWriter(stdout)
+	if o.output == "json" {
+		var ev events.Event
+		p.Fill(&ev, q.asOf)
+		w.Write(events.AppendJSON(nil, &ev))
+		return w.Flush()
+	}
+	fmt.Fprintf(w, "%s  %s\n", p.CommString(), strings.Join(p.Argv(), " "))
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
+	// Every level, host first; with --pidns or --container, from its level down.
+	for i := q.level(); i < p.Levels(); i++ {
+		ppid := "-"
+		if parent := p.Parent(); parent != nil && i < parent.Levels() {
+			ppid = fmt.Sprint(parent.NSPid(i))
+		} else if i == 0 && p.PPID != 0 {
+			ppid = fmt.Sprint(p.PPID)
+		}
+		pidns := "?" // not ours to read
+		if ns := p.PidNS(i); ns != nil && ns.Inode != 0 {
+			pidns = fmt.Sprintf("pid:[%d]", ns.Inode)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", i, p.NSPid(i), ppid, pidns)
+	}
+	tw.Flush()
+	return w.Flush()
+}

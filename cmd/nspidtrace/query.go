@@ -1,0 +1,322 @@
+package main
+
+// The query side of <pid> and tree: a process tree from the live kernel or
+// a recording, the pid namespace PIDs are read in, and finding a process.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+)
+
+// query is a process tree and the view a command answers in.
+type query struct {
+	tree *pidmap.Tree
+	asOf int64 // the instant the tree stands at (Unix ns)
+
+	// view is the pid namespace PIDs are read in: REF's, the container's,
+	// the caller's own (live) or the recording's host level.
+	view *pidmap.PidNS
+	// narrowed: --pidns or --container chose the view, so only processes
+	// inside it are shown, from its level down.
+	narrowed bool
+	// container is --container's ID, and members maps processes to theirs.
+	container string
+	members   map[*pidmap.Proc]string
+
+	fromFile bool
+	fallback bool // answered from /proc, without privileges
+}
+
+// openQuery checks the query flags, loads the tree and resolves the view.
+// Everything that can be checked before loading is.
+func openQuery(o *options, log zerolog.Logger) (*query, error) {
+	if err := checkSelection(o); err != nil {
+		return nil, err
+	}
+	q := &query{fromFile: o.from != ""}
+	var ref uint32
+	var err error
+	if !q.fromFile || !isPID(o.pidns) {
+		if ref, err = resolvePidNS(o.pidns); err != nil {
+			return nil, err
+		}
+	}
+	if err := q.load(o, log); err != nil {
+		return nil, err
+	}
+	if q.fallback && (o.pidns != "" || o.container != "") {
+		return nil, fmt.Errorf("--pidns and --container need the privileges to read other processes' namespaces: %w", loader.ErrNoPrivileges)
+	}
+	if q.fromFile && isPID(o.pidns) {
+		if ref, err = q.refInRecording(o.pidns); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case o.container != "":
+		if err := q.selectContainer(o.container); err != nil {
+			return nil, err
+		}
+	case ref != 0:
+		q.narrowed = true
+		q.view = q.tree.Namespace(ref)
+		if q.view == nil {
+			return nil, notFoundError{fmt.Errorf("no live process is in pid namespace pid:[%d]", ref)}
+		}
+	case q.fromFile:
+		if q.view = q.tree.Root(); q.view == nil {
+			return nil, notFoundError{errors.New("the recording holds no process at that instant")}
+		}
+	default:
+		own, err := procfs.OwnPidNS(procfs.ProcRoot)
+		if err != nil {
+			return nil, fmt.Errorf("read the caller's pid namespace: %w", err)
+		}
+		if q.view = q.tree.Namespace(own); q.view == nil {
+			return nil, fmt.Errorf("the caller's pid namespace pid:[%d] has no process in the tree", own)
+		}
+	}
+	return q, nil
+}
+
+// checkSelection refuses flag combinations that do not go together, the
+// same way for <pid>, tree and trace.
+func checkSelection(o *options) error {
+	if o.at != "" && o.from == "" {
+		return usagef("--at goes with --from")
+	}
+	if o.pidns != "" && o.container != "" {
+		return usagef("give --pidns or --container, not both: --container already looks from the container's pid namespace")
+	}
+	if o.container != "" && o.from != "" {
+		return usagef("--container needs the live system (a recording holds no cgroups): use --pidns")
+	}
+	return nil
+}
+
+// load builds the tree: the live kernel's, or with --from the recording's
+// as of --at.
+func (q *query) load(o *options, log zerolog.Logger) error {
+	if q.fromFile {
+		q.tree = pidmap.NewTree(pidmap.DefaultExitedKept)
+		rep, err := replay(o, log, q.tree, nil)
+		if err != nil {
+			return err
+		}
+		q.asOf = rep.Cutoff
+		if q.asOf == 0 {
+			q.asOf = rep.End
+		}
+		return nil
+	}
+	var err error
+	if q.tree, q.fallback, err = snapshotTree(log); err != nil {
+		return err
+	}
+	q.asOf = q.tree.Time()
+	return nil
+}
+
+// oneShot turns garbage collection off for a command that answers once and
+// exits: it holds at most the kernel's BTF and the tree (a recording is
+// streamed), and no collection is worth its time (measured: 5 of 56 ms).
+func oneShot() { debug.SetGCPercent(-1) }
+
+// snapshotTree builds the process tree from the kernel's task iterator or,
+// without the privileges for BPF, from /proc (saying so on stderr; then the
+// tree holds only processes whose namespaces the caller may read).
+func snapshotTree(log zerolog.Logger) (tree *pidmap.Tree, fallback bool, err error) {
+	boot, err := loader.BootToUnix()
+	if err != nil {
+		return nil, false, err
+	}
+	dec := events.Decoder{BootToUnix: boot}
+	tree = pidmap.NewTree(0)
+	var ev events.Event
+	start := time.Now()
+	err = loader.ReadSnapshot(func(raw []byte) error {
+		if err := dec.Decode(raw, &ev); err != nil {
+			return err
+		}
+		tree.Apply(&ev)
+		return nil
+	})
+	if errors.Is(err, loader.ErrNoPrivileges) {
+		log.Warn().Msg("no privileges for BPF: answering from /proc, with only the pid-namespace levels visible from here (run as root for every level)")
+		tree, err = procfs.FromProc(procfs.ProcRoot)
+		return tree, true, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	tree.Relink()
+	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("snapshot of the kernel's tasks")
+	return tree, false, nil
+}
+
+// replay reads --from up to --at into tree, calling each with every event.
+func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events.Event, []byte) error) (*pidmap.Replay, error) {
+	at, err := pidmap.ParseAt(o.at)
+	if err != nil {
+		return nil, usagef("bad --at: %v", err)
+	}
+	f, err := os.Open(o.from)
+	if err != nil {
+		return nil, fmt.Errorf("open the recording: %w", err)
+	}
+	defer f.Close()
+	rep, err := pidmap.ReplayFile(f, at, tree, each)
+	var rerr *pidmap.RangeError
+	switch {
+	case errors.Is(err, pidmap.ErrNotRecording):
+		return nil, usageError{fmt.Sprintf("--from %s: %v", o.from, err)}
+	case errors.As(err, &rerr):
+		return nil, notFoundError{fmt.Errorf("--at %w", err)}
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", o.from, err)
+	}
+	if rep.Truncated {
+		log.Warn().Int("line", rep.Lines).Msg("the recording ends in the middle of a line (the recorder stopped abruptly): answering from the lines before it")
+	}
+	if !rep.Snapshot {
+		log.Warn().Msg("the file has no snapshot (trace without --snapshot?): processes alive before its first line are unknown")
+	}
+	if rep.Skipped > 0 {
+		log.Warn().Int("lines", rep.Skipped).Msg("skipped lines of event types this version does not know")
+	}
+	return rep, nil
+}
+
+// refInRecording resolves a PID-form --pidns against a recording: the pid
+// namespace of that (host) PID at the instant looked at.
+func (q *query) refInRecording(ref string) (uint32, error) {
+	pid, _ := strconv.ParseUint(ref, 10, 32)
+	if p := q.tree.Get(uint32(pid)); p != nil {
+		return p.NS().Inode, nil
+	}
+	if h := q.tree.LastHolder(uint32(pid)); h != nil {
+		return h.NS().Inode, nil
+	}
+	return 0, notFoundError{fmt.Errorf("--pidns %s: no such process in the recording at that instant", ref)}
+}
+
+// selectContainer narrows the view to a container: its processes, seen
+// from its pid namespace.
+func (q *query) selectContainer(arg string) error {
+	q.members = procfs.Containers(procfs.ProcRoot, q.tree)
+	id, err := procfs.ResolveContainer(q.members, arg)
+	switch {
+	case errors.Is(err, procfs.ErrAmbiguous):
+		return usageError{"--container: " + err.Error()}
+	case errors.Is(err, procfs.ErrNoContainer):
+		return notFoundError{err}
+	}
+	q.container, q.narrowed = id, true
+	q.view = procfs.ContainerNamespace(q.members, id)
+	return nil
+}
+
+// selected reports whether p is shown: with --pidns, a process inside REF;
+// with --container, one of the container's.
+func (q *query) selected(p *pidmap.Proc) bool {
+	if !q.narrowed {
+		return true
+	}
+	return p.LevelOf(q.view) >= 0 && (q.container == "" || q.members[p] == q.container)
+}
+
+// level is the pid-namespace level PIDs are shown from.
+func (q *query) level() int {
+	if q.narrowed {
+		return q.view.Level
+	}
+	return 0
+}
+
+// find returns the process that is pid in the view. A thread ID names its
+// process. Not found, the error names the last holder when the tree
+// remembers one.
+func (q *query) find(pid uint32) (*pidmap.Proc, error) {
+	if p := q.view.Lookup(pid); p != nil {
+		return p, nil
+	}
+	if !q.fromFile {
+		if p := q.findLive(pid); p != nil {
+			return p, nil
+		}
+	}
+	if h := q.tree.LastHolderIn(q.view, pid); h != nil {
+		return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]: it was %s (host PID %d), which exited at %s",
+			pid, q.view.Inode, h.CommString(), h.PID, pidmap.FormatTime(h.ExitTime))}
+	}
+	return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]", pid, q.view.Inode)}
+}
+
+// findLive asks /proc for what the tree does not hold: a thread ID, or
+// (without privileges) another user's process, whose namespaces the
+// fallback tree could not read.
+func (q *query) findLive(pid uint32) *pidmap.Proc {
+	viewPID, err := procfs.FindInNS(procfs.ProcRoot, q.view.Inode, pid)
+	if err != nil {
+		return nil
+	}
+	own, err := procfs.OwnPidNS(procfs.ProcRoot)
+	if err != nil {
+		return nil
+	}
+	if ns := q.tree.Namespace(own); ns != nil {
+		if p := ns.Lookup(uint32(viewPID)); p != nil {
+			return p
+		}
+	}
+	if !q.fallback || q.narrowed {
+		return nil
+	}
+	var ev events.Event
+	if procfs.ReadProc(procfs.ProcRoot, viewPID, &ev) != nil {
+		return nil
+	}
+	q.tree.Apply(&ev)
+	return q.tree.Get(ev.PID)
+}
+
+// resolvePidNS reads a --pidns REF; "" means no restriction.
+func resolvePidNS(ref string) (uint32, error) {
+	if ref == "" {
+		return 0, nil
+	}
+	ns, err := procfs.ResolvePidNS(procfs.ProcRoot, ref)
+	switch {
+	case errors.Is(err, procfs.ErrBadRef):
+		return 0, usageError{"--pidns: " + err.Error()}
+	case errors.Is(err, procfs.ErrNoProcess), errors.Is(err, procfs.ErrNotFound):
+		return 0, notFoundError{err}
+	}
+	return ns, err
+}
+
+// isPID reports whether a REF is the PID form.
+func isPID(ref string) bool {
+	n, err := strconv.ParseUint(ref, 10, 32)
+	return err == nil && n > 0 && n <= procfs.PIDMaxLimit
+}
+
+// parsePID reads a PID argument: a number from 1 to the kernel's limit.
+func parsePID(what, s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 || n > procfs.PIDMaxLimit {
+		return 0, usagef("%s %q is not a PID (want a number from 1 to %d)", what, s, procfs.PIDMaxLimit)
+	}
+	return uint32(n), nil
+}

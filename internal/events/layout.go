@@ -1,0 +1,106 @@
+package events
+
+import (
+	"structs"
+	"unsafe"
+)
+
+// The records the BPF programs write, as bpf/nspidtrace.h lays them out.
+// These types are the one Go copy of that layout: the offsets Decode reads
+// at and the sizes of Event's arrays are derived from them, and
+// internal/loader's layout test compares them field by field (name, offset,
+// size) with the types bpf2go generates from the C. Decode reads records
+// with encoding/binary at these offsets; nothing casts raw bytes to them.
+
+// RawEvent is struct nspt_event, the head of every record.
+type RawEvent struct {
+	_          structs.HostLayout
+	KtimeNs    uint64
+	Type       uint32
+	Flags      uint32
+	Pid        uint32
+	Tid        uint32
+	Ppid       uint32
+	Uid        uint32
+	Gid        uint32
+	Levels     uint32
+	Nspid      [33]uint32 // NSPT_MAX_LEVELS
+	Pidns      [33]uint32
+	Nsppid     [33]uint32
+	Ns         [NSKinds]uint32
+	Comm       [16]byte // NSPT_COMM_LEN
+	ExitStatus uint32
+	Ret        int64
+	Arg        uint64
+	OldNs      [NSKinds]uint32
+	OldTid     uint32
+	Reaper     uint32
+	StartNs    uint64
+}
+
+// RawExecEvent is struct nspt_exec_event.
+type RawExecEvent struct {
+	_           structs.HostLayout
+	E           RawEvent
+	FilenameLen uint32
+	ArgsLen     uint32
+	Filename    [256]byte  // NSPT_FILENAME_LEN
+	Args        [1024]byte // NSPT_ARGS_LEN
+}
+
+// RawProcEvent is struct nspt_proc_event; only the first ArgsLen bytes of
+// Args are written.
+type RawProcEvent struct {
+	_       structs.HostLayout
+	E       RawEvent
+	ArgsLen uint32
+	Pad     uint32
+	Args    [len(RawExecEvent{}.Args)]byte
+}
+
+// MaxLevels is the number of pid-namespace levels an Event can hold: the host
+// plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
+const MaxLevels = len(RawEvent{}.Nspid)
+
+// Sizes of the bounded byte fields.
+const (
+	CommLen     = len(RawEvent{}.Comm)
+	FilenameLen = len(RawExecEvent{}.Filename)
+	ArgsLen     = len(RawExecEvent{}.Args)
+)
+
+// Byte offsets of the records' fields, for Decode and the task iterator's reader.
+const (
+	OffKtime      = int(unsafe.Offsetof(RawEvent{}.KtimeNs))
+	OffType       = int(unsafe.Offsetof(RawEvent{}.Type))
+	OffFlags      = int(unsafe.Offsetof(RawEvent{}.Flags))
+	OffPID        = int(unsafe.Offsetof(RawEvent{}.Pid))
+	OffTID        = int(unsafe.Offsetof(RawEvent{}.Tid))
+	OffPPID       = int(unsafe.Offsetof(RawEvent{}.Ppid))
+	OffUID        = int(unsafe.Offsetof(RawEvent{}.Uid))
+	OffGID        = int(unsafe.Offsetof(RawEvent{}.Gid))
+	OffLevels     = int(unsafe.Offsetof(RawEvent{}.Levels))
+	OffNSPid      = int(unsafe.Offsetof(RawEvent{}.Nspid))
+	OffPidNS      = int(unsafe.Offsetof(RawEvent{}.Pidns))
+	OffNSPPid     = int(unsafe.Offsetof(RawEvent{}.Nsppid))
+	OffNS         = int(unsafe.Offsetof(RawEvent{}.Ns))
+	OffComm       = int(unsafe.Offsetof(RawEvent{}.Comm))
+	OffExitStatus = int(unsafe.Offsetof(RawEvent{}.ExitStatus))
+	OffRet        = int(unsafe.Offsetof(RawEvent{}.Ret))
+	OffArg        = int(unsafe.Offsetof(RawEvent{}.Arg))
+	OffOldNS      = int(unsafe.Offsetof(RawEvent{}.OldNs))
+	OffOldTID     = int(unsafe.Offsetof(RawEvent{}.OldTid))
+	OffReaper     = int(unsafe.Offsetof(RawEvent{}.Reaper))
+	OffStart      = int(unsafe.Offsetof(RawEvent{}.StartNs))
+	RecordSize    = int(unsafe.Sizeof(RawEvent{}))
+
+	OffFilenameLen = int(unsafe.Offsetof(RawExecEvent{}.FilenameLen))
+	OffArgsLen     = int(unsafe.Offsetof(RawExecEvent{}.ArgsLen))
+	OffFilename    = int(unsafe.Offsetof(RawExecEvent{}.Filename))
+	OffArgs        = int(unsafe.Offsetof(RawExecEvent{}.Args))
+	ExecRecordSize = int(unsafe.Sizeof(RawExecEvent{}))
+
+	OffProcArgsLen    = int(unsafe.Offsetof(RawProcEvent{}.ArgsLen))
+	OffProcArgs       = int(unsafe.Offsetof(RawProcEvent{}.Args))
+	ProcRecordMaxSize = int(unsafe.Sizeof(RawProcEvent{}))
+)
