@@ -23,7 +23,7 @@ check-generated: generate ## fail if the committed BPF object is not what bpf/ c
 test: ## the whole test suite; as root the privileged tests run too (CI=true makes them mandatory)
 	$(GO) test -count=1 -p 1 ./...
 
-bench: ## the figures of SPEC.md section 7 (root; takes a few minutes)
+bench: ## the performance figures: pipeline, replay, storm overhead, tree and one-shot times (root; a few minutes)
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -cpu 1 ./internal/loader
 	$(GO) test -run '^$$' -bench Parse -benchmem -cpu 1 ./internal/events
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./internal/pidmap

@@ -18,7 +18,7 @@ import (
 // ratios, with the quartiles beside it: on a virtual machine single runs
 // vary by ±10%, far more than the tracer costs (in-kernel, about 7µs per
 // fork+exec+exit, measured with kernel.bpf_stats_enabled).
-// Targets (SPEC.md section 7): ratio >= 0.97, 0 lost.
+// Targets: ratio >= 0.98, 0 lost.
 func BenchmarkStormOverhead(b *testing.B) {
 	testenv.Require(b)
 	const n, pairs = 1000, 21
@@ -69,7 +69,7 @@ func quantile(v []float64, q float64) float64 {
 
 // BenchmarkColdShow runs `nspidtrace -o json <pid>` from process start to
 // exit: load the task iterator, build the tree, answer.
-// Target (SPEC.md section 7): <= 50 ms (pid.stp: about 2.9 s).
+// Target: <= 15 ms from the host (pid.stp: about 2.9 s).
 func BenchmarkColdShow(b *testing.B) {
 	testenv.Require(b)
 	pid := strconv.Itoa(os.Getpid())

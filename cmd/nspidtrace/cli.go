@@ -75,7 +75,7 @@ func queryFlags(fs *flag.FlagSet, o *options) {
 
 // outputFlag is the output format of <pid> and tree.
 func outputFlag(fs *flag.FlagSet, o *options) {
-	const usage = "`FORMAT`: text, or json (one proc object per line, parents first)"
+	const usage = "print as `FORMAT`: text, or json (one proc object per line, parents first)"
 	fs.StringVar(&o.output, "output", "text", usage)
 	fs.StringVar(&o.output, "o", "text", usage)
 }

@@ -30,8 +30,21 @@ var binPath string
 
 func TestMain(m *testing.M) {
 	testenv.RunHelperIfAsked()
-	if os.Getenv("NSPIDTRACE_TEST_HELPER") == "threads" {
+	switch os.Getenv("NSPIDTRACE_TEST_HELPER") {
+	case "threads":
 		runThreadsHelper()
+		return
+	case "threads-hold":
+		// Extra threads until stdin closes.
+		for range 2 {
+			go func() {
+				runtime.LockOSThread()
+				select {}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+		fmt.Println("ready")
+		os.Stdin.Read(make([]byte, 1))
 		return
 	}
 	dir, err := os.MkdirTemp("", "nspidtrace-e2e")

@@ -20,7 +20,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// Exit codes (SPEC.md section 5).
+// Exit codes (docs/cli.md).
 const (
 	exitOK       = 0
 	exitFailure  = 1

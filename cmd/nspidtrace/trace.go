@@ -156,6 +156,12 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 		}
 		filter.FollowSubtree(filter.PidNS, []uint32{pid})
 	}
+	if o.at != "" {
+		// An instant outside the recording is an error, before any line.
+		if _, err := replay(o, zerolog.Nop(), pidmap.NewTree(0), nil); err != nil {
+			return err
+		}
+	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	_, err = replay(o, log, pidmap.NewTree(pidmap.DefaultExitedKept), func(ev *events.Event, line []byte) error {
 		if !filter.Match(ev) {

@@ -32,7 +32,7 @@ var cloneFlags = []struct {
 }
 
 // AppendJSON appends ev as one NDJSON line (with its newline) to buf, in the
-// field order of SPEC.md section 3. It does not allocate beyond growing buf.
+// field order of docs/ndjson.md. It does not allocate beyond growing buf.
 func AppendJSON(buf []byte, ev *Event) []byte {
 	buf = append(buf, `{"time":"`...)
 	buf = time.Unix(0, ev.Time).UTC().AppendFormat(buf, timeLayout)

@@ -1,5 +1,5 @@
 // Package events defines nspidtrace's Event, decodes the kernel's ring-buffer
-// records into it and encodes it as the NDJSON lines of SPEC.md section 3.
+// records into it and encodes it as the NDJSON lines of docs/ndjson.md.
 //
 // It is pure Go: the live kernel (internal/loader) and a recording feed the
 // same Event values, so everything here is tested without privileges.

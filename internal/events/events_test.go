@@ -76,7 +76,7 @@ func TestDecodeAndEncode(t *testing.T) {
 		rec  rawRecord
 		want string
 	}{{
-		name: "exec in a container, as SPEC.md's example",
+		name: "exec in a container, as the docs' example",
 		rec: rawRecord{typ: 2, pid: 12573, tid: 12573, ppid: 12572, ktime: 1e9,
 			nspid: []uint32{12573, 52}, pidns: []uint32{4026531836, 4026532156}, nsppid: []uint32{12572, 51},
 			ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00"},

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Header is the first line of a recording (SPEC.md section 4).
+// Header is the first line of a recording (docs/recordings.md).
 type Header struct {
 	Format   string
 	Version  int

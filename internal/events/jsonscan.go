@@ -9,7 +9,7 @@ import (
 )
 
 // parser reads one JSON object of the feed. It knows the schema's keys and
-// skips any other, as SPEC.md asks of readers. It does not allocate.
+// skips any other, as docs/ndjson.md asks of readers. It does not allocate.
 type parser struct {
 	b     []byte
 	i     int

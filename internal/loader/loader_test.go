@@ -3,10 +3,12 @@ package loader
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -165,3 +167,20 @@ func BenchmarkForkExitStorm(b *testing.B) {
 
 // The live tree reads from a Tracer.
 var _ pidmap.Source = (*Tracer)(nil)
+
+// TestMinKernelMatchesTheDocs checks that the kernel floor in error
+// messages is the one the README and docs/kernel.md promise.
+func TestMinKernelMatchesTheDocs(t *testing.T) {
+	for _, name := range []string{"../../README.md", "../../docs/kernel.md"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "Linux "+MinKernel+" or newer") {
+			t.Errorf("%s does not say \"Linux %s or newer\"", name, MinKernel)
+		}
+	}
+	if msg := explainLoadError(ebpf.ErrNotSupported).Error(); !strings.Contains(msg, "Linux "+MinKernel+" or newer") {
+		t.Errorf("the error for a missing kernel feature says %q", msg)
+	}
+}

@@ -22,7 +22,7 @@ func record(b *testing.B, v any) []byte {
 // BenchmarkPipeline measures what nspidtrace does per event in user space:
 // decode the kernel's record, update the tree, encode the NDJSON line. A
 // process in a container is forked, exec'd and exits, a thousand alive at a
-// time, on one core. Target (SPEC.md section 7): >= 1,000,000 events/s and
+// time, on one core. Target: >= 1,000,000 events/s and
 // 0 allocations per event.
 func BenchmarkPipeline(b *testing.B) {
 	const alive = 1000

@@ -32,7 +32,7 @@ func buildTree(b *testing.B) *pidmap.Tree {
 // BenchmarkTreeFromKernel builds the tree of a machine with 10,000 more
 // processes than it had: load the iterator, run it, apply every record.
 // It also reports the tree's memory per tracked process.
-// Targets (SPEC.md section 7): <= 100 ms, <= 512 bytes per process.
+// Targets: <= 60 ms, <= 512 bytes per process.
 func BenchmarkTreeFromKernel(b *testing.B) {
 	testenv.Require(b)
 	testenv.Hold(b, 10000)

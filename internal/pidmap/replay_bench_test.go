@@ -53,7 +53,7 @@ func writeRecording(b *testing.B, path string, n int) {
 }
 
 // BenchmarkReplay replays a 1,000,000-event recording into a tree.
-// Target (SPEC.md section 7, issue 4): >= 1,000,000 events/s, memory bounded
+// Target: >= 1,000,000 events/s, memory bounded
 // by the processes alive at a time, not by the file.
 func BenchmarkReplay(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "big.ndjson")

@@ -46,8 +46,11 @@ func ResolvePidNS(root, ref string) (uint32, error) {
 		return uint32(n), nil
 	}
 	ino, err := nsInode(filepath.Join(root, ref, "ns", "pid"))
-	if errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return 0, fmt.Errorf("--pidns %s: %w", ref, ErrNoProcess)
+	case errors.Is(err, unix.EACCES):
+		return 0, fmt.Errorf("--pidns %s: reading another user's namespaces needs root (or CAP_SYS_PTRACE): %w", ref, err)
 	}
 	return ino, err
 }
