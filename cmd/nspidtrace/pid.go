@@ -43,15 +43,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	if err := o.checkOutput(); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, o.logLevel, o.logFormat)
-	if err != nil {
-		return err
-	}
-	oneShot()
-	q, err := openQuery(o, log)
+	q, err := oneShotQuery(o, stderr)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -128,10 +129,21 @@ func (q *query) load(o *options, log zerolog.Logger) error {
 	return nil
 }
 
-// oneShot turns garbage collection off for a command that answers once and
-// exits: it holds at most the kernel's BTF and the tree (a recording is
-// streamed), and no collection is worth its time (measured: 5 of 56 ms).
-func oneShot() { debug.SetGCPercent(-1) }
+// oneShotQuery starts <pid> and tree, which answer once and exit: it checks
+// --output, makes the logger and opens the query. Garbage collection is
+// off: the command holds at most the kernel's BTF and the tree (a recording
+// is streamed), and no collection is worth its time (measured: 5 of 56 ms).
+func oneShotQuery(o *options, stderr io.Writer) (*query, error) {
+	if err := o.checkOutput(); err != nil {
+		return nil, err
+	}
+	log, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return nil, err
+	}
+	debug.SetGCPercent(-1)
+	return openQuery(o, log)
+}
 
 // snapshotTree builds the process tree from the kernel's task iterator or,
 // without the privileges for BPF, from /proc (saying so on stderr; then the

@@ -46,15 +46,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			return err
 		}
 	}
-	if err := o.checkOutput(); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, o.logLevel, o.logFormat)
-	if err != nil {
-		return err
-	}
-	oneShot()
-	q, err := openQuery(o, log)
+	q, err := oneShotQuery(o, stderr)
 	if err != nil {
 		return err
 	}
