@@ -80,6 +80,13 @@ func outputFlag(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.output, "o", "text", usage)
 }
 
+// oneShotFlags are the flags of <pid> and tree.
+func oneShotFlags(fs *flag.FlagSet, o *options) {
+	logFlags(fs, o)
+	queryFlags(fs, o)
+	outputFlag(fs, o)
+}
+
 // flagAliases are short flags printed with their long name.
 var flagAliases = map[string]string{"o": "output"}
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -26,12 +25,8 @@ Without root it answers from /proc, with the levels visible from here.`,
   sudo nspidtrace --pidns 12573 52               PID 52 in 12573's pid namespace
   sudo nspidtrace --container 59ae 1 -o json     a container's init, as a proc object
 `,
-	flags: func(fs *flag.FlagSet, o *options) {
-		logFlags(fs, o)
-		queryFlags(fs, o)
-		outputFlag(fs, o)
-	},
-	run: runPID,
+	flags: oneShotFlags,
+	run:   runPID,
 }
 
 // runPID answers `nspidtrace <pid>`.

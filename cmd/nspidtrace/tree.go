@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -26,12 +25,8 @@ docker exec or nsenter shows up beside the container's init.`,
   sudo nspidtrace tree 12573 -o json | jq -c '{nspid, args}'
   nspidtrace --from incident.ndjson --at +90s tree     the tree 90 s into a recording
 `,
-	flags: func(fs *flag.FlagSet, o *options) {
-		logFlags(fs, o)
-		queryFlags(fs, o)
-		outputFlag(fs, o)
-	},
-	run: runTree,
+	flags: oneShotFlags,
+	run:   runTree,
 }
 
 // runTree answers `nspidtrace tree [<pid>]`.
