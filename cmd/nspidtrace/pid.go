@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
 var pidCommand = &command{
@@ -54,7 +55,12 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		w.Write(events.AppendJSON(nil, &ev))
 		return w.Flush()
 	}
-	fmt.Fprintf(w, "%s  %s\n", p.CommString(), strings.Join(p.Argv(), " "))
+	// comm and argv are the process's to choose: never raw on a terminal.
+	argv := p.Argv()
+	for i := range argv {
+		argv[i] = termsafe.String(argv[i])
+	}
+	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), strings.Join(argv, " "))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first; with --pidns or --container, from its level down.

@@ -18,6 +18,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
 // query is a process tree and the view a command answers in.
@@ -270,7 +271,7 @@ func (q *query) find(pid uint32) (*pidmap.Proc, error) {
 	}
 	if h := q.tree.LastHolderIn(q.view, pid); h != nil {
 		return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]: it was %s (host PID %d), which exited at %s",
-			pid, q.view.Inode, h.CommString(), h.PID, pidmap.FormatTime(h.ExitTime))}
+			pid, q.view.Inode, termsafe.String(h.CommString()), h.PID, pidmap.FormatTime(h.ExitTime))}
 	}
 	return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]", pid, q.view.Inode)}
 }

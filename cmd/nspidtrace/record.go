@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -68,6 +69,9 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		return err
 	}
 	defer file.Close()
+	if dir := filepath.Dir(path); exposedDir(dir) {
+		log.Warn().Str("dir", dir).Msg("others may write to this directory and can remove or replace the recording: prefer a directory only root writes to")
+	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
@@ -168,6 +172,14 @@ func createRecording(path string, force bool) (*os.File, error) {
 		}
 	}
 	return f, nil
+}
+
+// exposedDir reports whether users other than the owner may remove or
+// rename files in dir: group- or world-writable, without the sticky bit
+// that /tmp has.
+func exposedDir(dir string) bool {
+	st, err := os.Stat(dir)
+	return err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0
 }
 
 // recordHeader describes this machine and now.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
 var treeCommand = &command{
@@ -101,7 +102,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 // where it differs from the parent's.
 func label(p *pidmap.Proc, level int) string {
 	var b strings.Builder
-	b.WriteString(p.CommString())
+	b.WriteString(termsafe.String(p.CommString()))
 	b.WriteByte('(')
 	for i := level; i < p.Levels(); i++ {
 		if i > level {

@@ -138,8 +138,13 @@ func TestRecordNeverOverwrites(t *testing.T) {
 
 	testenv.Require(t)
 	os.Chmod(existing, 0o644)
-	if _, stderr, code := runBinary(t, "record", "-o", existing, "--force", "--duration", "1s"); code != exitOK {
+	os.Chmod(dir, 0o777) // others may replace what is in it
+	_, stderr, code := runBinary(t, "record", "-o", existing, "--force", "--duration", "1s")
+	if code != exitOK {
 		t.Fatalf("record --force: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "others may write to this directory") {
+		t.Errorf("record into a world-writable directory did not warn: %s", stderr)
 	}
 	data, _ := os.ReadFile(existing)
 	st, _ := os.Stat(existing)
