@@ -202,6 +202,7 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	e->old_tid = 0;
 	e->reaper = 0;
 	e->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	e->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
 	__builtin_memset(e->old_ns, 0, sizeof(e->old_ns));
 	__builtin_memset(e->ns, 0, sizeof(e->ns));
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);

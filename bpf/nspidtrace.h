@@ -67,6 +67,7 @@ struct nspt_event {
 	__u32 reaper;      /* exit: host TGID that inherits the children; 0 when the
 			    * pid namespace dies with its init */
 	__u64 start_ns;    /* the process's start, CLOCK_BOOTTIME: tells PID reuse apart */
+	__u64 parent_start_ns; /* the real parent's start, CLOCK_BOOTTIME */
 };
 
 /* An exec record: the common record followed by filename and argv. */

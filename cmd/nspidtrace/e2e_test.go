@@ -106,6 +106,9 @@ type line struct {
 		To   uint32 `json:"to"`
 	} `json:"changed"`
 	Count uint64 `json:"count"`
+	Start string `json:"start"`
+	Key   string `json:"key"`
+	PKey  string `json:"pkey"`
 }
 
 // session is a running `nspidtrace trace`.

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -273,5 +275,43 @@ func TestContainerSelection(t *testing.T) {
 		if code != exitNotFound || !strings.Contains(stderr, "no running container matches") || strings.Contains(stderr, "namespace reference") {
 			t.Errorf("--container %s: exit %d, want %d saying no running container matches: %s", arg, code, exitNotFound, stderr)
 		}
+	}
+}
+
+// startTicks reads a process's start from /proc/PID/stat, in clock ticks
+// since boot (field 22).
+func startTicks(t *testing.T, pid int) uint64 {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the comm, which may hold spaces and parentheses.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	n, _ := strconv.ParseUint(fields[19], 10, 64)
+	return n
+}
+
+// TestKeysAreTheKernels checks a process key and its parent's key against
+// the start times in the host's /proc (to its 10 ms clock tick).
+func TestKeysAreTheKernels(t *testing.T) {
+	testenv.Require(t)
+	l := procJSON(t, strconv.Itoa(os.Getpid()))
+	parent := procJSON(t, strconv.Itoa(os.Getppid()))
+	var pid uint32
+	var start uint64
+	if _, err := fmt.Sscanf(l.Key, "%d@%d", &pid, &start); err != nil || pid != uint32(os.Getpid()) {
+		t.Fatalf("key %q does not name PID %d (%v)", l.Key, os.Getpid(), err)
+	}
+	ticks := startTicks(t, os.Getpid()) // USER_HZ: 100 a second
+	if diff := int64(start/10_000_000) - int64(ticks); diff < -1 || diff > 1 {
+		t.Errorf("key %q starts at tick %d, /proc/PID/stat says %d", l.Key, start/10_000_000, ticks)
+	}
+	if l.PKey != parent.Key || parent.Key == "" {
+		t.Errorf("pkey %q, the parent's key %q", l.PKey, parent.Key)
+	}
+	when, err := time.Parse(time.RFC3339Nano, l.Start)
+	if err != nil || time.Since(when) > time.Hour || time.Since(when) < 0 {
+		t.Errorf("start %q (%v) is not this test's start", l.Start, err)
 	}
 }

@@ -121,11 +121,18 @@ func TestRecordedIncident(t *testing.T) {
 		t.Errorf("at t1, PID 2 in the container: host %d, want the nsenter'd shell %d", l.PID, shellPID)
 	}
 	ref := []string{"--pidns", fmt.Sprint(inner)}
-	if l := ask(t2, append(ref, "50")...); l.PID != uint32(first) {
-		t.Errorf("at t2, PID 50: host %d, want %d", l.PID, first)
+	l2 := ask(t2, append(ref, "50")...)
+	if l2.PID != uint32(first) {
+		t.Errorf("at t2, PID 50: host %d, want %d", l2.PID, first)
 	}
-	if l := ask(t4, append(ref, "50")...); l.PID != uint32(second) {
-		t.Errorf("at t4, PID 50: host %d, want %d (the reuse)", l.PID, second)
+	l4 := ask(t4, append(ref, "50")...)
+	if l4.PID != uint32(second) {
+		t.Errorf("at t4, PID 50: host %d, want %d (the reuse)", l4.PID, second)
+	}
+	// The two holders of PID 50 have keys of their own, and each names
+	// the namespace's init, alive throughout, as its parent.
+	if l2.Key == "" || l2.Key == l4.Key || l2.PKey == "" || l2.PKey != l4.PKey {
+		t.Errorf("keys of PID 50's holders: %q (parent %q) and %q (parent %q); want two keys and one parent key", l2.Key, l2.PKey, l4.Key, l4.PKey)
 	}
 	_, stderr, code := runBinary(t, append(append(from, "--at", rfc3339(t3)), append(ref, "50")...)...)
 	if code != exitNotFound || !strings.Contains(stderr, fmt.Sprintf("host PID %d", first)) || !strings.Contains(stderr, "exited at") {

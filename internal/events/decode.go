@@ -67,6 +67,11 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.OldTID = ne.Uint32(raw[OffOldTID:])
 	ev.Reaper = ne.Uint32(raw[OffReaper:])
 	ev.StartBoot = ne.Uint64(raw[OffStart:])
+	ev.ParentStartBoot = ne.Uint64(raw[OffPStart:])
+	ev.Start = 0
+	if ev.StartBoot != 0 {
+		ev.Start = int64(ev.StartBoot) + d.BootToUnix
+	}
 	ev.Count = 0
 	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, false
 

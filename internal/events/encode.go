@@ -159,7 +159,50 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	buf = strconv.AppendUint(buf, uint64(ev.UID), 10)
 	buf = append(buf, `,"gid":`...)
 	buf = strconv.AppendUint(buf, uint64(ev.GID), 10)
+	if ev.Start != 0 {
+		buf = append(buf, `,"start":"`...)
+		buf = time.Unix(0, ev.Start).UTC().AppendFormat(buf, timeLayout)
+		buf = append(buf, '"')
+	}
+	if ev.StartBoot != 0 {
+		buf = append(buf, `,"key":`...)
+		buf = AppendKey(buf, ev.PID, ev.StartBoot)
+	}
+	if ev.ParentStartBoot != 0 && ev.PPID != 0 {
+		buf = append(buf, `,"pkey":`...)
+		buf = AppendKey(buf, ev.PPID, ev.ParentStartBoot)
+	}
 	return buf
+}
+
+// AppendKey appends a process key as a JSON string: "PID@START", the host
+// TGID and its start in CLOCK_BOOTTIME nanoseconds. It names one process on
+// one boot (the recording header's boot_id names the boot), whatever later
+// holds the PID, and is the same in every run of nspidtrace.
+func AppendKey(buf []byte, pid uint32, startBoot uint64) []byte {
+	buf = append(buf, '"')
+	buf = strconv.AppendUint(buf, uint64(pid), 10)
+	buf = append(buf, '@')
+	buf = strconv.AppendUint(buf, startBoot, 10)
+	return append(buf, '"')
+}
+
+// parseKey reads "PID@START" without allocating.
+func parseKey(s []byte) (pid uint32, start uint64, ok bool) {
+	var n [2]uint64
+	part, digits := 0, 0
+	for _, c := range s {
+		switch {
+		case c == '@' && part == 0 && digits > 0:
+			part, digits = 1, 0
+		case c >= '0' && c <= '9' && digits < 20:
+			n[part] = n[part]*10 + uint64(c-'0')
+			digits++
+		default:
+			return 0, 0, false
+		}
+	}
+	return uint32(n[0]), n[1], part == 1 && digits > 0 && n[0] <= 1<<32-1
 }
 
 func appendUints(buf []byte, v []uint32) []byte {

@@ -151,8 +151,10 @@ type Event struct {
 
 	// StartBoot is when the process started, in CLOCK_BOOTTIME
 	// nanoseconds (0 when unknown): with PID it names one process across
-	// PID reuse.
-	StartBoot uint64
+	// PID reuse (its key), and ParentStartBoot names the parent with PPID.
+	// Start is the same instant as Unix ns.
+	StartBoot, ParentStartBoot uint64
+	Start                      int64
 
 	// Setns and unshare: the call's argument (nstype or flags), its return
 	// value, and the namespaces before the call (NS holds them after).

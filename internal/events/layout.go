@@ -36,6 +36,8 @@ type RawEvent struct {
 	OldTid     uint32
 	Reaper     uint32
 	StartNs    uint64
+
+	ParentStartNs uint64
 }
 
 // RawExecEvent is struct nspt_exec_event.
@@ -92,6 +94,7 @@ const (
 	OffOldTID     = int(unsafe.Offsetof(RawEvent{}.OldTid))
 	OffReaper     = int(unsafe.Offsetof(RawEvent{}.Reaper))
 	OffStart      = int(unsafe.Offsetof(RawEvent{}.StartNs))
+	OffPStart     = int(unsafe.Offsetof(RawEvent{}.ParentStartNs))
 	RecordSize    = int(unsafe.Sizeof(RawEvent{}))
 
 	OffFilenameLen = int(unsafe.Offsetof(RawExecEvent{}.FilenameLen))

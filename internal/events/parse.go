@@ -112,6 +112,30 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			ev.UID, err = p.uint32()
 		case "gid":
 			ev.GID, err = p.uint32()
+		case "start":
+			var s []byte
+			if s, err = p.string(); err != nil {
+				return err
+			}
+			var ok bool
+			if ev.Start, ok = parseTime(s); !ok {
+				return fmt.Errorf("bad start %q", s)
+			}
+		case "key", "pkey":
+			k := key[0]
+			var s []byte
+			if s, err = p.string(); err != nil {
+				return err
+			}
+			_, start, ok := parseKey(s)
+			if !ok {
+				return fmt.Errorf("bad %s %q (want PID@START)", key, s)
+			}
+			if k == 'k' {
+				ev.StartBoot = start
+			} else {
+				ev.ParentStartBoot = start
+			}
 		case "thread":
 			ev.Thread, err = p.bool()
 		case "old_tid":

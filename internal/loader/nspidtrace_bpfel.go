@@ -22,28 +22,29 @@ type nspidtraceNsEntry struct {
 }
 
 type nspidtraceNsptEvent struct {
-	_          structs.HostLayout
-	KtimeNs    uint64
-	Type       uint32
-	Flags      uint32
-	Pid        uint32
-	Tid        uint32
-	Ppid       uint32
-	Uid        uint32
-	Gid        uint32
-	Levels     uint32
-	Nspid      [33]uint32
-	Pidns      [33]uint32
-	Nsppid     [33]uint32
-	Ns         [10]uint32
-	Comm       [16]int8
-	ExitStatus uint32
-	Ret        int64
-	Arg        uint64
-	OldNs      [10]uint32
-	OldTid     uint32
-	Reaper     uint32
-	StartNs    uint64
+	_             structs.HostLayout
+	KtimeNs       uint64
+	Type          uint32
+	Flags         uint32
+	Pid           uint32
+	Tid           uint32
+	Ppid          uint32
+	Uid           uint32
+	Gid           uint32
+	Levels        uint32
+	Nspid         [33]uint32
+	Pidns         [33]uint32
+	Nsppid        [33]uint32
+	Ns            [10]uint32
+	Comm          [16]int8
+	ExitStatus    uint32
+	Ret           int64
+	Arg           uint64
+	OldNs         [10]uint32
+	OldTid        uint32
+	Reaper        uint32
+	StartNs       uint64
+	ParentStartNs uint64
 }
 
 type nspidtraceNsptExecEvent struct {

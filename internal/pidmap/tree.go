@@ -58,8 +58,10 @@ type Proc struct {
 	CommLen  uint8
 	args     []byte // NUL-separated argv, bounded
 	UID, GID uint32
-	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when unknown).
-	Start uint64
+	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when
+	// unknown): with PID, its key. StartTime is the same instant in Unix ns.
+	Start     uint64
+	StartTime int64
 
 	Exited     bool
 	ExitTime   int64 // Unix ns
@@ -148,6 +150,9 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	p.UID, p.GID = ev.UID, ev.GID
 	if ev.StartBoot != 0 {
 		p.Start = ev.StartBoot
+	}
+	if ev.Start != 0 {
+		p.StartTime = ev.Start
 	}
 	return p
 }
@@ -390,9 +395,11 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	for ns := p.ns; ns != nil; ns = ns.Parent {
 		ev.PidNS[ns.Level] = ns.Inode
 	}
+	ev.Start = p.StartTime
 	ev.NSPPid[0] = p.PPID
 	if p.parent != nil {
 		copy(ev.NSPPid[:len(p.nspid)], p.parent.nspid)
+		ev.ParentStartBoot = p.parent.Start
 	}
 	if p.nsset != nil {
 		ev.NS = *p.nsset
