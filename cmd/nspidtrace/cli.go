@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
 )
 
 // options holds every flag's value. Each command registers the flags it
@@ -24,6 +26,8 @@ type options struct {
 	pid, comm, events string
 	threads, snapshot bool
 	duration          time.Duration
+	ancestors         int  // trace: the lineage's depth on exec lines
+	showAncestors     bool // <pid>: print the lineage
 
 	force bool
 
@@ -105,11 +109,11 @@ var errHelp = errors.New("help shown")
 // dispatch parses the command line and runs the command it names. Flags may
 // stand before the command (`nspidtrace --pidns 12 tree`) and after it.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// Before the command stand <pid>'s flags, since `nspidtrace [flags]
+	// <pid>` is the first form; other commands take those they share.
 	global := newFlagSet("nspidtrace")
 	var o options
-	logFlags(global, &o)
-	queryFlags(global, &o)
-	outputFlag(global, &o)
+	pidCommand.flags(global, &o)
 	showVersion := global.Bool("version", false, "print the version")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -228,6 +232,9 @@ func (o *options) checkGiven() error {
 		if o.given[name] && strings.TrimSpace(values[name]) == "" {
 			return usagef("--%s is empty (did the command that gives it find nothing?)", name)
 		}
+	}
+	if o.ancestors < 0 || o.ancestors > events.MaxAncestors {
+		return usagef("--ancestors must be from 0 (none) to %d", events.MaxAncestors)
 	}
 	if o.given["duration"] && o.duration <= 0 {
 		return usagef("--duration must be positive, such as 30s or 5m (leave it out to run until Ctrl-C)")

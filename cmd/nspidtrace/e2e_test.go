@@ -105,10 +105,16 @@ type line struct {
 		From uint32 `json:"from"`
 		To   uint32 `json:"to"`
 	} `json:"changed"`
-	Count uint64 `json:"count"`
-	Start string `json:"start"`
-	Key   string `json:"key"`
-	PKey  string `json:"pkey"`
+	Count     uint64 `json:"count"`
+	Start     string `json:"start"`
+	Key       string `json:"key"`
+	PKey      string `json:"pkey"`
+	Ancestors []struct {
+		PID   uint32 `json:"pid"`
+		NSPid uint32 `json:"nspid"`
+		Comm  string `json:"comm"`
+		Key   string `json:"key"`
+	} `json:"ancestors"`
 }
 
 // session is a running `nspidtrace trace`.

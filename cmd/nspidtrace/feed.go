@@ -23,6 +23,8 @@ type feed struct {
 	filter   *events.Filter
 	follower *pidmap.Follower
 	line     []byte
+	// ancestors bounds the lineage written on exec lines (0: none).
+	ancestors int
 
 	written   uint64
 	lastFlush time.Time
@@ -33,12 +35,12 @@ type feed struct {
 const flushInterval = time.Second
 
 // newFeed wires tracer to w through a live tree. Call start, then run.
-func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter) (*feed, error) {
+func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter, ancestors int) (*feed, error) {
 	boot, err := loader.BootToUnix()
 	if err != nil {
 		return nil, err
 	}
-	f := &feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, lastFlush: time.Now()}
+	f := &feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, ancestors: ancestors, lastFlush: time.Now()}
 	f.follower = pidmap.NewFollower(tracer, pidmap.NewTree(pidmap.DefaultExitedKept), events.Decoder{BootToUnix: boot})
 	f.follower.OnEvent = f.event
 	f.follower.OnIdle = f.flush
@@ -72,6 +74,12 @@ func (f *feed) logEnd(log zerolog.Logger, msg string) {
 func (f *feed) event(ev *events.Event) error {
 	if !f.filter.Match(ev) {
 		return nil
+	}
+	// Lineage from the live tree, which has just applied the exec.
+	if ev.Type == events.TypeExec && f.ancestors > 0 {
+		if p := f.follower.Tree.Get(ev.PID); p != nil {
+			p.FillAncestors(ev, f.ancestors)
+		}
 	}
 	return f.write(ev)
 }

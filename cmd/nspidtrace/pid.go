@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
@@ -25,9 +27,13 @@ Without root it answers from /proc, with the levels visible from here.`,
 	examples: `  sudo nspidtrace 12573                          one process at every level
   sudo nspidtrace --pidns 12573 52               PID 52 in 12573's pid namespace
   sudo nspidtrace --container 59ae 1 -o json     a container's init, as a proc object
+  sudo nspidtrace --ancestors 12573              and who started it, up to the host's init
 `,
-	flags: oneShotFlags,
-	run:   runPID,
+	flags: func(fs *flag.FlagSet, o *options) {
+		oneShotFlags(fs, o)
+		fs.BoolVar(&o.showAncestors, "ancestors", false, "also its ancestors, parent first, up to the host's init")
+	},
+	run: runPID,
 }
 
 // runPID answers `nspidtrace <pid>`.
@@ -52,15 +58,13 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if o.output == "json" {
 		var ev events.Event
 		p.Fill(&ev, q.asOf)
+		if o.showAncestors {
+			p.FillAncestors(&ev, events.MaxAncestors)
+		}
 		w.Write(events.AppendJSON(nil, &ev))
 		return w.Flush()
 	}
-	// comm and argv are the process's to choose: never raw on a terminal.
-	argv := p.Argv()
-	for i := range argv {
-		argv[i] = termsafe.String(argv[i])
-	}
-	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), strings.Join(argv, " "))
+	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), safeArgs(p))
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first; with --pidns or --container, from its level down.
@@ -78,5 +82,24 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", i, p.NSPid(i), ppid, pidns)
 	}
 	tw.Flush()
+	if o.showAncestors {
+		fmt.Fprintln(w, "\nANCESTORS (parent first)")
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
+		for a := p.Parent(); a != nil; a = a.Parent() {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pidsFrom(a, q.level()), termsafe.String(a.CommString()), safeArgs(a))
+		}
+		tw.Flush()
+	}
 	return w.Flush()
+}
+
+// safeArgs is p's argv for a terminal: the process chose it, so it is
+// never printed raw.
+func safeArgs(p *pidmap.Proc) string {
+	argv := p.Argv()
+	for i := range argv {
+		argv[i] = termsafe.String(argv[i])
+	}
+	return strings.Join(argv, " ")
 }

@@ -81,7 +81,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	var all events.Filter
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
-	feed, err := newFeed(file, tracer, &all)
+	feed, err := newFeed(file, tracer, &all, events.MaxAncestors)
 	if err != nil {
 		return err
 	}

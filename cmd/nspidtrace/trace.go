@@ -41,6 +41,7 @@ filters, up to --at.`,
 		fs.BoolVar(&o.threads, "threads", false, "also thread creation and exit (\"thread\": true)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")
+		fs.IntVar(&o.ancestors, "ancestors", events.MaxAncestors, "exec lines name at most `N` ancestors, parent first (0: none)")
 	},
 	run: runTrace,
 }
@@ -100,7 +101,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	feed, err := newFeed(stdout, tracer, filter)
+	feed, err := newFeed(stdout, tracer, filter, o.ancestors)
 	if err != nil {
 		return err
 	}

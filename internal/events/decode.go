@@ -72,7 +72,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	if ev.StartBoot != 0 {
 		ev.Start = int64(ev.StartBoot) + d.BootToUnix
 	}
-	ev.Count = 0
+	ev.Count, ev.NAncestors = 0, 0
 	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, false
 
 	switch typ {

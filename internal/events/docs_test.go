@@ -25,6 +25,8 @@ func TestDocsCoverEveryField(t *testing.T) {
 		ev := Event{Type: typ, PID: 2, TID: 3, PPID: 1, Levels: 1, Thread: true, OldTID: 4, ArgsTruncated: true, Count: 1,
 			StartBoot: 5, ParentStartBoot: 6, Start: 7}
 		ev.SetArgs([]string{"a"})
+		ev.Ancestors[0] = Ancestor{PID: 1, NSPid: 1, StartBoot: 1}
+		ev.NAncestors = 1
 		ev.OldNS[NSNet] = 1
 		lines = AppendJSON(lines, &ev)
 	}

@@ -172,7 +172,35 @@ func appendProcess(buf []byte, ev *Event) []byte {
 		buf = append(buf, `,"pkey":`...)
 		buf = AppendKey(buf, ev.PPID, ev.ParentStartBoot)
 	}
+	if ev.NAncestors > 0 {
+		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])
+	}
 	return buf
+}
+
+// appendAncestors appends the `ancestors` array, parent first.
+func appendAncestors(buf []byte, as []Ancestor) []byte {
+	buf = append(buf, `,"ancestors":[`...)
+	for i := range as {
+		a := &as[i]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"pid":`...)
+		buf = strconv.AppendUint(buf, uint64(a.PID), 10)
+		if a.NSPid != 0 {
+			buf = append(buf, `,"nspid":`...)
+			buf = strconv.AppendUint(buf, uint64(a.NSPid), 10)
+		}
+		buf = append(buf, `,"comm":`...)
+		buf = appendString(buf, a.Comm[:a.CommLen])
+		if a.StartBoot != 0 {
+			buf = append(buf, `,"key":`...)
+			buf = AppendKey(buf, a.PID, a.StartBoot)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
 }
 
 // AppendKey appends a process key as a JSON string: "PID@START", the host

@@ -164,6 +164,24 @@ type Event struct {
 
 	// Lost: records the kernel dropped since the previous lost event.
 	Count uint64
+
+	// Ancestors of the subject, parent first, up to the host's init (or
+	// as many as were asked for): filled from the live tree for exec lines
+	// and for `<pid> --ancestors`, not by the kernel.
+	Ancestors  [MaxAncestors]Ancestor
+	NAncestors int
+}
+
+// MaxAncestors bounds Event.Ancestors: deeper process trees are cut there.
+const MaxAncestors = 64
+
+// Ancestor is one process of an event's lineage.
+type Ancestor struct {
+	PID       uint32 // host TGID
+	NSPid     uint32 // its PID in the subject's own pid namespace; 0 where not visible
+	StartBoot uint64 // with PID, its key
+	CommLen   uint8
+	Comm      [CommLen]byte
 }
 
 // CommString returns the comm as a string (allocates; not for hot paths).

@@ -407,6 +407,23 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
 }
 
+// FillAncestors writes p's ancestors into ev, parent first, at most max
+// (and events.MaxAncestors): each with its host PID, its PID in p's own pid
+// namespace where it is visible there, its comm and its start.
+func (p *Proc) FillAncestors(ev *events.Event, max int) {
+	n := 0
+	for a := p.parent; a != nil && n < min(max, events.MaxAncestors); a = a.parent {
+		out := &ev.Ancestors[n]
+		out.PID, out.StartBoot, out.Comm, out.CommLen = a.PID, a.Start, a.Comm, a.CommLen
+		out.NSPid = 0
+		if lvl := a.LevelOf(p.ns); lvl >= 0 {
+			out.NSPid = a.nspid[lvl]
+		}
+		n++
+	}
+	ev.NAncestors = n
+}
+
 // Walk calls f for every live process, every parent before its children,
 // roots (processes whose parent the tree does not have) by PID.
 func (t *Tree) Walk(f func(p *Proc, depth int)) {

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
+)
+
+// procChain is pid's ancestors from the host's /proc, parent first. A
+// parent whose namespaces even root cannot read (this project's sandbox
+// has one as PID 1, which the kernel's task iterator does not visit) ends
+// the chain, as it ends the tree.
+func procChain(t *testing.T, pid int) []uint32 {
+	t.Helper()
+	var chain []uint32
+	var ev events.Event
+	for {
+		if err := procfs.ReadProc(procfs.ProcRoot, pid, &ev); err != nil {
+			t.Fatalf("read /proc/%d: %v", pid, err)
+		}
+		if ev.PPID == 0 {
+			return chain
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/ns/pid", ev.PPID)); errors.Is(err, os.ErrPermission) {
+			return chain
+		}
+		chain = append(chain, ev.PPID)
+		pid = int(ev.PPID)
+	}
+}
+
+// TestExecLineAncestors runs a command in a shell entered into a pid
+// namespace with nsenter: its exec line names its ancestors as /proc does,
+// each with its PID in the command's namespace where it is visible there.
+func TestExecLineAncestors(t *testing.T) {
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t)
+	s := startTrace(t, "--events", "exec")
+	shell := exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sh", "-c", "sleep 2.5; :")
+	if err := shell.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { shell.Process.Kill(); shell.Wait() }()
+	sh := testenv.WaitChild(t, shell.Process.Pid)
+	var sleepPID int
+	for deadline := time.Now().Add(5 * time.Second); sleepPID == 0; time.Sleep(20 * time.Millisecond) {
+		if kids, err := procfs.Descendants(procfs.ProcRoot, sh); err == nil && len(kids) == 2 {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", kids[1])); string(comm) == "sleep\n" {
+				sleepPID = int(kids[1])
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the entered shell did not start sleep")
+		}
+	}
+	want := procChain(t, sleepPID)
+	lines := s.stop(t, syscall.SIGINT)
+
+	var got *line
+	for i := range lines {
+		if lines[i].Type == "exec" && lines[i].PID == uint32(sleepPID) {
+			got = &lines[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no exec line of sleep (%d)", sleepPID)
+	}
+	if len(got.Ancestors) != len(want) {
+		t.Fatalf("exec line ancestors %+v, /proc says %v", got.Ancestors, want)
+	}
+	for i, a := range got.Ancestors {
+		if a.PID != want[i] || a.Key == "" || a.Comm == "" {
+			t.Errorf("ancestor %d: %+v, /proc says host PID %d", i, a, want[i])
+		}
+	}
+	// The shell is PID 2 of the namespace; nsenter, outside it, has none there.
+	if got.Ancestors[0].NSPid != 2 || got.Ancestors[0].Comm != "sh" || got.Ancestors[1].NSPid != 0 || got.Ancestors[1].Comm != "nsenter" {
+		t.Errorf("the first ancestors are %+v and %+v; want sh as PID 2 there, then nsenter with none", got.Ancestors[0], got.Ancestors[1])
+	}
+}
+
+func TestPIDAncestors(t *testing.T) {
+	testenv.Require(t)
+	pid := strconv.Itoa(os.Getpid())
+	want := procChain(t, os.Getpid())
+	l := procJSON(t, "--ancestors", pid)
+	if len(l.Ancestors) != len(want) || len(want) == 0 {
+		t.Fatalf("--ancestors -o json: %+v, /proc says %v", l.Ancestors, want)
+	}
+	for i, a := range l.Ancestors {
+		if a.PID != want[i] || a.NSPid != want[i] {
+			t.Errorf("ancestor %d: %+v, /proc says %d", i, a, want[i])
+		}
+	}
+	stdout, stderr, code := runBinary(t, pid, "--ancestors")
+	_, table, ok := strings.Cut(stdout, "ANCESTORS (parent first)\nPID ")
+	if code != exitOK || !ok || !strings.HasPrefix(strings.SplitN(table, "\n", 3)[1], fmt.Sprint(want[0])+" ") {
+		t.Errorf("--ancestors text: exit %d, %q %s; want the parent %d first", code, stdout, stderr, want[0])
+	}
+}
