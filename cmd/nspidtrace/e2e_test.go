@@ -106,6 +106,8 @@ type line struct {
 		To   uint32 `json:"to"`
 	} `json:"changed"`
 	Count     uint64 `json:"count"`
+	EnteredBy string `json:"entered_by"`
+	NSInit    bool   `json:"ns_init"`
 	Start     string `json:"start"`
 	Key       string `json:"key"`
 	PKey      string `json:"pkey"`

@@ -75,9 +75,11 @@ func (f *feed) event(ev *events.Event) error {
 	if !f.filter.Match(ev) {
 		return nil
 	}
-	// Lineage from the live tree, which has just applied the exec.
-	if ev.Type == events.TypeExec && f.ancestors > 0 {
-		if p := f.follower.Tree.Get(ev.PID); p != nil {
+	// What the live tree, which has just applied the event, knows of its
+	// subject: how it entered its namespace, and on exec its lineage.
+	if p := f.follower.Tree.Subject(ev); p != nil {
+		ev.EnteredBy = p.EnteredBy
+		if ev.Type == events.TypeExec && f.ancestors > 0 {
 			p.FillAncestors(ev, f.ancestors)
 		}
 	}

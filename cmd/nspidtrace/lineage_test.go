@@ -83,6 +83,10 @@ func TestExecLineAncestors(t *testing.T) {
 			t.Errorf("ancestor %d: %+v, /proc says host PID %d", i, a, want[i])
 		}
 	}
+	// The command descends from the shell nsenter forked into the namespace.
+	if got.EnteredBy == "" || got.EnteredBy != got.Ancestors[1].Key || got.NSInit {
+		t.Errorf("exec line entered_by %q ns_init %v; want nsenter's key %q", got.EnteredBy, got.NSInit, got.Ancestors[1].Key)
+	}
 	// The shell is PID 2 of the namespace; nsenter, outside it, has none there.
 	if got.Ancestors[0].NSPid != 2 || got.Ancestors[0].Comm != "sh" || got.Ancestors[1].NSPid != 0 || got.Ancestors[1].Comm != "nsenter" {
 		t.Errorf("the first ancestors are %+v and %+v; want sh as PID 2 there, then nsenter with none", got.Ancestors[0], got.Ancestors[1])

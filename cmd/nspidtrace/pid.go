@@ -82,6 +82,9 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", i, p.NSPid(i), ppid, pidns)
 	}
 	tw.Flush()
+	if from := q.enteredFrom(p); from != "" {
+		fmt.Fprintf(w, "entered pid:[%d] from %s (setns: nsenter, docker exec)\n", p.NS().Inode, from)
+	}
 	if o.showAncestors {
 		fmt.Fprintln(w, "\nANCESTORS (parent first)")
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)

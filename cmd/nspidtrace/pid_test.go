@@ -149,8 +149,9 @@ func TestTreeOfANamespace(t *testing.T) {
 	testenv.WaitChild(t, sh)
 
 	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
-	// Both roots begin the namespace: their parents are outside it.
-	want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsh(2) [pid:[%d]]\n└─sleep(3)\n", ns.Inode, ns.Inode)
+	// Both roots begin the namespace: their parents are outside it. The
+	// shell entered it, from nsenter; the holder is its init.
+	want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsh(2) [pid:[%d]] [entered from nsenter(%d)]\n└─sleep(3)\n", ns.Inode, ns.Inode, enter.Process.Pid)
 	if code != exitOK || stdout != want {
 		t.Errorf("tree --pidns: exit %d %s\n got:\n%s\nwant:\n%s", code, stderr, stdout, want)
 	}
@@ -246,7 +247,7 @@ func TestContainerSelection(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // until it has exec'd sleep
 
 	stdout, stderr, code := runBinary(t, "tree", "--container", id[:12])
-	if want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]]\n", ns.Inode, ns.Inode); code != exitOK || stdout != want {
+	if want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]] [entered from nsenter(%d)]\n", ns.Inode, ns.Inode, joined.Process.Pid); code != exitOK || stdout != want {
 		t.Errorf("tree --container: exit %d %s\n got %q\nwant %q", code, stderr, stdout, want)
 	}
 	if l := procJSON(t, "--container", id, "1"); l.PID != uint32(ns.Holder) {

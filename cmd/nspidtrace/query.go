@@ -333,3 +333,19 @@ func parsePID(what, s string) (uint32, error) {
 	}
 	return uint32(n), nil
 }
+
+// enteredFrom describes the process that forked p into its pid namespace
+// from outside, for a process that entered it: "nsenter(12600)", or the
+// host PID alone once the enterer is gone. "" for any other process.
+func (q *query) enteredFrom(p *pidmap.Proc) string {
+	if !p.Entered() {
+		return ""
+	}
+	by := p.EnteredBy
+	for _, e := range []*pidmap.Proc{q.tree.Get(by.PID), q.tree.LastHolder(by.PID)} {
+		if e != nil && (e.Start == by.Start || by.Start == 0) {
+			return fmt.Sprintf("%s(%d)", termsafe.String(e.CommString()), by.PID)
+		}
+	}
+	return fmt.Sprintf("host PID %d", by.PID)
+}

@@ -83,7 +83,11 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 					branch, childPrefix = "└─", "  "
 				}
 			}
-			fmt.Fprintf(w, "%s%s%s\n", prefix, branch, label(p, level))
+			fmt.Fprintf(w, "%s%s%s", prefix, branch, label(p, level))
+			if from := q.enteredFrom(p); from != "" {
+				fmt.Fprintf(w, " [entered from %s]", from)
+			}
+			w.WriteByte('\n')
 			prefix += childPrefix
 		}
 		children := p.Children()

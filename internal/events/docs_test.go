@@ -22,8 +22,9 @@ func TestDocsCoverEveryField(t *testing.T) {
 	// One event of every type, with every optional field present.
 	var lines []byte
 	for typ := TypeFork; typ < typeEnd; typ++ {
-		ev := Event{Type: typ, PID: 2, TID: 3, PPID: 1, Levels: 1, Thread: true, OldTID: 4, ArgsTruncated: true, Count: 1,
+		ev := Event{Type: typ, PID: 2, TID: 3, PPID: 1, Levels: 2, EnteredBy: Key{PID: 1, Start: 1}, Thread: true, OldTID: 4, ArgsTruncated: true, Count: 1,
 			StartBoot: 5, ParentStartBoot: 6, Start: 7}
+		ev.NSPid[1] = 1
 		ev.SetArgs([]string{"a"})
 		ev.Ancestors[0] = Ancestor{PID: 1, NSPid: 1, StartBoot: 1}
 		ev.NAncestors = 1

@@ -172,6 +172,13 @@ func appendProcess(buf []byte, ev *Event) []byte {
 		buf = append(buf, `,"pkey":`...)
 		buf = AppendKey(buf, ev.PPID, ev.ParentStartBoot)
 	}
+	if ev.NSInit() {
+		buf = append(buf, `,"ns_init":true`...)
+	}
+	if ev.EnteredBy.PID != 0 {
+		buf = append(buf, `,"entered_by":`...)
+		buf = AppendKey(buf, ev.EnteredBy.PID, ev.EnteredBy.Start)
+	}
 	if ev.NAncestors > 0 {
 		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])
 	}

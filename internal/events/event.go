@@ -156,6 +156,12 @@ type Event struct {
 	StartBoot, ParentStartBoot uint64
 	Start                      int64
 
+	// EnteredBy names the process outside the subject's pid namespace
+	// that forked it (or the ancestor it descends from there) into the
+	// namespace after setns: nsenter, docker exec. Zero for a process born
+	// inside, from the namespace's init. Filled from the live tree.
+	EnteredBy Key
+
 	// Setns and unshare: the call's argument (nstype or flags), its return
 	// value, and the namespaces before the call (NS holds them after).
 	NSArg uint64
@@ -171,6 +177,17 @@ type Event struct {
 	Ancestors  [MaxAncestors]Ancestor
 	NAncestors int
 }
+
+// Key names one process on one boot: its host TGID and its start in
+// CLOCK_BOOTTIME nanoseconds.
+type Key struct {
+	PID   uint32
+	Start uint64
+}
+
+// NSInit reports whether the subject is the init (PID 1) of a pid
+// namespace below the host's.
+func (e *Event) NSInit() bool { return e.Levels > 1 && e.NSPid[e.Levels-1] == 1 }
 
 // MaxAncestors bounds Event.Ancestors: deeper process trees are cut there.
 const MaxAncestors = 64

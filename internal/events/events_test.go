@@ -95,7 +95,7 @@ func TestDecodeAndEncode(t *testing.T) {
 			`"nspid":[900,1],"pidns":[4026531836,4026532156],"nsppid":[899,0],"comm":"sh",` +
 			`"ns":{"cgroup":4026531835,"ipc":4026532158,"mnt":4026532155,"net":4026532160,"pid":4026532156,` +
 			`"pid_for_children":4026532156,"time":4026531834,"time_for_children":4026531834,` +
-			`"user":4026531837,"uts":4026532157},"uid":1000,"gid":1000}`,
+			`"user":4026531837,"uts":4026532157},"uid":1000,"gid":1000,"ns_init":true}`,
 	}, {
 		name: "thread fork",
 		rec: rawRecord{typ: 1, flags: 1, pid: 10, tid: 11, ppid: 1, ktime: 1e9,

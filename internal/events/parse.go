@@ -121,20 +121,23 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			if ev.Start, ok = parseTime(s); !ok {
 				return fmt.Errorf("bad start %q", s)
 			}
-		case "key", "pkey":
+		case "key", "pkey", "entered_by":
 			k := key[0]
 			var s []byte
 			if s, err = p.string(); err != nil {
 				return err
 			}
-			_, start, ok := parseKey(s)
+			pid, start, ok := parseKey(s)
 			if !ok {
-				return fmt.Errorf("bad %s %q (want PID@START)", key, s)
+				return fmt.Errorf("bad key %q (want PID@START)", s)
 			}
-			if k == 'k' {
+			switch k {
+			case 'k':
 				ev.StartBoot = start
-			} else {
+			case 'p':
 				ev.ParentStartBoot = start
+			default:
+				ev.EnteredBy = Key{PID: pid, Start: start}
 			}
 		case "thread":
 			ev.Thread, err = p.bool()

@@ -62,6 +62,12 @@ type Proc struct {
 	// unknown): with PID, its key. StartTime is the same instant in Unix ns.
 	Start     uint64
 	StartTime int64
+	// EnteredBy names the process outside p's pid namespace that forked
+	// p, or the ancestor p descends from inside it, into the namespace
+	// (nsenter, docker exec). Set when p is first linked to its parent
+	// and kept: the enterer may exit, and p be reparented, later.
+	EnteredBy   events.Key
+	originKnown bool
 
 	Exited     bool
 	ExitTime   int64 // Unix ns
@@ -133,7 +139,8 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 		p = nil
 	}
 	ppid := ev.PPID
-	if p == nil {
+	isNew := p == nil
+	if isNew {
 		p = t.newProc(ev.PID)
 		t.procs[ev.PID] = p
 	} else if ppid != p.PPID && t.procs[ppid] == nil && t.lastHolder[ppid] != nil {
@@ -153,6 +160,44 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	}
 	if ev.Start != 0 {
 		p.StartTime = ev.Start
+	}
+	if isNew && p.parent != nil {
+		p.markOrigin()
+	}
+	return p
+}
+
+// markOrigin records how p came into its pid namespace, from its parent:
+// a process forked there by one outside it entered by setns, unless it is
+// the namespace's init (unshare, clone(CLONE_NEWPID)); one forked by a
+// process inside inherits its parent's origin.
+func (p *Proc) markOrigin() {
+	p.originKnown = true
+	switch parent := p.parent; {
+	case p.ns.Level == 0 || p.nspid[len(p.nspid)-1] == 1:
+		p.EnteredBy = events.Key{}
+	case parent.ns != p.ns:
+		p.EnteredBy = events.Key{PID: parent.PID, Start: parent.Start}
+	default:
+		p.EnteredBy = parent.EnteredBy
+	}
+}
+
+// Entered reports whether p entered its pid namespace itself (it was
+// forked into it from outside), rather than descending from one that did.
+func (p *Proc) Entered() bool {
+	return p.EnteredBy.PID != 0 &&
+		(p.parent == nil || p.parent.ns != p.ns || p.parent.EnteredBy != p.EnteredBy)
+}
+
+// Subject returns the process ev is about: live, or just exited by ev.
+func (t *Tree) Subject(ev *events.Event) *Proc {
+	p := t.procs[ev.PID]
+	if p == nil {
+		p = t.lastHolder[ev.PID]
+	}
+	if p == nil || !sameProcess(p, ev) {
+		return nil
 	}
 	return p
 }
@@ -396,6 +441,7 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 		ev.PidNS[ns.Level] = ns.Inode
 	}
 	ev.Start = p.StartTime
+	ev.EnteredBy = p.EnteredBy
 	ev.NSPPid[0] = p.PPID
 	if p.parent != nil {
 		copy(ev.NSPPid[:len(p.nspid)], p.parent.nspid)
@@ -447,12 +493,22 @@ func (t *Tree) Walk(f func(p *Proc, depth int)) {
 }
 
 // Relink attaches every process whose parent arrived after it: a snapshot
-// lists processes by PID, not parents first.
+// lists processes by PID, not parents first. Their origins are then
+// marked, parents first.
 func (t *Tree) Relink() {
+	unmarked := false
 	for _, p := range t.procs {
 		if p.parent == nil && p.PPID != 0 {
 			t.setParent(p, p.PPID)
 		}
+		unmarked = unmarked || !p.originKnown && p.parent != nil
+	}
+	if unmarked {
+		t.Walk(func(p *Proc, _ int) {
+			if !p.originKnown && p.parent != nil {
+				p.markOrigin()
+			}
+		})
 	}
 }
 

@@ -215,3 +215,52 @@ func TestTreeNamespaceInodeReuse(t *testing.T) {
 		t.Errorf("reused inode: level %d, PID 1 = %+v", ns.Level, ns.Lookup(1))
 	}
 }
+
+func TestTreeMarksWhoEnteredANamespace(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		tree := NewTree(16)
+		// The host's init (1), a container's init (100, PID 1 inside),
+		// its child (101); nsenter (200, host) and the shell it forks
+		// into the container (201, PID 2 there), whose child is 202.
+		seq := []*events.Event{
+			ev(events.TypeFork, 1, 0, 1),
+			ev(events.TypeFork, 100, 1, 100, 1),
+			ev(events.TypeFork, 101, 100, 101, 5),
+			ev(events.TypeFork, 200, 1, 200),
+			ev(events.TypeFork, 201, 200, 201, 2),
+			ev(events.TypeFork, 202, 201, 202, 3),
+		}
+		if snapshot {
+			// A snapshot lists processes by PID, children before parents.
+			slices.Reverse(seq)
+			for _, e := range seq {
+				e.Type = events.TypeProc
+			}
+		}
+		for _, e := range seq {
+			tree.Apply(e)
+		}
+		tree.Relink()
+		nsenter := events.Key{PID: 200, Start: 200 * 1000}
+		for pid, want := range map[uint32]events.Key{1: {}, 100: {}, 101: {}, 200: {}, 201: nsenter, 202: nsenter} {
+			if got := tree.Get(pid).EnteredBy; got != want {
+				t.Errorf("snapshot %v: %d entered by %+v, want %+v", snapshot, pid, got, want)
+			}
+		}
+		if !tree.Get(201).Entered() || tree.Get(202).Entered() || tree.Get(100).Entered() {
+			t.Errorf("snapshot %v: Entered() is true only for the shell nsenter forked", snapshot)
+		}
+		// nsenter exits; its shell goes to the host's init. It still
+		// entered, and its exec says so.
+		tree.Apply(exitEv(200, 1, 0))
+		tree.Apply(ev(events.TypeExec, 201, 1, 201, 2))
+		if p := tree.Get(201); p.EnteredBy != nsenter || !p.Entered() || p.Parent().PID != 1 {
+			t.Errorf("snapshot %v: after nsenter's exit, 201 entered by %+v (parent %d)", snapshot, p.EnteredBy, p.Parent().PID)
+		}
+		var e events.Event
+		tree.Get(202).Fill(&e, 0)
+		if e.EnteredBy != nsenter {
+			t.Errorf("snapshot %v: 202's proc object says entered by %+v", snapshot, e.EnteredBy)
+		}
+	}
+}
