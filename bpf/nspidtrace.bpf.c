@@ -23,6 +23,7 @@ const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is
 const struct nspt_event *unused_event __attribute__((unused));
 const struct nspt_exec_event *unused_exec_event __attribute__((unused));
 const struct nspt_proc_event *unused_proc_event __attribute__((unused));
+const struct nspt_rename_event *unused_rename_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -349,6 +350,35 @@ static __always_inline __u32 find_reaper(struct task_struct *task)
 		}
 	}
 	return BPF_CORE_READ(init, tgid);
+}
+
+/*
+ * A process renamed itself (prctl(PR_SET_NAME), a write to /proc/self/comm)
+ * or was renamed: the tree and the feed follow. The process's comm is its
+ * leader's, so other threads' renames are not the process's. Exec renames
+ * too, while in_execve is set: its exec record says so already.
+ */
+SEC("tp_btf/task_rename")
+int BPF_PROG(handle_rename, struct task_struct *task, const char *comm)
+{
+	struct nspt_rename_event *x;
+
+	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+		return 0;
+	if (bpf_core_field_exists(task->in_execve) && BPF_CORE_READ_BITFIELD_PROBED(task, in_execve))
+		return 0;
+	if (!task_selected(task))
+		return 0;
+
+	x = reserve(sizeof(*x));
+	if (!x)
+		return 0;
+	fill_event(&x->e, task, NSPT_RENAME);
+	/* The task still has its old comm: keep it, and report the new one. */
+	__builtin_memcpy(x->old_comm, x->e.comm, sizeof(x->old_comm));
+	bpf_probe_read_kernel_str(x->e.comm, sizeof(x->e.comm), comm);
+	submit(x);
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")

@@ -24,6 +24,8 @@ enum nspt_type {
 	NSPT_UNSHARE = 5,
 	/* 6 is user space's "lost" */
 	NSPT_PROC = 7, /* a live process, from the task iterator */
+	/* 8 is user space's "end" of a recording */
+	NSPT_RENAME = 9, /* a process's comm changed, other than by exec */
 };
 
 /* Index into nspt_event.ns[]: the order of SPEC.md's `ns` object. */
@@ -89,6 +91,12 @@ struct nspt_proc_event {
 	__u32 args_len; /* bytes in args: NUL-separated argv */
 	__u32 pad;
 	char args[NSPT_ARGS_LEN];
+};
+
+/* A rename record: the common record (with the new comm) and the old comm. */
+struct nspt_rename_event {
+	struct nspt_event e;
+	char old_comm[NSPT_COMM_LEN];
 };
 
 #endif /* NSPIDTRACE_H */

@@ -152,6 +152,7 @@ struct task_struct {
 	struct pid *thread_pid;
 	const struct cred *cred;
 	char comm[16];
+	unsigned int in_execve: 1;
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
 	__u64 start_boottime;

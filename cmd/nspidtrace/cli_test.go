@@ -148,8 +148,9 @@ func TestTraceEndsCleanly(t *testing.T) {
 	for _, st := range stops {
 		t.Run(st.name, func(t *testing.T) {
 			s := startTrace(t, st.args...)
-			if n := ourPrograms(t); n != 7 {
-				t.Errorf("%d programs loaded while tracing, want 7", n)
+			// fork, exec, exit, rename, and setns and unshare at entry and exit.
+			if n := ourPrograms(t); n != 8 {
+				t.Errorf("%d programs loaded while tracing, want 8", n)
 			}
 			marker := exec.Command("sh", "-c", "exit 42")
 			marker.Run()

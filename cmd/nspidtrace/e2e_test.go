@@ -106,6 +106,7 @@ type line struct {
 		To   uint32 `json:"to"`
 	} `json:"changed"`
 	Count     uint64 `json:"count"`
+	OldComm   string `json:"old_comm"`
 	EnteredBy string `json:"entered_by"`
 	NSInit    bool   `json:"ns_init"`
 	Start     string `json:"start"`

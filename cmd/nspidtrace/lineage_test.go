@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,5 +111,43 @@ func TestPIDAncestors(t *testing.T) {
 	_, table, ok := strings.Cut(stdout, "ANCESTORS (parent first)\nPID ")
 	if code != exitOK || !ok || !strings.HasPrefix(strings.SplitN(table, "\n", 3)[1], fmt.Sprint(want[0])+" ") {
 		t.Errorf("--ancestors text: exit %d, %q %s; want the parent %d first", code, stdout, stderr, want[0])
+	}
+}
+
+// TestRenameReachesTreeAndFeed: a shell renames itself, then runs a
+// command. The feed has the rename, the live tree knows the new name (the
+// command's exec line names its parent by it), and look-back shows it.
+// Exec's own change of comm is not a rename.
+func TestRenameReachesTreeAndFeed(t *testing.T) {
+	testenv.Require(t)
+	path := filepath.Join(t.TempDir(), "rec.ndjson")
+	rec := startRecord(t, path)
+	sh := exec.Command("sh", "-c", `printf renamed > /proc/$$/comm; sleep 0.6; :`)
+	if err := sh.Run(); err != nil {
+		t.Fatal(err)
+	}
+	midway := time.Now().Add(-300 * time.Millisecond) // during the sleep
+	rec.Process.Signal(syscall.SIGINT)
+	if err := rec.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	var renames, sleepExecs []line
+	for _, l := range readLines(t, path) {
+		switch {
+		case l.Type == "rename" && (l.PID == uint32(sh.Process.Pid) || l.PPID == uint32(sh.Process.Pid)):
+			renames = append(renames, l)
+		case l.Type == "exec" && l.PPID == uint32(sh.Process.Pid):
+			sleepExecs = append(sleepExecs, l)
+		}
+	}
+	if len(renames) != 1 || renames[0].Comm != "renamed" || renames[0].OldComm != "sh" {
+		t.Fatalf("rename lines %+v; want one, sh to renamed (exec is not a rename)", renames)
+	}
+	if len(sleepExecs) != 1 || len(sleepExecs[0].Ancestors) == 0 || sleepExecs[0].Ancestors[0].Comm != "renamed" {
+		t.Errorf("the command's exec line %+v; want its parent named renamed", sleepExecs)
+	}
+	if l := procJSON(t, "--from", path, "--at", rfc3339(midway), strconv.Itoa(sh.Process.Pid)); l.Comm != "renamed" {
+		t.Errorf("look-back during the sleep: comm %q, want renamed", l.Comm)
 	}
 }

@@ -20,7 +20,7 @@ var traceCommand = &command{
 	name:     "trace",
 	synopsis: "nspidtrace [flags] trace",
 	summary:  "live NDJSON event feed on stdout until Ctrl-C, SIGTERM or --duration",
-	about: `Writes one JSON object per line for every fork, exec, exit, setns and unshare:
+	about: `Writes one JSON object per line for every fork, exec, exit, setns, unshare and rename:
 time, type, the process at every level (pid, tid, ppid, nspid, pidns, nsppid,
 comm, ns, uid, gid), then the type's own fields. A "lost" line says the
 kernel dropped events (the live tree is resynchronised after it). Output is
@@ -37,7 +37,7 @@ filters, up to --at.`,
 		queryFlags(fs, o)
 		fs.StringVar(&o.pid, "pid", "", "only process `N` and all its descendants, also those born later")
 		fs.StringVar(&o.comm, "comm", "", "only processes whose comm is `NAME`")
-		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare (default all)")
+		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename (default all)")
 		fs.BoolVar(&o.threads, "threads", false, "also thread creation and exit (\"thread\": true)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")

@@ -32,7 +32,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		return fmt.Errorf("record of %d bytes is shorter than the %d-byte header", len(raw), RecordSize)
 	}
 	typ := Type(ne.Uint32(raw[OffType:]))
-	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc {
+	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc && typ != TypeRename {
 		return fmt.Errorf("record has unknown type %d", typ)
 	}
 	levels := int(ne.Uint32(raw[OffLevels:]))
@@ -73,7 +73,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.Start = int64(ev.StartBoot) + d.BootToUnix
 	}
 	ev.Count, ev.NAncestors = 0, 0
-	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, false
+	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated, ev.OldCommLen = 0, 0, false, 0
 
 	switch typ {
 	case TypeProc:
@@ -82,6 +82,12 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		}
 		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffProcArgs:RecordLen(raw)]))
 		ev.ArgsTruncated = flags&flagArgsTruncated != 0
+	case TypeRename:
+		if len(raw) < RenameRecordSize {
+			return fmt.Errorf("rename record of %d bytes is shorter than %d", len(raw), RenameRecordSize)
+		}
+		ev.OldCommLen = uint8(cstrlen(raw[OffOldComm : OffOldComm+CommLen]))
+		copy(ev.OldComm[:], raw[OffOldComm:OffOldComm+int(ev.OldCommLen)])
 	case TypeExec:
 		if len(raw) < ExecRecordSize {
 			return fmt.Errorf("exec record of %d bytes is shorter than %d", len(raw), ExecRecordSize)

@@ -56,6 +56,9 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 		if ev.Thread {
 			buf = append(buf, `,"thread":true`...)
 		}
+	case TypeRename:
+		buf = append(buf, `,"old_comm":`...)
+		buf = appendString(buf, ev.OldComm[:ev.OldCommLen])
 	case TypeExec:
 		if ev.OldTID != 0 {
 			buf = append(buf, `,"old_tid":`...)

@@ -7,6 +7,7 @@ package events
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -26,6 +27,8 @@ const (
 	TypeProc
 	// TypeEnd is a recording's last line: when the recording stopped.
 	TypeEnd
+	// TypeRename: a process's comm changed other than by exec.
+	TypeRename
 	typeEnd
 )
 
@@ -38,6 +41,7 @@ var typeNames = [typeEnd]string{
 	TypeLost:    "lost",
 	TypeProc:    "proc",
 	TypeEnd:     "end",
+	TypeRename:  "rename",
 }
 
 // String returns the type's name as it appears in the NDJSON `type` field.
@@ -66,7 +70,7 @@ func (s TypeSet) Has(t Type) bool { return s&(1<<t) != 0 }
 func (s *TypeSet) Add(t Type) { *s |= 1 << t }
 
 // LifecycleTypes are the types `trace --events` selects from.
-var LifecycleTypes = []Type{TypeFork, TypeExec, TypeExit, TypeSetns, TypeUnshare}
+var LifecycleTypes = []Type{TypeFork, TypeExec, TypeExit, TypeSetns, TypeUnshare, TypeRename}
 
 // ParseTypeSet reads a comma-separated list such as "fork,exec" of the
 // lifecycle types; an empty string selects all of them.
@@ -80,8 +84,8 @@ func ParseTypeSet(list string) (TypeSet, error) {
 	}
 	for _, name := range strings.Split(list, ",") {
 		t, err := ParseType(strings.TrimSpace(name))
-		if err != nil || t > TypeUnshare {
-			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare)", name)
+		if err != nil || !slices.Contains(LifecycleTypes, t) {
+			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare, rename)", name)
 		}
 		set.Add(t)
 	}
@@ -135,6 +139,9 @@ type Event struct {
 
 	CommLen uint8
 	Comm    [CommLen]byte
+	// Rename: the comm before (Comm holds the new one).
+	OldCommLen uint8
+	OldComm    [CommLen]byte
 
 	// Exec (and proc): the executed file and argv, NUL-separated.
 	FilenameLen   uint16

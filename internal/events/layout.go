@@ -60,6 +60,14 @@ type RawProcEvent struct {
 	Args    [len(RawExecEvent{}.Args)]byte
 }
 
+// RawRenameEvent is struct nspt_rename_event: the common record, with the
+// new comm, and the old comm.
+type RawRenameEvent struct {
+	_       structs.HostLayout
+	E       RawEvent
+	OldComm [len(RawEvent{}.Comm)]byte
+}
+
 // MaxLevels is the number of pid-namespace levels an Event can hold: the host
 // plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
 const MaxLevels = len(RawEvent{}.Nspid)
@@ -106,4 +114,7 @@ const (
 	OffProcArgsLen    = int(unsafe.Offsetof(RawProcEvent{}.ArgsLen))
 	OffProcArgs       = int(unsafe.Offsetof(RawProcEvent{}.Args))
 	ProcRecordMaxSize = int(unsafe.Sizeof(RawProcEvent{}))
+
+	OffOldComm       = int(unsafe.Offsetof(RawRenameEvent{}.OldComm))
+	RenameRecordSize = int(unsafe.Sizeof(RawRenameEvent{}))
 )

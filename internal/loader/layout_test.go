@@ -18,6 +18,7 @@ func TestRecordLayout(t *testing.T) {
 		{reflect.TypeFor[nspidtraceNsptEvent](), reflect.TypeFor[events.RawEvent]()},
 		{reflect.TypeFor[nspidtraceNsptExecEvent](), reflect.TypeFor[events.RawExecEvent]()},
 		{reflect.TypeFor[nspidtraceNsptProcEvent](), reflect.TypeFor[events.RawProcEvent]()},
+		{reflect.TypeFor[nspidtraceNsptRenameEvent](), reflect.TypeFor[events.RawRenameEvent]()},
 	}
 	for _, p := range pairs {
 		if p.c.Size() != p.goType.Size() {
@@ -69,6 +70,7 @@ func TestSpec(t *testing.T) {
 		"handle_unshare_enter": {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_unshare"},
 		"handle_unshare_exit":  {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_unshare"},
 		"dump_task":            {ebpf.Tracing, ebpf.AttachTraceIter, "iter.s/task"},
+		"handle_rename":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/task_rename"},
 	}
 	if len(spec.Programs) != len(want) {
 		t.Errorf("object has %d programs, want %d", len(spec.Programs), len(want))

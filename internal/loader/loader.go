@@ -113,6 +113,7 @@ func (t *Tracer) attach() error {
 		{"sched_process_fork", t.objs.HandleFork},
 		{"sched_process_exec", t.objs.HandleExec},
 		{"sched_process_exit", t.objs.HandleExit},
+		{"task_rename", t.objs.HandleRename},
 	}
 	for _, p := range tracing {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})

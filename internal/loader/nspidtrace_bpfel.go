@@ -64,6 +64,12 @@ type nspidtraceNsptProcEvent struct {
 	Args    [1024]int8
 }
 
+type nspidtraceNsptRenameEvent struct {
+	_       structs.HostLayout
+	E       nspidtraceNsptEvent
+	OldComm [16]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -76,6 +82,7 @@ const (
 	nspidtraceProgHandleExec         = "handle_exec"
 	nspidtraceProgHandleExit         = "handle_exit"
 	nspidtraceProgHandleFork         = "handle_fork"
+	nspidtraceProgHandleRename       = "handle_rename"
 	nspidtraceProgHandleSetnsEnter   = "handle_setns_enter"
 	nspidtraceProgHandleSetnsExit    = "handle_setns_exit"
 	nspidtraceProgHandleUnshareEnter = "handle_unshare_enter"
@@ -84,6 +91,7 @@ const (
 	nspidtraceVarUnusedEvent         = "unused_event"
 	nspidtraceVarUnusedExecEvent     = "unused_exec_event"
 	nspidtraceVarUnusedProcEvent     = "unused_proc_event"
+	nspidtraceVarUnusedRenameEvent   = "unused_rename_event"
 	nspidtraceVarWakeupBytes         = "wakeup_bytes"
 	nspidtraceVarWithThreads         = "with_threads"
 )
@@ -134,6 +142,7 @@ type nspidtraceProgramSpecs struct {
 	HandleExec         *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExit         *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork         *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleRename       *ebpf.ProgramSpec `ebpf:"handle_rename"`
 	HandleSetnsEnter   *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
 	HandleSetnsExit    *ebpf.ProgramSpec `ebpf:"handle_setns_exit"`
 	HandleUnshareEnter *ebpf.ProgramSpec `ebpf:"handle_unshare_enter"`
@@ -154,12 +163,13 @@ type nspidtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceVariableSpecs struct {
-	TargetPidns     *ebpf.VariableSpec `ebpf:"target_pidns"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedProcEvent *ebpf.VariableSpec `ebpf:"unused_proc_event"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WithThreads     *ebpf.VariableSpec `ebpf:"with_threads"`
+	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedProcEvent   *ebpf.VariableSpec `ebpf:"unused_proc_event"`
+	UnusedRenameEvent *ebpf.VariableSpec `ebpf:"unused_rename_event"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WithThreads       *ebpf.VariableSpec `ebpf:"with_threads"`
 }
 
 // nspidtraceObjects contains all objects after they have been loaded into the kernel.
@@ -201,12 +211,13 @@ func (m *nspidtraceMaps) Close() error {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceVariables struct {
-	TargetPidns     *ebpf.Variable `ebpf:"target_pidns"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedProcEvent *ebpf.Variable `ebpf:"unused_proc_event"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WithThreads     *ebpf.Variable `ebpf:"with_threads"`
+	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedProcEvent   *ebpf.Variable `ebpf:"unused_proc_event"`
+	UnusedRenameEvent *ebpf.Variable `ebpf:"unused_rename_event"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WithThreads       *ebpf.Variable `ebpf:"with_threads"`
 }
 
 // nspidtracePrograms contains all programs after they have been loaded into the kernel.
@@ -217,6 +228,7 @@ type nspidtracePrograms struct {
 	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
 	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
+	HandleRename       *ebpf.Program `ebpf:"handle_rename"`
 	HandleSetnsEnter   *ebpf.Program `ebpf:"handle_setns_enter"`
 	HandleSetnsExit    *ebpf.Program `ebpf:"handle_setns_exit"`
 	HandleUnshareEnter *ebpf.Program `ebpf:"handle_unshare_enter"`
@@ -229,6 +241,7 @@ func (p *nspidtracePrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
+		p.HandleRename,
 		p.HandleSetnsEnter,
 		p.HandleSetnsExit,
 		p.HandleUnshareEnter,

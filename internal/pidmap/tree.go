@@ -115,6 +115,10 @@ func (t *Tree) Apply(ev *events.Event) {
 		if !ev.Thread {
 			t.exit(ev)
 		}
+	case events.TypeRename:
+		if p := t.procs[ev.PID]; p != nil && sameProcess(p, ev) {
+			p.Comm, p.CommLen = ev.Comm, ev.CommLen
+		}
 	case events.TypeSetns, events.TypeUnshare:
 		// /proc/PID/ns shows the leader's: a non-leader thread's change
 		// is its own.
