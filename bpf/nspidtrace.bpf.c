@@ -18,6 +18,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool with_threads = false;   /* also thread fork/exit */
 const volatile __u32 target_pidns = 0;      /* only processes inside this pid ns (0: all) */
 const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is pending */
+const volatile bool with_zombies = false;   /* the iterator also dumps unreaped processes */
+
+#define EXIT_ZOMBIE 0x20 /* include/linux/sched.h */
 
 /* Force emission of the record types for bpf2go -type. */
 const struct nspt_event *unused_event __attribute__((unused));
@@ -500,20 +503,32 @@ int dump_task(struct bpf_iter__task *ctx)
 	struct nspt_proc_event *x;
 	unsigned long arg_start, len;
 	struct mm_struct *mm;
+	bool zombie = false;
 	__u32 zero = 0;
 
 	if (!task)
 		return 0;
-	/* One record per process, from its leader; skip dead thread groups. */
+	/*
+	 * One record per process, from its leader. A thread group that has
+	 * exited is a zombie until its parent reaps it: dumped only when asked
+	 * (one-shot answers), since no later event would retire it.
+	 */
 	if (BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
 		return 0;
-	if (BPF_CORE_READ(task, signal, live.counter) == 0)
-		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
+		if (!with_zombies || !(BPF_CORE_READ(task, exit_state) & EXIT_ZOMBIE))
+			return 0;
+		zombie = true;
+	}
 
 	x = bpf_map_lookup_elem(&proc_scratch, &zero);
 	if (!x)
 		return 0;
 	fill_event(&x->e, task, NSPT_PROC);
+	if (zombie) {
+		x->e.flags |= NSPT_F_ZOMBIE;
+		x->e.exit_status = BPF_CORE_READ(task, exit_code);
+	}
 	x->args_len = 0;
 	x->pad = 0;
 

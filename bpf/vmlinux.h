@@ -144,6 +144,7 @@ struct mm_struct {
 
 struct task_struct {
 	struct mm_struct *mm;
+	int exit_state;
 	int exit_code;
 	pid_t pid;
 	pid_t tgid;

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -149,5 +150,48 @@ func TestRenameReachesTreeAndFeed(t *testing.T) {
 	}
 	if l := procJSON(t, "--from", path, "--at", rfc3339(midway), strconv.Itoa(sh.Process.Pid)); l.Comm != "renamed" {
 		t.Errorf("look-back during the sleep: comm %q, want renamed", l.Comm)
+	}
+}
+
+// TestZombieIsShown: a child whose parent never reaps it is still a
+// process, and <pid> and tree say what it is, as /proc does (State: Z).
+func TestZombieIsShown(t *testing.T) {
+	testenv.Require(t)
+	// sh starts a child that exits with 7, then becomes sleep, which never waits.
+	parent := exec.Command("sh", "-c", `sh -c 'exit 7' & exec sleep 30`)
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { parent.Process.Kill(); parent.Wait() }()
+	var zombie int
+	for deadline := time.Now().Add(5 * time.Second); zombie == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no zombie child appeared")
+		}
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", parent.Process.Pid, parent.Process.Pid))
+		for _, c := range strings.Fields(string(children)) {
+			status, _ := os.ReadFile("/proc/" + c + "/status")
+			if strings.Contains(string(status), "State:\tZ") {
+				zombie, _ = strconv.Atoi(c)
+			}
+		}
+	}
+	pid := strconv.Itoa(zombie)
+	stdout, stderr, code := runBinary(t, pid)
+	if code != exitOK || !strings.Contains(stdout, "zombie: exited with 7; its parent has not reaped it") {
+		t.Errorf("nspidtrace ZOMBIE: exit %d, %q %s", code, stdout, stderr)
+	}
+	var l struct {
+		State    string `json:"state"`
+		ExitCode int    `json:"exit_code"`
+		PID      int    `json:"pid"`
+	}
+	stdout, _, _ = runBinary(t, "-o", "json", pid)
+	if err := json.Unmarshal([]byte(stdout), &l); err != nil || l.State != "zombie" || l.ExitCode != 7 || l.PID != zombie {
+		t.Errorf("-o json: %+v (%v) from %q", l, err, stdout)
+	}
+	stdout, _, _ = runBinary(t, "tree", strconv.Itoa(parent.Process.Pid))
+	if !strings.Contains(stdout, fmt.Sprintf("└─sh(%d) <zombie>", zombie)) {
+		t.Errorf("tree of the parent: %q; want the child marked <zombie>", stdout)
 	}
 }

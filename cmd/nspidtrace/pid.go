@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"golang.org/x/sys/unix"
 )
 
 var pidCommand = &command{
@@ -65,6 +67,9 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		return w.Flush()
 	}
 	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), safeArgs(p))
+	if p.Zombie {
+		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", exitDescription(p.ExitStatus))
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first; with --pidns or --container, from its level down.
@@ -105,4 +110,18 @@ func safeArgs(p *pidmap.Proc) string {
 		argv[i] = termsafe.String(argv[i])
 	}
 	return strings.Join(argv, " ")
+}
+
+// exitDescription says how a process ended, from its wait(2) status.
+func exitDescription(status uint32) string {
+	var ev events.Event
+	ev.ExitStatus = status
+	if sig := ev.Signal(); sig != 0 {
+		desc := fmt.Sprintf("killed by signal %d (%s)", sig, unix.SignalName(syscall.Signal(sig)))
+		if ev.CoreDumped() {
+			desc += ", core dumped"
+		}
+		return desc
+	}
+	return fmt.Sprintf("exited with %d", ev.ExitCode())
 }

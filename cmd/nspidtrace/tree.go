@@ -84,6 +84,9 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 				}
 			}
 			fmt.Fprintf(w, "%s%s%s", prefix, branch, label(p, level))
+			if p.Zombie {
+				w.WriteString(" <zombie>")
+			}
 			if from := q.enteredFrom(p); from != "" {
 				fmt.Fprintf(w, " [entered from %s]", from)
 			}

@@ -15,6 +15,7 @@ func RecordLen(head []byte) int {
 const (
 	flagThread        = 0x1
 	flagArgsTruncated = 0x2
+	flagZombie        = 0x4
 )
 
 // Decoder turns kernel records into Events.
@@ -73,7 +74,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.Start = int64(ev.StartBoot) + d.BootToUnix
 	}
 	ev.Count, ev.NAncestors = 0, 0
-	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated, ev.OldCommLen = 0, 0, false, 0
+	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated, ev.OldCommLen, ev.Zombie = 0, 0, false, 0, false
 
 	switch typ {
 	case TypeProc:
@@ -82,6 +83,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		}
 		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffProcArgs:RecordLen(raw)]))
 		ev.ArgsTruncated = flags&flagArgsTruncated != 0
+		ev.Zombie = flags&flagZombie != 0
 	case TypeRename:
 		if len(raw) < RenameRecordSize {
 			return fmt.Errorf("rename record of %d bytes is shorter than %d", len(raw), RenameRecordSize)

@@ -64,16 +64,16 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 			buf = append(buf, `,"old_tid":`...)
 			buf = strconv.AppendUint(buf, uint64(ev.OldTID), 10)
 		}
+	case TypeProc:
+		if ev.Zombie {
+			buf = append(buf, `,"state":"zombie"`...)
+			buf = appendExitStatus(buf, ev)
+		}
 	case TypeExit:
 		if ev.Thread {
 			buf = append(buf, `,"thread":true`...)
 		}
-		buf = append(buf, `,"exit_code":`...)
-		buf = strconv.AppendInt(buf, int64(ev.ExitCode()), 10)
-		buf = append(buf, `,"signal":`...)
-		buf = strconv.AppendInt(buf, int64(ev.Signal()), 10)
-		buf = append(buf, `,"core_dumped":`...)
-		buf = strconv.AppendBool(buf, ev.CoreDumped())
+		buf = appendExitStatus(buf, ev)
 		if !ev.Thread {
 			buf = append(buf, `,"reaper":`...)
 			buf = strconv.AppendUint(buf, uint64(ev.Reaper), 10)
@@ -186,6 +186,16 @@ func appendProcess(buf []byte, ev *Event) []byte {
 		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])
 	}
 	return buf
+}
+
+// appendExitStatus appends exit_code, signal and core_dumped.
+func appendExitStatus(buf []byte, ev *Event) []byte {
+	buf = append(buf, `,"exit_code":`...)
+	buf = strconv.AppendInt(buf, int64(ev.ExitCode()), 10)
+	buf = append(buf, `,"signal":`...)
+	buf = strconv.AppendInt(buf, int64(ev.Signal()), 10)
+	buf = append(buf, `,"core_dumped":`...)
+	return strconv.AppendBool(buf, ev.CoreDumped())
 }
 
 // appendAncestors appends the `ancestors` array, parent first.

@@ -139,6 +139,8 @@ type Event struct {
 
 	CommLen uint8
 	Comm    [CommLen]byte
+	// Proc: the process has exited but its parent has not reaped it.
+	Zombie bool
 	// Rename: the comm before (Comm holds the new one).
 	OldCommLen uint8
 	OldComm    [CommLen]byte
@@ -151,8 +153,9 @@ type Event struct {
 	ArgsTruncated bool
 	OldTID        uint32 // exec by a non-leader thread: its TID before exec
 
-	// Exit: the wait(2) status, and the host TGID that inherits the
-	// process's children (0: its pid namespace dies with it).
+	// Exit (and a zombie's proc): the wait(2) status, and the host TGID
+	// that inherits the process's children (0: its pid namespace dies with
+	// it).
 	ExitStatus uint32
 	Reaper     uint32
 

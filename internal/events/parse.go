@@ -75,6 +75,11 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			if s, err = p.string(); err == nil {
 				ev.CommLen = uint8(copy(ev.Comm[:], truncUTF8(p.text(s), CommLen-1)))
 			}
+		case "state":
+			var s []byte
+			if s, err = p.string(); err == nil {
+				ev.Zombie = string(s) == "zombie"
+			}
 		case "old_comm":
 			var s []byte
 			if s, err = p.string(); err == nil {

@@ -91,7 +91,7 @@ func TestSpec(t *testing.T) {
 			t.Errorf("map %s: %v, want type %s", name, m, typ)
 		}
 	}
-	for _, v := range []string{nspidtraceVarWithThreads, nspidtraceVarTargetPidns, nspidtraceVarWakeupBytes} {
+	for _, v := range []string{nspidtraceVarWithThreads, nspidtraceVarTargetPidns, nspidtraceVarWakeupBytes, nspidtraceVarWithZombies} {
 		if vs := spec.Variables[v]; vs == nil || !vs.Constant() {
 			t.Errorf("knob %s is not a const volatile global", v)
 		}

@@ -94,6 +94,7 @@ const (
 	nspidtraceVarUnusedRenameEvent   = "unused_rename_event"
 	nspidtraceVarWakeupBytes         = "wakeup_bytes"
 	nspidtraceVarWithThreads         = "with_threads"
+	nspidtraceVarWithZombies         = "with_zombies"
 )
 
 // loadNspidtrace returns the embedded CollectionSpec for nspidtrace.
@@ -170,6 +171,7 @@ type nspidtraceVariableSpecs struct {
 	UnusedRenameEvent *ebpf.VariableSpec `ebpf:"unused_rename_event"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WithThreads       *ebpf.VariableSpec `ebpf:"with_threads"`
+	WithZombies       *ebpf.VariableSpec `ebpf:"with_zombies"`
 }
 
 // nspidtraceObjects contains all objects after they have been loaded into the kernel.
@@ -218,6 +220,7 @@ type nspidtraceVariables struct {
 	UnusedRenameEvent *ebpf.Variable `ebpf:"unused_rename_event"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WithThreads       *ebpf.Variable `ebpf:"with_threads"`
+	WithZombies       *ebpf.Variable `ebpf:"with_zombies"`
 }
 
 // nspidtracePrograms contains all programs after they have been loaded into the kernel.

@@ -27,7 +27,7 @@ type iterObjects struct {
 }
 
 // ReadSnapshot loads only the task iterator, runs it once as Snapshot does
-// and unloads it.
+// (with zombies too, marked: see events.Event.Zombie) and unloads it.
 func ReadSnapshot(handle func(raw []byte) error) error {
 	if err := checkPrivileges(); err != nil {
 		return err
@@ -35,6 +35,10 @@ func ReadSnapshot(handle func(raw []byte) error) error {
 	spec, err := loadNspidtrace()
 	if err != nil {
 		return fmt.Errorf("parse the embedded BPF object: %w", err)
+	}
+	// A one-shot answer shows processes that exited but are not reaped.
+	if err := spec.Variables[nspidtraceVarWithZombies].Set(true); err != nil {
+		return fmt.Errorf("set %s: %w", nspidtraceVarWithZombies, err)
 	}
 	var objs iterObjects
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {

@@ -70,8 +70,11 @@ type Proc struct {
 	originKnown bool
 
 	Exited     bool
-	ExitTime   int64 // Unix ns
-	ExitStatus uint32
+	ExitTime   int64  // Unix ns
+	ExitStatus uint32 // the wait(2) status, once exited (also as a zombie)
+	// Zombie: exited, not yet reaped by its parent (from a one-shot
+	// snapshot; the live tree retires a process at its exit).
+	Zombie bool
 
 	seen uint32 // the last resync generation that saw it
 }
@@ -111,6 +114,10 @@ func (t *Tree) Apply(ev *events.Event) {
 	case events.TypeProc, events.TypeExec:
 		p := t.upsert(ev)
 		p.args = append(p.args[:0], ev.Args[:ev.ArgsLen]...)
+		p.Zombie = ev.Zombie
+		if ev.Zombie {
+			p.ExitStatus = ev.ExitStatus
+		}
 	case events.TypeExit:
 		if !ev.Thread {
 			t.exit(ev)
@@ -446,6 +453,10 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	}
 	ev.Start = p.StartTime
 	ev.EnteredBy = p.EnteredBy
+	ev.Zombie = p.Zombie
+	if p.Zombie {
+		ev.ExitStatus = p.ExitStatus
+	}
 	ev.NSPPid[0] = p.PPID
 	if p.parent != nil {
 		copy(ev.NSPPid[:len(p.nspid)], p.parent.nspid)
