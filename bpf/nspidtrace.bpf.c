@@ -19,6 +19,7 @@ const volatile bool with_threads = false;   /* also thread fork/exit */
 const volatile __u32 target_pidns = 0;      /* only processes inside this pid ns (0: all) */
 const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is pending */
 const volatile bool with_zombies = false;   /* the iterator also dumps unreaped processes */
+const volatile __u64 signal_mask = 0;       /* report signal n when bit n-1 is set */
 
 #define EXIT_ZOMBIE 0x20 /* include/linux/sched.h */
 
@@ -27,6 +28,7 @@ const struct nspt_event *unused_event __attribute__((unused));
 const struct nspt_exec_event *unused_exec_event __attribute__((unused));
 const struct nspt_proc_event *unused_proc_event __attribute__((unused));
 const struct nspt_rename_event *unused_rename_event __attribute__((unused));
+const struct nspt_signal_event *unused_signal_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -380,6 +382,33 @@ int BPF_PROG(handle_rename, struct task_struct *task, const char *comm)
 	/* The task still has its old comm: keep it, and report the new one. */
 	__builtin_memcpy(x->old_comm, x->e.comm, sizeof(x->old_comm));
 	bpf_probe_read_kernel_str(x->e.comm, sizeof(x->e.comm), comm);
+	submit(x);
+	return 0;
+}
+
+/*
+ * A signal was generated for task, by the current task (or by the kernel on
+ * its behalf: a fault, a broken pipe, the OOM killer). Only the signals in
+ * signal_mask: by default those whose default action ends or stops a
+ * process, so that SIGCHLD storms cost nothing.
+ */
+SEC("tp_btf/signal_generate")
+int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
+{
+	struct nspt_signal_event *x;
+
+	if (sig < 1 || sig > 64 || !(signal_mask & (1ULL << (sig - 1))))
+		return 0;
+	if (!task_selected(task))
+		return 0;
+
+	x = reserve(sizeof(*x));
+	if (!x)
+		return 0;
+	fill_event(&x->e, task, NSPT_SIGNAL);
+	fill_event(&x->sender, bpf_get_current_task_btf(), NSPT_SIGNAL);
+	x->sig = sig;
+	x->result = result;
 	submit(x);
 	return 0;
 }

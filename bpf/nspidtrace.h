@@ -26,6 +26,7 @@ enum nspt_type {
 	NSPT_PROC = 7, /* a live process, from the task iterator */
 	/* 8 is user space's "end" of a recording */
 	NSPT_RENAME = 9, /* a process's comm changed, other than by exec */
+	NSPT_SIGNAL = 10, /* a signal was sent */
 };
 
 /* Index into nspt_event.ns[]: the order of SPEC.md's `ns` object. */
@@ -98,6 +99,15 @@ struct nspt_proc_event {
 struct nspt_rename_event {
 	struct nspt_event e;
 	char old_comm[NSPT_COMM_LEN];
+};
+
+/* A signal record: the target (the subject), the sender, the signal. */
+struct nspt_signal_event {
+	struct nspt_event e;
+	struct nspt_event sender; /* the task that sent it (current) */
+	__u32 sig;
+	__s32 result; /* enum trace_signal: 0 delivered, 1 ignored, 2 already
+		       * pending, 3 queue overflow, 4 delivered without info */
 };
 
 #endif /* NSPIDTRACE_H */

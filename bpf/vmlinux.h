@@ -159,6 +159,8 @@ struct task_struct {
 	__u64 start_boottime;
 };
 
+struct kernel_siginfo;
+
 struct linux_binprm {
 	const char *filename;
 };

@@ -148,9 +148,10 @@ func TestTraceEndsCleanly(t *testing.T) {
 	for _, st := range stops {
 		t.Run(st.name, func(t *testing.T) {
 			s := startTrace(t, st.args...)
-			// fork, exec, exit, rename, and setns and unshare at entry and exit.
-			if n := ourPrograms(t); n != 8 {
-				t.Errorf("%d programs loaded while tracing, want 8", n)
+			// fork, exec, exit, rename, signal, and setns and unshare at
+			// entry and exit.
+			if n := ourPrograms(t); n != 9 {
+				t.Errorf("%d programs loaded while tracing, want 9", n)
 			}
 			marker := exec.Command("sh", "-c", "exit 42")
 			marker.Run()

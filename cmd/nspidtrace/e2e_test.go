@@ -105,8 +105,16 @@ type line struct {
 		From uint32 `json:"from"`
 		To   uint32 `json:"to"`
 	} `json:"changed"`
-	Count     uint64 `json:"count"`
-	OldComm   string `json:"old_comm"`
+	Count      uint64 `json:"count"`
+	OldComm    string `json:"old_comm"`
+	SignalName string `json:"signal_name"`
+	Result     string `json:"result"`
+	Sender     struct {
+		PID   uint32   `json:"pid"`
+		NSPid []uint32 `json:"nspid"`
+		Comm  string   `json:"comm"`
+		Key   string   `json:"key"`
+	} `json:"sender"`
 	EnteredBy string `json:"entered_by"`
 	NSInit    bool   `json:"ns_init"`
 	Start     string `json:"start"`

@@ -195,3 +195,49 @@ func TestZombieIsShown(t *testing.T) {
 		t.Errorf("tree of the parent: %q; want the child marked <zombie>", stdout)
 	}
 }
+
+// TestSignalsNameSenderAndTarget: kill -TERM and kill -KILL from known
+// shells yield signal lines naming both sides; SIGCHLD, which every exit
+// sends, is not reported.
+func TestSignalsNameSenderAndTarget(t *testing.T) {
+	testenv.Require(t)
+	s := startTrace(t, "--events", "signal")
+	var targets, senders [2]int
+	for i, sig := range []string{"TERM", "KILL"} {
+		target := exec.Command("sleep", "30")
+		if err := target.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sender := exec.Command("sh", "-c", fmt.Sprintf("kill -%s %d", sig, target.Process.Pid))
+		if err := sender.Run(); err != nil {
+			t.Fatal(err)
+		}
+		target.Wait()
+		targets[i], senders[i] = target.Process.Pid, sender.Process.Pid
+	}
+	time.Sleep(100 * time.Millisecond)
+	lines := s.stop(t, syscall.SIGINT)
+	for i, want := range []struct {
+		num  int
+		name string
+	}{{15, "SIGTERM"}, {9, "SIGKILL"}} {
+		found := false
+		for _, l := range lines {
+			if l.Type == "signal" && l.PID == uint32(targets[i]) && l.Signal == want.num {
+				found = true
+				if l.SignalName != want.name || l.Result != "delivered" || l.Sender.PID != uint32(senders[i]) ||
+					l.Sender.Comm != "sh" || l.Sender.Key == "" || len(l.Sender.NSPid) == 0 || l.Key == "" {
+					t.Errorf("%s line %+v; want sender sh (%d), delivered", want.name, l, senders[i])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s line for target %d", want.name, targets[i])
+		}
+	}
+	for _, l := range lines {
+		if l.Type == "signal" && (l.Signal == 17 || l.Signal == 18) {
+			t.Errorf("a SIGCHLD or SIGCONT line: %+v", l)
+		}
+	}
+}

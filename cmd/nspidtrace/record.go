@@ -23,7 +23,8 @@ var recordCommand = &command{
 	synopsis: "nspidtrace [flags] record -o FILE",
 	summary:  "a recording for later look-back with --from and --at",
 	about: `Records everything for later look-back: a header (hostname, kernel, boot ID,
-start), a proc line for every live process, the feed, and an end line. The
+start), a proc line for every live process, the feed (signals included), and
+an end line. The
 file is created 0600 (argv can hold secrets), never replaces an existing file
 without --force, is flushed at least every second and on Ctrl-C or SIGTERM.
 A write failure or the file's removal ends it with exit 1; what was written
@@ -59,7 +60,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		return err
 	}
 
-	tracer, err := loader.Open(loader.Options{Logger: log})
+	tracer, err := loader.Open(loader.Options{Signals: true, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -81,6 +82,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	var all events.Filter
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
+	all.Types.Add(events.TypeSignal)
 	feed, err := newFeed(file, tracer, &all, events.MaxAncestors)
 	if err != nil {
 		return err

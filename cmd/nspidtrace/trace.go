@@ -30,6 +30,7 @@ filters, up to --at.`,
 	examples: `  sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
   sudo nspidtrace trace --container 59ae --duration 1m > web.ndjson
   sudo nspidtrace trace --pid $$ --threads          this shell and all it starts
+  sudo nspidtrace trace --events signal,exit        who kills what, and how it ends
   nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
@@ -37,7 +38,7 @@ filters, up to --at.`,
 		queryFlags(fs, o)
 		fs.StringVar(&o.pid, "pid", "", "only process `N` and all its descendants, also those born later")
 		fs.StringVar(&o.comm, "comm", "", "only processes whose comm is `NAME`")
-		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename (default all)")
+		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename, and signal (default all but signal)")
 		fs.BoolVar(&o.threads, "threads", false, "also thread creation and exit (\"thread\": true)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")
@@ -86,7 +87,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	}
 
 	// Attach before looking at /proc, so no process slips between the two.
-	tracer, err := loader.Open(loader.Options{Threads: o.threads, PidNS: filter.PidNS, Logger: log})
+	tracer, err := loader.Open(loader.Options{Threads: o.threads, Signals: filter.Types.Has(events.TypeSignal), PidNS: filter.PidNS, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		return fmt.Errorf("record of %d bytes is shorter than the %d-byte header", len(raw), RecordSize)
 	}
 	typ := Type(ne.Uint32(raw[OffType:]))
-	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc && typ != TypeRename {
+	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc && typ != TypeRename && typ != TypeSignal {
 		return fmt.Errorf("record has unknown type %d", typ)
 	}
 	levels := int(ne.Uint32(raw[OffLevels:]))
@@ -84,6 +84,13 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffProcArgs:RecordLen(raw)]))
 		ev.ArgsTruncated = flags&flagArgsTruncated != 0
 		ev.Zombie = flags&flagZombie != 0
+	case TypeSignal:
+		if len(raw) < SignalRecordSize {
+			return fmt.Errorf("signal record of %d bytes is shorter than %d", len(raw), SignalRecordSize)
+		}
+		decodeSender(raw[OffSender:], &ev.Sig)
+		ev.Sig.Number = ne.Uint32(raw[OffSig:])
+		ev.Sig.Result = int32(ne.Uint32(raw[OffSigResult:]))
 	case TypeRename:
 		if len(raw) < RenameRecordSize {
 			return fmt.Errorf("rename record of %d bytes is shorter than %d", len(raw), RenameRecordSize)
@@ -101,6 +108,22 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.ArgsTruncated = flags&flagArgsTruncated != 0
 	}
 	return nil
+}
+
+// decodeSender reads a signal's sender from its nspt_event.
+func decodeSender(raw []byte, sig *SignalInfo) {
+	s := &sig.Sender
+	s.PID = ne.Uint32(raw[OffPID:])
+	s.TID = ne.Uint32(raw[OffTID:])
+	s.UID = ne.Uint32(raw[OffUID:])
+	s.Levels = min(max(int(ne.Uint32(raw[OffLevels:])), 1), MaxLevels)
+	for i := 0; i < s.Levels; i++ {
+		s.NSPid[i] = ne.Uint32(raw[OffNSPid+4*i:])
+		s.PidNS[i] = ne.Uint32(raw[OffPidNS+4*i:])
+	}
+	s.StartBoot = ne.Uint64(raw[OffStart:])
+	s.CommLen = uint8(cstrlen(raw[OffComm : OffComm+CommLen]))
+	copy(s.Comm[:], raw[OffComm:OffComm+int(s.CommLen)])
 }
 
 func cstrlen(b []byte) int {

@@ -25,6 +25,7 @@ func TestDocsCoverEveryField(t *testing.T) {
 		ev := Event{Type: typ, PID: 2, TID: 3, PPID: 1, Levels: 2, EnteredBy: Key{PID: 1, Start: 1}, Thread: true, OldTID: 4, ArgsTruncated: true, Count: 1,
 			StartBoot: 5, ParentStartBoot: 6, Start: 7, Zombie: true}
 		ev.NSPid[1] = 1
+		ev.Sig.Number, ev.Sig.Sender.Levels, ev.Sig.Sender.StartBoot = 15, 1, 1
 		ev.SetArgs([]string{"a"})
 		ev.Ancestors[0] = Ancestor{PID: 1, NSPid: 1, StartBoot: 1}
 		ev.NAncestors = 1

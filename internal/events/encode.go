@@ -2,8 +2,11 @@ package events
 
 import (
 	"strconv"
+	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // timeLayout is RFC 3339 with all nine fractional digits, so lines sort and
@@ -56,6 +59,8 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 		if ev.Thread {
 			buf = append(buf, `,"thread":true`...)
 		}
+	case TypeSignal:
+		buf = appendSignal(buf, &ev.Sig)
 	case TypeRename:
 		buf = append(buf, `,"old_comm":`...)
 		buf = appendString(buf, ev.OldComm[:ev.OldCommLen])
@@ -186,6 +191,44 @@ func appendProcess(buf []byte, ev *Event) []byte {
 		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])
 	}
 	return buf
+}
+
+// signalResults names enum trace_signal's values.
+var signalResults = [...]string{"delivered", "ignored", "already_pending", "queue_full", "delivered_without_info"}
+
+// appendSignal appends a signal event's own fields.
+func appendSignal(buf []byte, sig *SignalInfo) []byte {
+	buf = append(buf, `,"signal":`...)
+	buf = strconv.AppendUint(buf, uint64(sig.Number), 10)
+	if name := unix.SignalName(syscall.Signal(sig.Number)); name != "" {
+		buf = append(buf, `,"signal_name":"`...)
+		buf = append(buf, name...)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, `,"result":"`...)
+	if r := int(sig.Result); r >= 0 && r < len(signalResults) {
+		buf = append(buf, signalResults[r]...)
+	} else {
+		buf = strconv.AppendInt(buf, int64(r), 10)
+	}
+	s := &sig.Sender
+	buf = append(buf, `","sender":{"pid":`...)
+	buf = strconv.AppendUint(buf, uint64(s.PID), 10)
+	buf = append(buf, `,"tid":`...)
+	buf = strconv.AppendUint(buf, uint64(s.TID), 10)
+	buf = append(buf, `,"nspid":`...)
+	buf = appendUints(buf, s.NSPid[:s.Levels])
+	buf = append(buf, `,"pidns":`...)
+	buf = appendUints(buf, s.PidNS[:s.Levels])
+	buf = append(buf, `,"comm":`...)
+	buf = appendString(buf, s.Comm[:s.CommLen])
+	if s.StartBoot != 0 {
+		buf = append(buf, `,"key":`...)
+		buf = AppendKey(buf, s.PID, s.StartBoot)
+	}
+	buf = append(buf, `,"uid":`...)
+	buf = strconv.AppendUint(buf, uint64(s.UID), 10)
+	return append(buf, '}')
 }
 
 // appendExitStatus appends exit_code, signal and core_dumped.

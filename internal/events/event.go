@@ -29,6 +29,8 @@ const (
 	TypeEnd
 	// TypeRename: a process's comm changed other than by exec.
 	TypeRename
+	// TypeSignal: a signal was sent to the subject; Sig holds the rest.
+	TypeSignal
 	typeEnd
 )
 
@@ -42,6 +44,7 @@ var typeNames = [typeEnd]string{
 	TypeProc:    "proc",
 	TypeEnd:     "end",
 	TypeRename:  "rename",
+	TypeSignal:  "signal",
 }
 
 // String returns the type's name as it appears in the NDJSON `type` field.
@@ -72,6 +75,15 @@ func (s *TypeSet) Add(t Type) { *s |= 1 << t }
 // LifecycleTypes are the types `trace --events` selects from.
 var LifecycleTypes = []Type{TypeFork, TypeExec, TypeExit, TypeSetns, TypeUnshare, TypeRename}
 
+// SelectableTypes are the types `trace --events` takes: the lifecycle, and
+// signals, which are asked for by name.
+var SelectableTypes = append(LifecycleTypes[:len(LifecycleTypes):len(LifecycleTypes)], TypeSignal)
+
+// EndingSignals is the set of signals (bit n-1 for signal n) whose default
+// action ends or stops a process (signal(7)): all but SIGCHLD, SIGCONT,
+// SIGURG and SIGWINCH. Signal events report these.
+const EndingSignals = ^uint64(0) &^ (1<<(17-1) | 1<<(18-1) | 1<<(23-1) | 1<<(28-1))
+
 // ParseTypeSet reads a comma-separated list such as "fork,exec" of the
 // lifecycle types; an empty string selects all of them.
 func ParseTypeSet(list string) (TypeSet, error) {
@@ -84,8 +96,8 @@ func ParseTypeSet(list string) (TypeSet, error) {
 	}
 	for _, name := range strings.Split(list, ",") {
 		t, err := ParseType(strings.TrimSpace(name))
-		if err != nil || !slices.Contains(LifecycleTypes, t) {
-			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare, rename)", name)
+		if err != nil || !slices.Contains(SelectableTypes, t) {
+			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare, rename, signal)", name)
 		}
 		set.Add(t)
 	}
@@ -141,6 +153,8 @@ type Event struct {
 	Comm    [CommLen]byte
 	// Proc: the process has exited but its parent has not reaped it.
 	Zombie bool
+	// Signal events: what was sent, by whom.
+	Sig SignalInfo
 	// Rename: the comm before (Comm holds the new one).
 	OldCommLen uint8
 	OldComm    [CommLen]byte
@@ -186,6 +200,21 @@ type Event struct {
 	// and for `<pid> --ancestors`, not by the kernel.
 	Ancestors  [MaxAncestors]Ancestor
 	NAncestors int
+}
+
+// SignalInfo is a signal event's own part: the signal, what became of it,
+// and the sender at every pid-namespace level.
+type SignalInfo struct {
+	Number uint32
+	Result int32 // 0 delivered, 1 ignored, 2 already pending, 3 queue full, 4 delivered without info
+	Sender struct {
+		PID, TID, UID uint32
+		Levels        int
+		NSPid, PidNS  [MaxLevels]uint32
+		StartBoot     uint64
+		CommLen       uint8
+		Comm          [CommLen]byte
+	}
 }
 
 // Key names one process on one boot: its host TGID and its start in

@@ -68,6 +68,16 @@ type RawRenameEvent struct {
 	OldComm [len(RawEvent{}.Comm)]byte
 }
 
+// RawSignalEvent is struct nspt_signal_event: the target (the subject),
+// the sender, the signal and what became of it.
+type RawSignalEvent struct {
+	_      structs.HostLayout
+	E      RawEvent
+	Sender RawEvent
+	Sig    uint32
+	Result int32
+}
+
 // MaxLevels is the number of pid-namespace levels an Event can hold: the host
 // plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
 const MaxLevels = len(RawEvent{}.Nspid)
@@ -117,4 +127,9 @@ const (
 
 	OffOldComm       = int(unsafe.Offsetof(RawRenameEvent{}.OldComm))
 	RenameRecordSize = int(unsafe.Sizeof(RawRenameEvent{}))
+
+	OffSender        = int(unsafe.Offsetof(RawSignalEvent{}.Sender))
+	OffSig           = int(unsafe.Offsetof(RawSignalEvent{}.Sig))
+	OffSigResult     = int(unsafe.Offsetof(RawSignalEvent{}.Result))
+	SignalRecordSize = int(unsafe.Sizeof(RawSignalEvent{}))
 )

@@ -19,6 +19,7 @@ func TestRecordLayout(t *testing.T) {
 		{reflect.TypeFor[nspidtraceNsptExecEvent](), reflect.TypeFor[events.RawExecEvent]()},
 		{reflect.TypeFor[nspidtraceNsptProcEvent](), reflect.TypeFor[events.RawProcEvent]()},
 		{reflect.TypeFor[nspidtraceNsptRenameEvent](), reflect.TypeFor[events.RawRenameEvent]()},
+		{reflect.TypeFor[nspidtraceNsptSignalEvent](), reflect.TypeFor[events.RawSignalEvent]()},
 	}
 	for _, p := range pairs {
 		if p.c.Size() != p.goType.Size() {
@@ -71,6 +72,7 @@ func TestSpec(t *testing.T) {
 		"handle_unshare_exit":  {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_unshare"},
 		"dump_task":            {ebpf.Tracing, ebpf.AttachTraceIter, "iter.s/task"},
 		"handle_rename":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/task_rename"},
+		"handle_signal":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/signal_generate"},
 	}
 	if len(spec.Programs) != len(want) {
 		t.Errorf("object has %d programs, want %d", len(spec.Programs), len(want))
@@ -91,7 +93,7 @@ func TestSpec(t *testing.T) {
 			t.Errorf("map %s: %v, want type %s", name, m, typ)
 		}
 	}
-	for _, v := range []string{nspidtraceVarWithThreads, nspidtraceVarTargetPidns, nspidtraceVarWakeupBytes, nspidtraceVarWithZombies} {
+	for _, v := range []string{nspidtraceVarWithThreads, nspidtraceVarTargetPidns, nspidtraceVarWakeupBytes, nspidtraceVarWithZombies, nspidtraceVarSignalMask} {
 		if vs := spec.Variables[v]; vs == nil || !vs.Constant() {
 			t.Errorf("knob %s is not a const volatile global", v)
 		}

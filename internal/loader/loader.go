@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -30,6 +31,9 @@ const DefaultRingBytes = 16 << 20
 type Options struct {
 	// Threads also reports thread creation and exit.
 	Threads bool
+	// Signals reports the signals whose default action ends or stops a
+	// process (events.EndingSignals).
+	Signals bool
 	// PidNS, when not 0, keeps only processes inside that pid namespace
 	// (at any level), filtered in the kernel.
 	PidNS uint32
@@ -76,6 +80,10 @@ func Open(opts Options) (t *Tracer, err error) {
 		// Wake the reader when a quarter of the ring is full; its poll
 		// deadline picks up anything less.
 		nspidtraceVarWakeupBytes: uint64(opts.RingBytes / 4),
+		nspidtraceVarSignalMask:  uint64(0),
+	}
+	if opts.Signals {
+		knobs[nspidtraceVarSignalMask] = events.EndingSignals
 	}
 	for name, value := range knobs {
 		if err := spec.Variables[name].Set(value); err != nil {
@@ -114,6 +122,7 @@ func (t *Tracer) attach() error {
 		{"sched_process_exec", t.objs.HandleExec},
 		{"sched_process_exit", t.objs.HandleExit},
 		{"task_rename", t.objs.HandleRename},
+		{"signal_generate", t.objs.HandleSignal},
 	}
 	for _, p := range tracing {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})

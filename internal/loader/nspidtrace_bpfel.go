@@ -70,6 +70,14 @@ type nspidtraceNsptRenameEvent struct {
 	OldComm [16]int8
 }
 
+type nspidtraceNsptSignalEvent struct {
+	_      structs.HostLayout
+	E      nspidtraceNsptEvent
+	Sender nspidtraceNsptEvent
+	Sig    uint32
+	Result int32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -85,13 +93,16 @@ const (
 	nspidtraceProgHandleRename       = "handle_rename"
 	nspidtraceProgHandleSetnsEnter   = "handle_setns_enter"
 	nspidtraceProgHandleSetnsExit    = "handle_setns_exit"
+	nspidtraceProgHandleSignal       = "handle_signal"
 	nspidtraceProgHandleUnshareEnter = "handle_unshare_enter"
 	nspidtraceProgHandleUnshareExit  = "handle_unshare_exit"
+	nspidtraceVarSignalMask          = "signal_mask"
 	nspidtraceVarTargetPidns         = "target_pidns"
 	nspidtraceVarUnusedEvent         = "unused_event"
 	nspidtraceVarUnusedExecEvent     = "unused_exec_event"
 	nspidtraceVarUnusedProcEvent     = "unused_proc_event"
 	nspidtraceVarUnusedRenameEvent   = "unused_rename_event"
+	nspidtraceVarUnusedSignalEvent   = "unused_signal_event"
 	nspidtraceVarWakeupBytes         = "wakeup_bytes"
 	nspidtraceVarWithThreads         = "with_threads"
 	nspidtraceVarWithZombies         = "with_zombies"
@@ -146,6 +157,7 @@ type nspidtraceProgramSpecs struct {
 	HandleRename       *ebpf.ProgramSpec `ebpf:"handle_rename"`
 	HandleSetnsEnter   *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
 	HandleSetnsExit    *ebpf.ProgramSpec `ebpf:"handle_setns_exit"`
+	HandleSignal       *ebpf.ProgramSpec `ebpf:"handle_signal"`
 	HandleUnshareEnter *ebpf.ProgramSpec `ebpf:"handle_unshare_enter"`
 	HandleUnshareExit  *ebpf.ProgramSpec `ebpf:"handle_unshare_exit"`
 }
@@ -164,11 +176,13 @@ type nspidtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceVariableSpecs struct {
+	SignalMask        *ebpf.VariableSpec `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedProcEvent   *ebpf.VariableSpec `ebpf:"unused_proc_event"`
 	UnusedRenameEvent *ebpf.VariableSpec `ebpf:"unused_rename_event"`
+	UnusedSignalEvent *ebpf.VariableSpec `ebpf:"unused_signal_event"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 	WithThreads       *ebpf.VariableSpec `ebpf:"with_threads"`
 	WithZombies       *ebpf.VariableSpec `ebpf:"with_zombies"`
@@ -213,11 +227,13 @@ func (m *nspidtraceMaps) Close() error {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceVariables struct {
+	SignalMask        *ebpf.Variable `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedProcEvent   *ebpf.Variable `ebpf:"unused_proc_event"`
 	UnusedRenameEvent *ebpf.Variable `ebpf:"unused_rename_event"`
+	UnusedSignalEvent *ebpf.Variable `ebpf:"unused_signal_event"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 	WithThreads       *ebpf.Variable `ebpf:"with_threads"`
 	WithZombies       *ebpf.Variable `ebpf:"with_zombies"`
@@ -234,6 +250,7 @@ type nspidtracePrograms struct {
 	HandleRename       *ebpf.Program `ebpf:"handle_rename"`
 	HandleSetnsEnter   *ebpf.Program `ebpf:"handle_setns_enter"`
 	HandleSetnsExit    *ebpf.Program `ebpf:"handle_setns_exit"`
+	HandleSignal       *ebpf.Program `ebpf:"handle_signal"`
 	HandleUnshareEnter *ebpf.Program `ebpf:"handle_unshare_enter"`
 	HandleUnshareExit  *ebpf.Program `ebpf:"handle_unshare_exit"`
 }
@@ -247,6 +264,7 @@ func (p *nspidtracePrograms) Close() error {
 		p.HandleRename,
 		p.HandleSetnsEnter,
 		p.HandleSetnsExit,
+		p.HandleSignal,
 		p.HandleUnshareEnter,
 		p.HandleUnshareExit,
 	)
