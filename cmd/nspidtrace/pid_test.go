@@ -246,7 +246,23 @@ func TestContainerSelection(t *testing.T) {
 	testenv.WaitChild(t, joined.Process.Pid)
 	time.Sleep(100 * time.Millisecond) // until it has exec'd sleep
 
-	stdout, stderr, code := runBinary(t, "tree", "--container", id[:12])
+	// nsenter alone enters the namespace but not the container's cgroup:
+	// tree --pidns shows it beside the docker exec-like shell, and says so.
+	plain := exec.Command("nsenter", "--target", fmt.Sprint(ns.Holder), "--pid", "sleep", "5")
+	if err := plain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { plain.Process.Kill(); plain.Wait() }()
+	testenv.WaitChild(t, plain.Process.Pid)
+	time.Sleep(100 * time.Millisecond)
+	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
+	wantNS := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]] [entered from nsenter(%d)]\nsleep(3) [pid:[%d]] [entered from nsenter(%d); not in its init's cgroup]\n",
+		ns.Inode, ns.Inode, joined.Process.Pid, ns.Inode, plain.Process.Pid)
+	if code != exitOK || stdout != wantNS {
+		t.Errorf("tree --pidns of the container: exit %d %s\n got %q\nwant %q", code, stderr, stdout, wantNS)
+	}
+
+	stdout, stderr, code = runBinary(t, "tree", "--container", id[:12])
 	if want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]] [entered from nsenter(%d)]\n", ns.Inode, ns.Inode, joined.Process.Pid); code != exitOK || stdout != want {
 		t.Errorf("tree --container: exit %d %s\n got %q\nwant %q", code, stderr, stdout, want)
 	}

@@ -336,16 +336,40 @@ func parsePID(what, s string) (uint32, error) {
 
 // enteredFrom describes the process that forked p into its pid namespace
 // from outside, for a process that entered it: "nsenter(12600)", or the
-// host PID alone once the enterer is gone. "" for any other process.
+// host PID alone once the enterer is gone; live, it adds when p is not in
+// its namespace's init's cgroups, as nsenter leaves it (docker exec joins
+// them). "" for any other process.
 func (q *query) enteredFrom(p *pidmap.Proc) string {
 	if !p.Entered() {
 		return ""
 	}
 	by := p.EnteredBy
+	from := fmt.Sprintf("host PID %d", by.PID)
 	for _, e := range []*pidmap.Proc{q.tree.Get(by.PID), q.tree.LastHolder(by.PID)} {
 		if e != nil && (e.Start == by.Start || by.Start == 0) {
-			return fmt.Sprintf("%s(%d)", termsafe.String(e.CommString()), by.PID)
+			from = fmt.Sprintf("%s(%d)", termsafe.String(e.CommString()), by.PID)
+			break
 		}
 	}
-	return fmt.Sprintf("host PID %d", by.PID)
+	if q.outsideInitCgroups(p) {
+		from += "; not in its init's cgroup"
+	}
+	return from
+}
+
+// outsideInitCgroups reports, live, whether p's cgroups differ from those
+// of its pid namespace's init.
+func (q *query) outsideInitCgroups(p *pidmap.Proc) bool {
+	init := p.NS().Init
+	if q.fromFile || init == nil {
+		return false
+	}
+	own, err := procfs.OwnPidNS(procfs.ProcRoot)
+	ownNS := q.tree.Namespace(own)
+	if err != nil || ownNS == nil || p.LevelOf(ownNS) < 0 || init.LevelOf(ownNS) < 0 {
+		return false
+	}
+	mine, err1 := procfs.Cgroups(procfs.ProcRoot, p.NSPid(ownNS.Level))
+	its, err2 := procfs.Cgroups(procfs.ProcRoot, init.NSPid(ownNS.Level))
+	return err1 == nil && err2 == nil && mine != its
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
@@ -46,6 +47,17 @@ func isContainerID(s string) bool {
 		}
 	}
 	return true
+}
+
+// Cgroups returns process pid's cgroup membership as procfs at root shows
+// it (/proc/PID/cgroup: one line per hierarchy, a single 0:: line on
+// cgroup v2), for comparing two processes.
+func Cgroups(root string, pid uint32) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, strconv.FormatUint(uint64(pid), 10), "cgroup"))
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return "", ErrNoProcess
+	}
+	return string(b), err
 }
 
 // ContainerID returns the ID of the container process pid is in, from its
