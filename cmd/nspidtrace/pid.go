@@ -68,7 +68,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), safeArgs(p))
 	if p.Zombie {
-		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", exitDescription(p.ExitStatus))
+		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", exitDescription(events.WaitStatus(p.ExitStatus)))
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
@@ -95,7 +95,11 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
 		for a := p.Parent(); a != nil; a = a.Parent() {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pidsFrom(a, q.level()), termsafe.String(a.CommString()), safeArgs(a))
+			pids := "-" // outside the namespace looked from
+			if a.Levels() > q.level() {
+				pids = pidsFrom(a, q.level())
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), safeArgs(a))
 		}
 		tw.Flush()
 	}
@@ -113,15 +117,13 @@ func safeArgs(p *pidmap.Proc) string {
 }
 
 // exitDescription says how a process ended, from its wait(2) status.
-func exitDescription(status uint32) string {
-	var ev events.Event
-	ev.ExitStatus = status
-	if sig := ev.Signal(); sig != 0 {
+func exitDescription(status events.WaitStatus) string {
+	if sig := status.Signal(); sig != 0 {
 		desc := fmt.Sprintf("killed by signal %d (%s)", sig, unix.SignalName(syscall.Signal(sig)))
-		if ev.CoreDumped() {
+		if status.CoreDumped() {
 			desc += ", core dumped"
 		}
 		return desc
 	}
-	return fmt.Sprintf("exited with %d", ev.ExitCode())
+	return fmt.Sprintf("exited with %d", status.ExitCode())
 }

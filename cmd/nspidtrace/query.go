@@ -36,6 +36,10 @@ type query struct {
 	container string
 	members   map[*pidmap.Proc]string
 
+	// own is the caller's pid namespace (live): /proc numbers processes
+	// as it sees them.
+	own *pidmap.PidNS
+
 	fromFile bool
 	fallback bool // answered from /proc, without privileges
 }
@@ -81,12 +85,8 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 			return nil, notFoundError{errors.New("the recording holds no process at that instant")}
 		}
 	default:
-		own, err := procfs.OwnPidNS(procfs.ProcRoot)
-		if err != nil {
-			return nil, fmt.Errorf("read the caller's pid namespace: %w", err)
-		}
-		if q.view = q.tree.Namespace(own); q.view == nil {
-			return nil, fmt.Errorf("the caller's pid namespace pid:[%d] has no process in the tree", own)
+		if q.view = q.own; q.view == nil {
+			return nil, errors.New("the caller's pid namespace has no process in the tree")
 		}
 	}
 	return q, nil
@@ -127,6 +127,11 @@ func (q *query) load(o *options, log zerolog.Logger) error {
 		return err
 	}
 	q.asOf = q.tree.Time()
+	own, err := procfs.OwnPidNS(procfs.ProcRoot)
+	if err != nil {
+		return fmt.Errorf("read the caller's pid namespace: %w", err)
+	}
+	q.own = q.tree.Namespace(own)
 	return nil
 }
 
@@ -284,12 +289,8 @@ func (q *query) findLive(pid uint32) *pidmap.Proc {
 	if err != nil {
 		return nil
 	}
-	own, err := procfs.OwnPidNS(procfs.ProcRoot)
-	if err != nil {
-		return nil
-	}
-	if ns := q.tree.Namespace(own); ns != nil {
-		if p := ns.Lookup(uint32(viewPID)); p != nil {
+	if q.own != nil {
+		if p := q.own.Lookup(uint32(viewPID)); p != nil {
 			return p
 		}
 	}
@@ -361,15 +362,10 @@ func (q *query) enteredFrom(p *pidmap.Proc) string {
 // of its pid namespace's init.
 func (q *query) outsideInitCgroups(p *pidmap.Proc) bool {
 	init := p.NS().Init
-	if q.fromFile || init == nil {
-		return false
+	if q.own == nil || init == nil || p.LevelOf(q.own) < 0 || init.LevelOf(q.own) < 0 {
+		return false // a recording, or processes /proc does not show us
 	}
-	own, err := procfs.OwnPidNS(procfs.ProcRoot)
-	ownNS := q.tree.Namespace(own)
-	if err != nil || ownNS == nil || p.LevelOf(ownNS) < 0 || init.LevelOf(ownNS) < 0 {
-		return false
-	}
-	mine, err1 := procfs.Cgroups(procfs.ProcRoot, p.NSPid(ownNS.Level))
-	its, err2 := procfs.Cgroups(procfs.ProcRoot, init.NSPid(ownNS.Level))
+	mine, err1 := procfs.Cgroups(procfs.ProcRoot, p.NSPid(q.own.Level))
+	its, err2 := procfs.Cgroups(procfs.ProcRoot, init.NSPid(q.own.Level))
 	return err1 == nil && err2 == nil && mine != its
 }

@@ -52,7 +52,8 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	case path == "":
 		return usagef("record needs -o FILE")
 	}
-	if err := checkTarget(path, o.force); err != nil {
+	openFlags, err := recordingFlags(path, o.force)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat)
@@ -65,7 +66,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		return err
 	}
 	defer tracer.Close()
-	file, err := createRecording(path, o.force)
+	file, err := createRecording(path, openFlags)
 	if err != nil {
 		return err
 	}
@@ -127,42 +128,47 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	return file.Close()
 }
 
-// checkTarget refuses, before anything is loaded, a path that would replace
-// a file or follow a symbolic link.
-func checkTarget(path string, force bool) error {
+// recordingFlags decides, before anything is loaded, how path is opened:
+// created anew (never through a symbolic link), or with force an existing
+// file replaced; a device or a pipe is written as it is. A path that would
+// replace a file without force, or follow a link, is refused.
+func recordingFlags(path string, force bool) (int, error) {
+	const flags = os.O_WRONLY | unix.O_NOFOLLOW
 	st, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return flags | os.O_CREATE | os.O_EXCL, nil
 	case err != nil:
-		return fmt.Errorf("record to %s: %w", path, err)
+		return 0, fmt.Errorf("record to %s: %w", path, err)
 	case st.Mode()&fs.ModeSymlink != 0:
-		return usagef("record -o %s: it is a symbolic link; give the path it points to", path)
-	case st.Mode().IsRegular() && !force:
-		return usagef("record -o %s: the file exists (give --force to replace it, or another name)", path)
+		return 0, errSymlink(path)
 	case st.IsDir():
-		return usagef("record -o %s: it is a directory", path)
+		return 0, usagef("record -o %s: it is a directory", path)
+	case st.Mode().IsRegular() && !force:
+		return 0, errExists(path)
+	case st.Mode().IsRegular():
+		return flags | os.O_TRUNC, nil
 	}
-	return nil
+	return flags, nil
 }
 
-// createRecording creates path readable by its owner only (argv can hold
-// secrets), never through a symbolic link, and replaces an existing file
-// only with force. A device or a pipe is written as it is.
-func createRecording(path string, force bool) (*os.File, error) {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL | unix.O_NOFOLLOW
-	if st, err := os.Lstat(path); err == nil && (force || !st.Mode().IsRegular()) {
-		flags = os.O_WRONLY | unix.O_NOFOLLOW
-		if st.Mode().IsRegular() {
-			flags |= os.O_TRUNC
-		}
-	}
+func errExists(path string) error {
+	return usagef("record -o %s: the file exists (give --force to replace it, or another name)", path)
+}
+
+func errSymlink(path string) error {
+	return usagef("record -o %s: it is a symbolic link; give the path it points to", path)
+}
+
+// createRecording opens path with recordingFlags' flags, readable by its
+// owner only: argv can hold secrets.
+func createRecording(path string, flags int) (*os.File, error) {
 	f, err := os.OpenFile(path, flags, 0o600)
 	switch {
-	case errors.Is(err, fs.ErrExist):
-		return nil, usagef("record -o %s: the file exists (give --force to replace it, or another name)", path)
-	case errors.Is(err, unix.ELOOP):
-		return nil, usagef("record -o %s: it is a symbolic link; give the path it points to", path)
+	case errors.Is(err, fs.ErrExist): // created meanwhile
+		return nil, errExists(path)
+	case errors.Is(err, unix.ELOOP): // made a link meanwhile
+		return nil, errSymlink(path)
 	case err != nil:
 		return nil, fmt.Errorf("create the recording: %w", err)
 	}

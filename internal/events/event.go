@@ -302,11 +302,23 @@ func (e *Event) Level(ns uint32) int {
 	return -1
 }
 
-// ExitCode is the exit status passed to exit(2), when no signal killed the process.
-func (e *Event) ExitCode() int { return int(e.ExitStatus>>8) & 0xff }
+// WaitStatus is a status as wait(2) reports it.
+type WaitStatus uint32
+
+// ExitCode is the status passed to exit(2), when no signal killed the process.
+func (w WaitStatus) ExitCode() int { return int(w>>8) & 0xff }
 
 // Signal is the signal that killed the process, or 0.
-func (e *Event) Signal() int { return int(e.ExitStatus & 0x7f) }
+func (w WaitStatus) Signal() int { return int(w & 0x7f) }
 
 // CoreDumped reports whether the killing signal dumped core.
-func (e *Event) CoreDumped() bool { return e.ExitStatus&0x80 != 0 }
+func (w WaitStatus) CoreDumped() bool { return w&0x80 != 0 }
+
+// ExitCode is the exit status passed to exit(2), when no signal killed the process.
+func (e *Event) ExitCode() int { return WaitStatus(e.ExitStatus).ExitCode() }
+
+// Signal is the signal that killed the process, or 0.
+func (e *Event) Signal() int { return WaitStatus(e.ExitStatus).Signal() }
+
+// CoreDumped reports whether the killing signal dumped core.
+func (e *Event) CoreDumped() bool { return WaitStatus(e.ExitStatus).CoreDumped() }
