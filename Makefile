@@ -4,8 +4,10 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := nspidtrace
 
-# Debian packages `make generate` needs (CI installs them with `make deps`).
-DEPS := clang-19 llvm-19 libbpf-dev
+# Debian packages `make generate` and the tests need (CI installs them with
+# `make deps`): the BPF toolchain, and a real Docker engine with a busybox
+# to import as the containers' image (no registry is needed).
+DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static
 
 .DEFAULT_GOAL := build
 .PHONY: build generate check-generated test bench lint deps help
@@ -36,7 +38,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
 
-deps: ## install the Debian packages generate needs (root)
+deps: ## install the Debian packages generate and the tests need (root)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS)
 

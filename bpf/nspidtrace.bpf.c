@@ -20,6 +20,15 @@ const volatile __u32 target_pidns = 0;      /* only processes inside this pid ns
 const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is pending */
 const volatile bool with_zombies = false;   /* the iterator also dumps unreaped processes */
 const volatile __u64 signal_mask = 0;       /* report signal n when bit n-1 is set */
+/*
+ * The cgroup hierarchy cgroup_id is read from: the cgroup v2 hierarchy
+ * (CGROUP_DFL), or on cgroup v1 the index of a controller mounted on its own
+ * hierarchy (its row in /proc/cgroups), since v1 container runtimes leave
+ * the v2 hierarchy empty.
+ */
+#define CGROUP_DFL 0xffffffff
+#define CGROUP_SUBSYS_MAX 64
+const volatile __u32 cgroup_subsys = CGROUP_DFL;
 
 #define EXIT_ZOMBIE 0x20 /* include/linux/sched.h */
 
@@ -146,6 +155,23 @@ static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 	}
 }
 
+/* The kernfs ID of the task's cgroup in the hierarchy cgroup_subsys names. */
+static __always_inline __u64 task_cgroup_id(struct task_struct *task)
+{
+	struct css_set *cset = BPF_CORE_READ(task, cgroups);
+	struct cgroup_subsys_state *css = NULL;
+	__u32 i = cgroup_subsys;
+
+	if (i == CGROUP_DFL)
+		return BPF_CORE_READ(cset, dfl_cgrp, kn, id);
+	if (i >= CGROUP_SUBSYS_MAX)
+		return 0;
+	/* subsys[] is sized by the kernel's config: its index is not relocatable, its base is. */
+	if (bpf_probe_read_kernel(&css, sizeof(css), &cset->subsys[i]) || !css)
+		return 0;
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
 /* What the level walk of fill_event() needs, for its bpf_loop() callback. */
 struct level_walk {
 	struct nspt_event *e;
@@ -217,6 +243,7 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	bpf_loop(level + 1, fill_level, &w, 0);
 
 	read_namespaces(task, e->ns);
+	e->cgroup_id = task_cgroup_id(task);
 }
 
 static __always_inline void *reserve(__u64 size)

@@ -72,6 +72,8 @@ struct nspt_event {
 			    * pid namespace dies with its init */
 	__u64 start_ns;    /* the process's start, CLOCK_BOOTTIME: tells PID reuse apart */
 	__u64 parent_start_ns; /* the real parent's start, CLOCK_BOOTTIME */
+	__u64 cgroup_id;   /* kernfs ID of the task's cgroup in the hierarchy the
+			    * cgroup_subsys knob names: the inode of its directory */
 };
 
 /* An exec record: the common record followed by filename and argv. */

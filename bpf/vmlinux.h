@@ -142,6 +142,23 @@ struct mm_struct {
 	unsigned long arg_end;
 };
 
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+};
+
+struct css_set {
+	struct cgroup_subsys_state *subsys[14];
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	struct mm_struct *mm;
 	int exit_state;
@@ -157,6 +174,7 @@ struct task_struct {
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
 	__u64 start_boottime;
+	struct css_set *cgroups;
 };
 
 struct kernel_siginfo;

@@ -72,7 +72,7 @@ func logFlags(fs *flag.FlagSet, o *options) {
 // queryFlags choose what <pid>, tree and trace look at.
 func queryFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.pidns, "pidns", "", "look from inside pid namespace `REF`: a PID, /proc/N/ns/pid, pid:[INODE] or an inode")
-	fs.StringVar(&o.container, "container", "", "only the processes of container `ID` (its full ID or a unique prefix)")
+	fs.StringVar(&o.container, "container", "", "only the processes of container `NAME`: its name, full ID or a unique ID prefix (docker, containerd, CRI-O, podman)")
 	fs.StringVar(&o.from, "from", "", "answer from the recording `FILE` (or trace --snapshot output), not the live kernel")
 	fs.StringVar(&o.at, "at", "", "with --from, the instant `TIME`: RFC 3339 or +90s from the start (default: the end)")
 }

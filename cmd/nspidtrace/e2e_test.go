@@ -116,6 +116,13 @@ type line struct {
 		Key   string   `json:"key"`
 	} `json:"sender"`
 	EnteredBy string `json:"entered_by"`
+	Outside   bool   `json:"outside_init_cgroup"`
+	Cgroup    string `json:"cgroup"`
+	Container *struct {
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		Runtime string `json:"runtime"`
+	} `json:"container"`
 	NSInit    bool   `json:"ns_init"`
 	Start     string `json:"start"`
 	Key       string `json:"key"`

@@ -25,6 +25,8 @@ type feed struct {
 	line     []byte
 	// ancestors bounds the lineage written on exec lines (0: none).
 	ancestors int
+	// container, when set, keeps only one container's events.
+	container *containerFollower
 
 	written   uint64
 	lastFlush time.Time
@@ -35,13 +37,13 @@ type feed struct {
 const flushInterval = time.Second
 
 // newFeed wires tracer to w through a live tree. Call start, then run.
-func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter, ancestors int) (*feed, error) {
-	boot, err := loader.BootToUnix()
+func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter, ancestors int, log zerolog.Logger) (*feed, error) {
+	dec, err := newDecoder(log)
 	if err != nil {
 		return nil, err
 	}
 	f := &feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, ancestors: ancestors, lastFlush: time.Now()}
-	f.follower = pidmap.NewFollower(tracer, pidmap.NewTree(pidmap.DefaultExitedKept), events.Decoder{BootToUnix: boot})
+	f.follower = pidmap.NewFollower(tracer, pidmap.NewTree(pidmap.DefaultExitedKept), dec)
 	f.follower.OnEvent = f.event
 	f.follower.OnIdle = f.flush
 	return f, nil
@@ -72,13 +74,14 @@ func (f *feed) logEnd(log zerolog.Logger, msg string) {
 }
 
 func (f *feed) event(ev *events.Event) error {
-	if !f.filter.Match(ev) {
+	if f.container != nil && !f.container.keep(ev, f.follower.Tree) || !f.filter.Match(ev) {
 		return nil
 	}
 	// What the live tree, which has just applied the event, knows of its
 	// subject: how it entered its namespace, and on exec its lineage.
 	if p := f.follower.Tree.Subject(ev); p != nil {
 		ev.EnteredBy = p.EnteredBy
+		ev.OutsideInitCgroup = p.OutsideInitCgroup()
 		if ev.Type == events.TypeExec && f.ancestors > 0 {
 			p.FillAncestors(ev, f.ancestors)
 		}

@@ -28,7 +28,7 @@ the container's with --container. A thread ID names its process.
 Without root it answers from /proc, with the levels visible from here.`,
 	examples: `  sudo nspidtrace 12573                          one process at every level
   sudo nspidtrace --pidns 12573 52               PID 52 in 12573's pid namespace
-  sudo nspidtrace --container 59ae 1 -o json     a container's init, as a proc object
+  sudo nspidtrace --container web 1 -o json      a container's init, as a proc object
   sudo nspidtrace --ancestors 12573              and who started it, up to the host's init
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
@@ -72,8 +72,9 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
-	// Every level, host first; with --pidns or --container, from its level down.
-	for i := q.level(); i < p.Levels(); i++ {
+	// Every level, host first, also with --pidns or --container: the host
+	// PID is what the other tools on the host take.
+	for i := 0; i < p.Levels(); i++ {
 		ppid := "-"
 		if parent := p.Parent(); parent != nil && i < parent.Levels() {
 			ppid = fmt.Sprint(parent.NSPid(i))
@@ -87,6 +88,12 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", i, p.NSPid(i), ppid, pidns)
 	}
 	tw.Flush()
+	if c := containerLine(p); c != "" {
+		fmt.Fprintln(w, c)
+	}
+	if out := q.outsideContainer(p); out != "" {
+		fmt.Fprintln(w, out)
+	}
 	if from := q.enteredFrom(p); from != "" {
 		fmt.Fprintf(w, "entered pid:[%d] from %s (setns: nsenter, docker exec)\n", p.NS().Inode, from)
 	}
@@ -104,6 +111,33 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		tw.Flush()
 	}
 	return w.Flush()
+}
+
+// containerLine names p's container for a terminal: "container web
+// (f9d9678ac59e, docker), pod shop/web-0, cgroup /docker/f9d9…"; "" when
+// p is in none.
+func containerLine(p *pidmap.Proc) string {
+	cg := p.Cgroup
+	if cg == nil || cg.Container == nil {
+		return ""
+	}
+	c := cg.Container
+	var b strings.Builder
+	fmt.Fprintf(&b, "container %s (%s", termsafe.String(c.Label()), c.ShortID())
+	if c.Runtime != "" {
+		fmt.Fprintf(&b, ", %s", termsafe.String(c.Runtime))
+	}
+	b.WriteByte(')')
+	if pod := c.Pod; pod != nil {
+		switch {
+		case pod.Name != "":
+			fmt.Fprintf(&b, ", pod %s/%s", termsafe.String(pod.Namespace), termsafe.String(pod.Name))
+		case pod.UID != "":
+			fmt.Fprintf(&b, ", pod UID %s", termsafe.String(pod.UID))
+		}
+	}
+	fmt.Fprintf(&b, ", cgroup %s", termsafe.String(cg.Path))
+	return b.String()
 }
 
 // safeArgs is p's argv for a terminal: the process chose it, so it is

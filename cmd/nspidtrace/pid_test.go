@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
@@ -69,10 +70,12 @@ func TestShowPIDFromTheHost(t *testing.T) {
 		}
 	}
 
+	// Looked at from the namespace, the host PID is still shown, first.
 	stdout, _, code := runBinary(t, "--pidns", fmt.Sprint(ns.Holder), "1")
 	rows := strings.Split(strings.TrimSpace(stdout), "\n")
-	if code != exitOK || len(rows) != 3 || !strings.HasPrefix(rows[1], "LEVEL") ||
-		!strings.Contains(rows[2], fmt.Sprintf("pid:[%d]", ns.Inode)) || strings.Fields(rows[2])[1] != "1" {
+	if code != exitOK || len(rows) != 4 || !strings.HasPrefix(rows[1], "LEVEL") ||
+		strings.Fields(rows[2])[1] != fmt.Sprint(ns.Holder) ||
+		!strings.Contains(rows[3], fmt.Sprintf("pid:[%d]", ns.Inode)) || strings.Fields(rows[3])[1] != "1" {
 		t.Errorf("text with --pidns: exit %d\n%s", code, stdout)
 	}
 	stdout, _, _ = runBinary(t, fmt.Sprint(ns.Holder))
@@ -146,12 +149,14 @@ func TestTreeOfANamespace(t *testing.T) {
 	}
 	defer func() { enter.Process.Kill(); enter.Wait() }()
 	sh := testenv.WaitChild(t, enter.Process.Pid)
-	testenv.WaitChild(t, sh)
+	sleep := testenv.WaitChild(t, sh)
 
 	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
 	// Both roots begin the namespace: their parents are outside it. The
-	// shell entered it, from nsenter; the holder is its init.
-	want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsh(2) [pid:[%d]] [entered from nsenter(%d)]\n└─sleep(3)\n", ns.Inode, ns.Inode, enter.Process.Pid)
+	// shell entered it, from nsenter; the holder is its init. Each shows
+	// its host PID after the namespace's.
+	want := fmt.Sprintf("sleep(1, host %d) [pid:[%d]]\nsh(2, host %d) [pid:[%d]] [entered from nsenter(%d)]\n└─sleep(3, host %d)\n",
+		ns.Holder, ns.Inode, sh, ns.Inode, enter.Process.Pid, sleep)
 	if code != exitOK || stdout != want {
 		t.Errorf("tree --pidns: exit %d %s\n got:\n%s\nwant:\n%s", code, stderr, stdout, want)
 	}
@@ -196,6 +201,28 @@ func TestTraceSnapshot(t *testing.T) {
 			t.Errorf("proc line after the events began: %+v", l)
 		}
 	}
+}
+
+// ownCgroup is this test's cgroup in the hierarchy nspidtrace reads.
+func ownCgroup(t *testing.T) string {
+	t.Helper()
+	h, err := loader.Hierarchy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// ID:CONTROLLERS:PATH; v2's line has no controllers.
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 && (h.Controller == "" && f[1] == "" || h.Controller != "" && slices.Contains(strings.Split(f[1], ","), h.Controller)) {
+			return f[2]
+		}
+	}
+	t.Fatalf("no %s line in /proc/self/cgroup", h)
+	return ""
 }
 
 // cgroupDir is where docker puts container id's processes: cgroup v1 has a
@@ -243,7 +270,7 @@ func TestContainerSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { joined.Process.Kill(); joined.Wait() }()
-	testenv.WaitChild(t, joined.Process.Pid)
+	joinedSleep := testenv.WaitChild(t, joined.Process.Pid)
 	time.Sleep(100 * time.Millisecond) // until it has exec'd sleep
 
 	// nsenter alone enters the namespace but not the container's cgroup:
@@ -253,17 +280,27 @@ func TestContainerSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { plain.Process.Kill(); plain.Wait() }()
-	testenv.WaitChild(t, plain.Process.Pid)
+	plainSleep := testenv.WaitChild(t, plain.Process.Pid)
 	time.Sleep(100 * time.Millisecond)
 	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
-	wantNS := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]] [entered from nsenter(%d)]\nsleep(3) [pid:[%d]] [entered from nsenter(%d); not in its init's cgroup]\n",
-		ns.Inode, ns.Inode, joined.Process.Pid, ns.Inode, plain.Process.Pid)
+	short := id[:12]
+	wantNS := fmt.Sprintf("sleep(1, host %d) [pid:[%d]] [container %s]\n"+
+		"sleep(2, host %d) [pid:[%d]] [container %s] [entered from nsenter(%d)]\n"+
+		"sleep(3, host %d) [pid:[%d]] [entered from nsenter(%d); not in its init's cgroup]\n",
+		ns.Holder, ns.Inode, short, joinedSleep, ns.Inode, short, joined.Process.Pid, plainSleep, ns.Inode, plain.Process.Pid)
 	if code != exitOK || stdout != wantNS {
 		t.Errorf("tree --pidns of the container: exit %d %s\n got %q\nwant %q", code, stderr, stdout, wantNS)
 	}
 
+	// tree --container: the container's processes, and the one that only
+	// shares its pid namespace, marked.
 	stdout, stderr, code = runBinary(t, "tree", "--container", id[:12])
-	if want := fmt.Sprintf("sleep(1) [pid:[%d]]\nsleep(2) [pid:[%d]] [entered from nsenter(%d)]\n", ns.Inode, ns.Inode, joined.Process.Pid); code != exitOK || stdout != want {
+	hostCgroup := ownCgroup(t)
+	if want := fmt.Sprintf("sleep(1, host %d) [pid:[%d]]\n"+
+		"sleep(2, host %d) [pid:[%d]] [entered from nsenter(%d)]\n"+
+		"sleep(3, host %d) [pid:[%d]] [in %s's pid namespace, cgroup %s] [entered from nsenter(%d); not in its init's cgroup]\n",
+		ns.Holder, ns.Inode, joinedSleep, ns.Inode, joined.Process.Pid,
+		plainSleep, ns.Inode, short, hostCgroup, plain.Process.Pid); code != exitOK || stdout != want {
 		t.Errorf("tree --container: exit %d %s\n got %q\nwant %q", code, stderr, stdout, want)
 	}
 	if l := procJSON(t, "--container", id, "1"); l.PID != uint32(ns.Holder) {
@@ -287,7 +324,7 @@ func TestContainerSelection(t *testing.T) {
 
 	// An ID no container has, and a name (not an ID): neither is a bad
 	// namespace reference, both are "no running container matches".
-	for _, arg := range []string{"ffff", "web"} {
+	for _, arg := range []string{"ffff", "no-such-container-name"} {
 		_, stderr, code := runBinary(t, "tree", "--container", arg)
 		if code != exitNotFound || !strings.Contains(stderr, "no running container matches") || strings.Contains(stderr, "namespace reference") {
 			t.Errorf("--container %s: exit %d, want %d saying no running container matches: %s", arg, code, exitNotFound, stderr)

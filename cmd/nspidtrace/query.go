@@ -14,6 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/cgroup"
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -32,9 +34,9 @@ type query struct {
 	// narrowed: --pidns or --container chose the view, so only processes
 	// inside it are shown, from its level down.
 	narrowed bool
-	// container is --container's ID, and members maps processes to theirs.
-	container string
-	members   map[*pidmap.Proc]string
+	// container is --container's; its processes are those in its cgroup
+	// (see inContainer).
+	container *events.Container
 
 	// own is the caller's pid namespace (live): /proc numbers processes
 	// as it sees them.
@@ -101,9 +103,6 @@ func checkSelection(o *options) error {
 	if o.pidns != "" && o.container != "" {
 		return usagef("give --pidns or --container, not both: --container already looks from the container's pid namespace")
 	}
-	if o.container != "" && o.from != "" {
-		return usagef("--container needs the live system (a recording holds no cgroups): use --pidns")
-	}
 	return nil
 }
 
@@ -155,11 +154,10 @@ func oneShotQuery(o *options, stderr io.Writer) (*query, error) {
 // without the privileges for BPF, from /proc (saying so on stderr; then the
 // tree holds only processes whose namespaces the caller may read).
 func snapshotTree(log zerolog.Logger) (tree *pidmap.Tree, fallback bool, err error) {
-	boot, err := loader.BootToUnix()
+	dec, err := newDecoder(log)
 	if err != nil {
 		return nil, false, err
 	}
-	dec := events.Decoder{BootToUnix: boot}
 	tree = pidmap.NewTree(0)
 	var ev events.Event
 	start := time.Now()
@@ -181,6 +179,29 @@ func snapshotTree(log zerolog.Logger) (tree *pidmap.Tree, fallback bool, err err
 	tree.Relink()
 	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("snapshot of the kernel's tasks")
 	return tree, false, nil
+}
+
+// newDecoder makes the decoder of the kernel's records: their times made
+// Unix time, and their cgroup IDs named with their containers where the
+// cgroup hierarchy can be read (else it says so, and names none).
+func newDecoder(log zerolog.Logger) (events.Decoder, error) {
+	boot, err := loader.BootToUnix()
+	if err != nil {
+		return events.Decoder{}, err
+	}
+	dec := events.Decoder{BootToUnix: boot}
+	h, err := loader.Hierarchy()
+	var r *cgroup.Resolver
+	if err == nil {
+		r, err = cgroup.NewResolver(h, "/")
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot read the cgroup hierarchy: cgroups and containers are not named")
+		return dec, nil
+	}
+	log.Debug().Stringer("hierarchy", h).Msg("cgroups")
+	dec.Cgroups = r
+	return dec, nil
 }
 
 // replay reads --from up to --at into tree, calling each with every event.
@@ -232,26 +253,62 @@ func (q *query) refInRecording(ref string) (uint32, error) {
 // selectContainer narrows the view to a container: its processes, seen
 // from its pid namespace.
 func (q *query) selectContainer(arg string) error {
-	q.members = procfs.Containers(procfs.ProcRoot, q.tree)
-	id, err := procfs.ResolveContainer(q.members, arg)
+	c, err := container.Select(q.tree.Containers(), arg)
 	switch {
-	case errors.Is(err, procfs.ErrAmbiguous):
+	case errors.Is(err, container.ErrAmbiguous):
 		return usageError{"--container: " + err.Error()}
-	case errors.Is(err, procfs.ErrNoContainer):
+	case errors.Is(err, container.ErrNoContainer):
+		if q.fromFile {
+			err = fmt.Errorf("%w at that instant of the recording", err)
+		}
 		return notFoundError{err}
 	}
-	q.container, q.narrowed = id, true
-	q.view = procfs.ContainerNamespace(q.members, id)
+	q.container, q.narrowed = c, true
+	// Its pid namespace is its shallowest member's: its init's, or the
+	// host's for a --pid=host container.
+	q.tree.Walk(func(p *pidmap.Proc, _ int) {
+		if p.Cgroup.In(c.ID) && (q.view == nil || p.NS().Level < q.view.Level) {
+			q.view = p.NS()
+		}
+	})
 	return nil
 }
 
 // selected reports whether p is shown: with --pidns, a process inside REF;
-// with --container, one of the container's.
+// with --container, one of the container's, or one that shares the pid
+// namespace the container made (marked by outsideContainer).
 func (q *query) selected(p *pidmap.Proc) bool {
 	if !q.narrowed {
 		return true
 	}
-	return p.LevelOf(q.view) >= 0 && (q.container == "" || q.members[p] == q.container)
+	if q.container == nil {
+		return p.LevelOf(q.view) >= 0
+	}
+	return p.Cgroup.In(q.container.ID) || q.ownsView() && p.LevelOf(q.view) >= 0
+}
+
+// ownsView reports whether the container made the pid namespace it is seen
+// from: its init is the container's (not so for --pid=host, or a sidecar
+// with --pid=container:OTHER).
+func (q *query) ownsView() bool {
+	init := q.view.Init
+	return q.view.Level > 0 && init != nil && init.Cgroup.In(q.container.ID)
+}
+
+// outsideContainer describes, for a process shown with --container that is
+// not in the container's cgroup, where it is instead; "" for members and
+// without --container.
+func (q *query) outsideContainer(p *pidmap.Proc) string {
+	if q.container == nil || p.Cgroup.In(q.container.ID) {
+		return ""
+	}
+	where := "not in its cgroup"
+	if p.Cgroup != nil && p.Cgroup.Container != nil {
+		where = "container " + termsafe.String(p.Cgroup.Container.Label())
+	} else if p.Cgroup != nil && p.Cgroup.Path != "" {
+		where = "cgroup " + termsafe.String(p.Cgroup.Path)
+	}
+	return fmt.Sprintf("in %s's pid namespace, %s", termsafe.String(q.container.Label()), where)
 }
 
 // level is the pid-namespace level PIDs are shown from.
@@ -337,9 +394,9 @@ func parsePID(what, s string) (uint32, error) {
 
 // enteredFrom describes the process that forked p into its pid namespace
 // from outside, for a process that entered it: "nsenter(12600)", or the
-// host PID alone once the enterer is gone; live, it adds when p is not in
-// its namespace's init's cgroups, as nsenter leaves it (docker exec joins
-// them). "" for any other process.
+// host PID alone once the enterer is gone; it adds when p is not in its
+// namespace's init's cgroup, as nsenter leaves it (docker exec joins it).
+// "" for any other process.
 func (q *query) enteredFrom(p *pidmap.Proc) string {
 	if !p.Entered() {
 		return ""
@@ -352,20 +409,8 @@ func (q *query) enteredFrom(p *pidmap.Proc) string {
 			break
 		}
 	}
-	if q.outsideInitCgroups(p) {
+	if p.OutsideInitCgroup() {
 		from += "; not in its init's cgroup"
 	}
 	return from
-}
-
-// outsideInitCgroups reports, live, whether p's cgroups differ from those
-// of its pid namespace's init.
-func (q *query) outsideInitCgroups(p *pidmap.Proc) bool {
-	init := p.NS().Init
-	if q.own == nil || init == nil || p.LevelOf(q.own) < 0 || init.LevelOf(q.own) < 0 {
-		return false // a recording, or processes /proc does not show us
-	}
-	mine, err1 := procfs.Cgroups(procfs.ProcRoot, p.NSPid(q.own.Level))
-	its, err2 := procfs.Cgroups(procfs.ProcRoot, init.NSPid(q.own.Level))
-	return err1 == nil && err2 == nil && mine != its
 }

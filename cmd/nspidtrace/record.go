@@ -84,7 +84,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
 	all.Types.Add(events.TypeSignal)
-	feed, err := newFeed(file, tracer, &all, events.MaxAncestors)
+	feed, err := newFeed(file, tracer, &all, events.MaxAncestors, log)
 	if err != nil {
 		return err
 	}

@@ -57,9 +57,10 @@ func TestRecordedIncident(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	t1 := time.Now()
 	// What tree --pidns shows of the container at t1, from /proc.
-	wantTree := fmt.Sprintf("sleep(1) [pid:[%d]]\nsh(2) [pid:[%d]] [entered from nsenter(%d)]\n", ns.Inode, ns.Inode, shell.Process.Pid)
+	wantTree := fmt.Sprintf("sleep(1, host %d) [pid:[%d]]\nsh(2, host %d) [pid:[%d]] [entered from nsenter(%d)]\n",
+		ns.Holder, ns.Inode, shellPID, ns.Inode, shell.Process.Pid)
 	if kids, err := procfs.Descendants(procfs.ProcRoot, shellPID); err == nil && len(kids) == 2 {
-		wantTree += "└─sleep(3)\n" // this sh forks the command instead of exec'ing it
+		wantTree += fmt.Sprintf("└─sleep(3, host %d)\n", kids[1]) // this sh forks the command instead of exec'ing it
 	}
 
 	// Exits with a code and by a signal.

@@ -28,7 +28,7 @@ flushed whenever the kernel's buffer is drained, at least every 50 ms, and
 on every way out. With --from, it prints a recording's lines that pass the
 filters, up to --at.`,
 	examples: `  sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
-  sudo nspidtrace trace --container 59ae --duration 1m > web.ndjson
+  sudo nspidtrace trace --container web --duration 1m > web.ndjson   followed across restarts
   sudo nspidtrace trace --pid $$ --threads          this shell and all it starts
   sudo nspidtrace trace --events signal,exit        who kills what, and how it ends
   nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
@@ -69,19 +69,22 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
 		return err
 	}
+	var follow *containerFollower
+	pidView := filter.PidNS // where --pid's PID is read
 	if o.container != "" {
-		// A container's processes, docker exec'd ones too, are those in
-		// its pid namespace: the kernel filters by that.
+		// Its processes are those in its cgroup, wherever they are: the
+		// kernel reports every process's cgroup, and the feed picks.
 		q, err := openQuery(o, log)
 		if err != nil {
 			return err
 		}
-		filter.PidNS = q.view.Inode
+		follow = newContainerFollower(o.container, q.container, q.tree, log)
+		pidView = q.view.Inode
 	}
 	// Find --pid's process before attaching, so a typo fails fast.
 	var subtreeRoot int
 	if o.pid != "" {
-		if subtreeRoot, err = findSubtreeRoot(o.pid, filter.PidNS); err != nil {
+		if subtreeRoot, err = findSubtreeRoot(o.pid, pidView); err != nil {
 			return err
 		}
 	}
@@ -102,10 +105,11 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	feed, err := newFeed(stdout, tracer, filter, o.ancestors)
+	feed, err := newFeed(stdout, tracer, filter, o.ancestors, log)
 	if err != nil {
 		return err
 	}
+	feed.container = follow
 	if err := feed.start(); err != nil {
 		return err
 	}
@@ -164,9 +168,14 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 			return err
 		}
 	}
+	var follow *containerFollower
+	if o.container != "" {
+		follow = newContainerFollower(o.container, nil, nil, log)
+	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
-	_, err = replay(o, log, pidmap.NewTree(pidmap.DefaultExitedKept), func(ev *events.Event, line []byte) error {
-		if !filter.Match(ev) {
+	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
+	_, err = replay(o, log, tree, func(ev *events.Event, line []byte) error {
+		if follow != nil && !follow.keep(ev, tree) || !filter.Match(ev) {
 			return nil
 		}
 		w.Write(line)
@@ -174,6 +183,9 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	})
 	if ferr := w.Flush(); err == nil {
 		err = ferr
+	}
+	if err == nil && follow != nil && follow.c == nil {
+		return notFoundError{fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", o.container)}
 	}
 	return err
 }

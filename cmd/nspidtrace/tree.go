@@ -20,10 +20,13 @@ var treeCommand = &command{
 	about: `Draws the process tree, one line per process: comm(PID/PID/…) with its PID
 at each level from the viewer's down, and [pid:[INODE]] where a process's
 pid namespace differs from its parent's. With <pid>, only its subtree.
-With --pidns or --container, PIDs are shown as that namespace sees them, and
-a process whose parent is outside it is a root of its own: a shell from
-docker exec or nsenter shows up beside the container's init.`,
-	examples: `  sudo nspidtrace tree --pidns /proc/12573/ns/pid     a container's processes
+With --pidns or --container, PIDs are shown as that namespace sees them,
+then the host PID: sleep(1, host 12573); a process whose parent is outside
+it is a root of its own: a shell from docker exec or nsenter shows up beside
+the container's init. A container's processes are those in its cgroup;
+others in its pid namespace are shown marked.`,
+	examples: `  sudo nspidtrace tree --container web                 a container's processes
+  sudo nspidtrace tree --pidns /proc/12573/ns/pid       the processes in a pid namespace
   sudo nspidtrace tree 12573 -o json | jq -c '{nspid, args}'
   nspidtrace --from incident.ndjson --at +90s tree     the tree 90 s into a recording
 `,
@@ -87,6 +90,12 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			if p.Zombie {
 				w.WriteString(" <zombie>")
 			}
+			if c := newContainer(p); c != nil && q.container == nil {
+				fmt.Fprintf(w, " [container %s]", termsafe.String(c.Label()))
+			}
+			if out := q.outsideContainer(p); out != "" {
+				fmt.Fprintf(w, " [%s]", out)
+			}
 			if from := q.enteredFrom(p); from != "" {
 				fmt.Fprintf(w, " [entered from %s]", from)
 			}
@@ -106,13 +115,17 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	return w.Flush()
 }
 
-// label is `comm(P0/P1/…)` from level down, with the pid namespace named
-// where it differs from the parent's.
+// label is `comm(P0/P1/…)` from level down (and the host PID after them
+// when level is not the host's), with the pid namespace named where it
+// differs from the parent's.
 func label(p *pidmap.Proc, level int) string {
 	var b strings.Builder
 	b.WriteString(termsafe.String(p.CommString()))
 	b.WriteByte('(')
 	b.WriteString(pidsFrom(p, level))
+	if level > 0 {
+		fmt.Fprintf(&b, ", host %d", p.PID)
+	}
 	b.WriteByte(')')
 	if parent := p.Parent(); (parent != nil && parent.NS() != p.NS()) || (parent == nil && p.NS().Level > level) {
 		fmt.Fprintf(&b, " [pid:[%d]]", p.NS().Inode)
@@ -130,4 +143,18 @@ func pidsFrom(p *pidmap.Proc, level int) string {
 		b.WriteString(strconv.FormatUint(uint64(p.NSPid(i)), 10))
 	}
 	return b.String()
+}
+
+// newContainer returns p's container where p is the first of it down its
+// branch (its parent is in another, or none): a container's init, or a
+// process that entered it.
+func newContainer(p *pidmap.Proc) *events.Container {
+	if p.Cgroup == nil || p.Cgroup.Container == nil {
+		return nil
+	}
+	c := p.Cgroup.Container
+	if parent := p.Parent(); parent != nil && parent.Cgroup.In(c.ID) {
+		return nil
+	}
+	return c
 }

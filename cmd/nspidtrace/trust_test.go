@@ -41,7 +41,7 @@ func TestSubcommandHelp(t *testing.T) {
 		{[]string{"help", "trace"}, []string{"Usage: nspidtrace [flags] trace"}, nil},
 		{[]string{"record", "-h"}, []string{"Usage: nspidtrace [flags] record -o FILE", "--force", "-o, --output FILE"}, []string{"--snapshot", "--pidns"}},
 		{[]string{"tree", "--help"}, []string{"Usage: nspidtrace [flags] tree [<pid>]", "-o, --output FORMAT", "(default text)"}, []string{"--snapshot"}},
-		{[]string{"12", "--help"}, []string{"Usage: nspidtrace [flags] <pid>", "--container ID"}, []string{"--threads"}},
+		{[]string{"12", "--help"}, []string{"Usage: nspidtrace [flags] <pid>", "--container NAME"}, []string{"--threads"}},
 		{[]string{"help", "pid"}, []string{"Usage: nspidtrace [flags] <pid>"}, nil},
 		{[]string{"version", "--help"}, []string{"Usage: nspidtrace version"}, nil},
 	} {

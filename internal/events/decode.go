@@ -23,6 +23,13 @@ type Decoder struct {
 	// BootToUnix is added to the kernel's CLOCK_BOOTTIME timestamps to make
 	// them Unix time.
 	BootToUnix int64
+	// Cgroups, when set, names the cgroup IDs records carry.
+	Cgroups CgroupResolver
+}
+
+// CgroupResolver names the cgroup a kernel cgroup ID stands for.
+type CgroupResolver interface {
+	Cgroup(id uint64) *Cgroup
 }
 
 var ne = binary.NativeEndian
@@ -69,6 +76,12 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Reaper = ne.Uint32(raw[OffReaper:])
 	ev.StartBoot = ne.Uint64(raw[OffStart:])
 	ev.ParentStartBoot = ne.Uint64(raw[OffPStart:])
+	ev.CgroupID = ne.Uint64(raw[OffCgroupID:])
+	ev.Cgroup = nil
+	if d.Cgroups != nil && ev.CgroupID != 0 {
+		ev.Cgroup = d.Cgroups.Cgroup(ev.CgroupID)
+	}
+	ev.OutsideInitCgroup = false
 	ev.Start = 0
 	if ev.StartBoot != 0 {
 		ev.Start = int64(ev.StartBoot) + d.BootToUnix

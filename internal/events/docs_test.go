@@ -23,7 +23,8 @@ func TestDocsCoverEveryField(t *testing.T) {
 	var lines []byte
 	for typ := TypeFork; typ < typeEnd; typ++ {
 		ev := Event{Type: typ, PID: 2, TID: 3, PPID: 1, Levels: 2, EnteredBy: Key{PID: 1, Start: 1}, Thread: true, OldTID: 4, ArgsTruncated: true, Count: 1,
-			StartBoot: 5, ParentStartBoot: 6, Start: 7, Zombie: true}
+			StartBoot: 5, ParentStartBoot: 6, Start: 7, Zombie: true, OutsideInitCgroup: true,
+			Cgroup: NewCgroup(1, "/kubepods/pod1/c", &Container{ID: "c", Name: "n", Runtime: "r", Pod: &Pod{Namespace: "ns", Name: "p", UID: "u"}})}
 		ev.NSPid[1] = 1
 		ev.Sig.Number, ev.Sig.Sender.Levels, ev.Sig.Sender.StartBoot = 15, 1, 1
 		ev.SetArgs([]string{"a"})

@@ -167,6 +167,9 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	buf = strconv.AppendUint(buf, uint64(ev.UID), 10)
 	buf = append(buf, `,"gid":`...)
 	buf = strconv.AppendUint(buf, uint64(ev.GID), 10)
+	if ev.Cgroup != nil {
+		buf = append(buf, ev.Cgroup.json...)
+	}
 	if ev.Start != 0 {
 		buf = append(buf, `,"start":"`...)
 		buf = time.Unix(0, ev.Start).UTC().AppendFormat(buf, timeLayout)
@@ -186,6 +189,9 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	if ev.EnteredBy.PID != 0 {
 		buf = append(buf, `,"entered_by":`...)
 		buf = AppendKey(buf, ev.EnteredBy.PID, ev.EnteredBy.Start)
+	}
+	if ev.OutsideInitCgroup {
+		buf = append(buf, `,"outside_init_cgroup":true`...)
 	}
 	if ev.NAncestors > 0 {
 		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])

@@ -149,6 +149,11 @@ type Event struct {
 	NS       [NSKinds]uint32
 	UID, GID uint32
 
+	// CgroupID is the kernel's ID of the subject's cgroup (0: unknown), and
+	// Cgroup what it names, when a CgroupResolver or a recording told.
+	CgroupID uint64
+	Cgroup   *Cgroup
+
 	CommLen uint8
 	Comm    [CommLen]byte
 	// Proc: the process has exited but its parent has not reaped it.
@@ -185,6 +190,10 @@ type Event struct {
 	// namespace after setns: nsenter, docker exec. Zero for a process born
 	// inside, from the namespace's init. Filled from the live tree.
 	EnteredBy Key
+	// OutsideInitCgroup: the subject's cgroup is not that of its pid
+	// namespace's init (an nsenter'd shell, a --pid=container: sidecar).
+	// Filled from the live tree.
+	OutsideInitCgroup bool
 
 	// Setns and unshare: the call's argument (nstype or flags), its return
 	// value, and the namespaces before the call (NS holds them after).

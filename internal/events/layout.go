@@ -38,6 +38,7 @@ type RawEvent struct {
 	StartNs    uint64
 
 	ParentStartNs uint64
+	CgroupId      uint64
 }
 
 // RawExecEvent is struct nspt_exec_event.
@@ -113,6 +114,7 @@ const (
 	OffReaper     = int(unsafe.Offsetof(RawEvent{}.Reaper))
 	OffStart      = int(unsafe.Offsetof(RawEvent{}.StartNs))
 	OffPStart     = int(unsafe.Offsetof(RawEvent{}.ParentStartNs))
+	OffCgroupID   = int(unsafe.Offsetof(RawEvent{}.CgroupId))
 	RecordSize    = int(unsafe.Sizeof(RawEvent{}))
 
 	OffFilenameLen = int(unsafe.Offsetof(RawExecEvent{}.FilenameLen))

@@ -16,7 +16,44 @@ var ErrUnknownType = errors.New("unknown event type")
 // reuses its scratch space, and does not allocate.
 type Parser struct {
 	p parser
+	// The cgroup and container of the line being read, and the Cgroup
+	// values made so far: lines of one cgroup share one.
+	cg      cgroupFields
+	cgroups map[string]*Cgroup
+	cgKey   []byte
 }
+
+// cgroupFields are the `cgroup` and `container` fields of one line, copied
+// out of the scanner's scratch space (a later string reuses it).
+type cgroupFields struct {
+	f              [cgFields][]byte
+	seen           bool // either field is present
+	container, pod bool
+}
+
+// The strings of cgroupFields.f.
+const (
+	cgPath = iota
+	cgID
+	cgName
+	cgRuntime
+	cgPodNS
+	cgPodName
+	cgPodUID
+	cgFields
+)
+
+// reset forgets the previous line, keeping the buffers.
+func (cg *cgroupFields) reset() {
+	for i := range cg.f {
+		cg.f[i] = cg.f[i][:0]
+	}
+	cg.seen, cg.container, cg.pod = false, false, false
+}
+
+// maxInterned bounds the Cgroup values a Parser keeps: a recording of
+// endless cgroup churn costs memory only up to it.
+const maxInterned = 1 << 14
 
 // Parse reads one line with a new Parser.
 func Parse(line []byte, ev *Event) error {
@@ -32,6 +69,7 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 	ps.p.b, ps.p.i = line, 0
 	p := &ps.p
 	*ev = Event{}
+	ps.cg.reset()
 	var levels [3]int
 	var typeSeen, header bool
 	var changed uint16 // namespace kinds `changed` names
@@ -118,6 +156,13 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 				}
 				return err
 			})
+		case "cgroup":
+			ps.cg.seen = true
+			err = ps.keep(cgPath)
+		case "container":
+			err = ps.container()
+		case "outside_init_cgroup":
+			ev.OutsideInitCgroup, err = p.bool()
 		case "uid":
 			ev.UID, err = p.uint32()
 		case "gid":
@@ -220,6 +265,7 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 		return fmt.Errorf("nspid, pidns and nsppid have %d, %d and %d levels", levels[0], levels[1], levels[2])
 	}
 	ev.Levels = levels[0]
+	ev.Cgroup = ps.cgroup()
 	if ev.TID == 0 {
 		ev.TID = ev.PID
 	}
@@ -305,6 +351,80 @@ func cloneFlag(name []byte) uint64 {
 	if hasPrefix(name, "0x") {
 		n, _ := strconv.ParseUint(string(name[2:]), 16, 64)
 		return n
+	}
+	return 0
+}
+
+// keep reads a string into field i of the line's cgroup fields.
+func (ps *Parser) keep(i int) error {
+	s, err := ps.p.string()
+	ps.cg.f[i] = append(ps.cg.f[i][:0], ps.p.text(s)...)
+	return err
+}
+
+// container reads the `container` object.
+func (ps *Parser) container() error {
+	p, cg := &ps.p, &ps.cg
+	cg.seen, cg.container = true, true
+	return p.object(func(k []byte) error {
+		switch string(k) {
+		case "id":
+			return ps.keep(cgID)
+		case "name":
+			return ps.keep(cgName)
+		case "runtime":
+			return ps.keep(cgRuntime)
+		case "pod":
+			cg.pod = true
+			return p.object(func(k []byte) error {
+				switch string(k) {
+				case "namespace":
+					return ps.keep(cgPodNS)
+				case "name":
+					return ps.keep(cgPodName)
+				case "uid":
+					return ps.keep(cgPodUID)
+				}
+				return p.skip()
+			})
+		}
+		return p.skip()
+	})
+}
+
+// cgroup returns the Cgroup the line's fields describe, one value for all
+// lines that describe the same; nil when it has neither field.
+func (ps *Parser) cgroup() *Cgroup {
+	cg := &ps.cg
+	if !cg.seen {
+		return nil
+	}
+	ps.cgKey = ps.cgKey[:0]
+	for _, b := range cg.f {
+		ps.cgKey = append(append(ps.cgKey, b...), 0)
+	}
+	ps.cgKey = append(ps.cgKey, byte(boolBit(cg.container)|boolBit(cg.pod)<<1))
+	if c, ok := ps.cgroups[string(ps.cgKey)]; ok {
+		return c
+	}
+	var c *Container
+	if cg.container {
+		c = &Container{ID: string(cg.f[cgID]), Name: string(cg.f[cgName]), Runtime: string(cg.f[cgRuntime])}
+		if cg.pod {
+			c.Pod = &Pod{Namespace: string(cg.f[cgPodNS]), Name: string(cg.f[cgPodName]), UID: string(cg.f[cgPodUID])}
+		}
+	}
+	made := NewCgroup(0, string(cg.f[cgPath]), c)
+	if ps.cgroups == nil || len(ps.cgroups) >= maxInterned {
+		ps.cgroups = make(map[string]*Cgroup)
+	}
+	ps.cgroups[string(ps.cgKey)] = made
+	return made
+}
+
+func boolBit(b bool) int {
+	if b {
+		return 1
 	}
 	return 0
 }

@@ -136,3 +136,43 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A process's cgroup and container survive a recording: escaped strings
+// come back exact, and lines of one cgroup share one value.
+func TestParseCgroup(t *testing.T) {
+	hostile := "web\x1b]0;pwned\x07\u202e\"\\"
+	cg := NewCgroup(7, "/kubepods/burstable/pod1/"+hostile, &Container{ID: strings.Repeat("ab", 32), Name: hostile,
+		Runtime: "containerd", Pod: &Pod{Namespace: "shop", Name: hostile, UID: "0f5b5a3e-2d5c-4b0a-9a1e-7e0d8c6d2a11"}})
+	plain := NewCgroup(8, "/user.slice", nil)
+	var ps Parser
+	var got [3]*Cgroup
+	for i, c := range []*Cgroup{cg, plain, cg} {
+		ev := Event{Type: TypeExec, PID: 9, TID: 9, Levels: 1, Cgroup: c, OutsideInitCgroup: i == 0}
+		line := AppendJSON(nil, &ev)
+		var back Event
+		if err := ps.Parse(line[:len(line)-1], &back); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if back.OutsideInitCgroup != (i == 0) {
+			t.Errorf("line %d: outside_init_cgroup %v", i, back.OutsideInitCgroup)
+		}
+		got[i] = back.Cgroup
+		if again := AppendJSON(nil, &back); string(again) != string(line) {
+			t.Errorf("round trip:\n got %s\nwant %s", again, line)
+		}
+	}
+	if c := got[0].Container; got[0].Path != cg.Path || c == nil || c.Name != hostile || c.Pod == nil || *c.Pod != *cg.Container.Pod {
+		t.Errorf("container back as %+v", got[0])
+	}
+	if got[1].Container != nil || got[1].Path != "/user.slice" {
+		t.Errorf("a cgroup in no container back as %+v", got[1])
+	}
+	if got[0] != got[2] {
+		t.Error("two lines of one cgroup gave two values")
+	}
+	// A line without either field has no cgroup.
+	var back Event
+	if err := ps.Parse([]byte(`{"type":"exit","pid":1,"nspid":[1],"pidns":[1],"nsppid":[0]}`), &back); err != nil || back.Cgroup != nil {
+		t.Errorf("no cgroup fields: %+v, %v", back.Cgroup, err)
+	}
+}

@@ -79,8 +79,9 @@ func Open(opts Options) (t *Tracer, err error) {
 		nspidtraceVarTargetPidns: opts.PidNS,
 		// Wake the reader when a quarter of the ring is full; its poll
 		// deadline picks up anything less.
-		nspidtraceVarWakeupBytes: uint64(opts.RingBytes / 4),
-		nspidtraceVarSignalMask:  uint64(0),
+		nspidtraceVarWakeupBytes:  uint64(opts.RingBytes / 4),
+		nspidtraceVarSignalMask:   uint64(0),
+		nspidtraceVarCgroupSubsys: cgroupSubsys(),
 	}
 	if opts.Signals {
 		knobs[nspidtraceVarSignalMask] = events.EndingSignals

@@ -45,6 +45,7 @@ type nspidtraceNsptEvent struct {
 	Reaper        uint32
 	StartNs       uint64
 	ParentStartNs uint64
+	CgroupId      uint64
 }
 
 type nspidtraceNsptExecEvent struct {
@@ -96,6 +97,7 @@ const (
 	nspidtraceProgHandleSignal       = "handle_signal"
 	nspidtraceProgHandleUnshareEnter = "handle_unshare_enter"
 	nspidtraceProgHandleUnshareExit  = "handle_unshare_exit"
+	nspidtraceVarCgroupSubsys        = "cgroup_subsys"
 	nspidtraceVarSignalMask          = "signal_mask"
 	nspidtraceVarTargetPidns         = "target_pidns"
 	nspidtraceVarUnusedEvent         = "unused_event"
@@ -176,6 +178,7 @@ type nspidtraceMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceVariableSpecs struct {
+	CgroupSubsys      *ebpf.VariableSpec `ebpf:"cgroup_subsys"`
 	SignalMask        *ebpf.VariableSpec `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -227,6 +230,7 @@ func (m *nspidtraceMaps) Close() error {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceVariables struct {
+	CgroupSubsys      *ebpf.Variable `ebpf:"cgroup_subsys"`
 	SignalMask        *ebpf.Variable `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`

@@ -40,6 +40,9 @@ func ReadSnapshot(handle func(raw []byte) error) error {
 	if err := spec.Variables[nspidtraceVarWithZombies].Set(true); err != nil {
 		return fmt.Errorf("set %s: %w", nspidtraceVarWithZombies, err)
 	}
+	if err := spec.Variables[nspidtraceVarCgroupSubsys].Set(cgroupSubsys()); err != nil {
+		return fmt.Errorf("set %s: %w", nspidtraceVarCgroupSubsys, err)
+	}
 	var objs iterObjects
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		return explainLoadError(err)

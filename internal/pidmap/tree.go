@@ -68,6 +68,9 @@ type Proc struct {
 	// and kept: the enterer may exit, and p be reparented, later.
 	EnteredBy   events.Key
 	originKnown bool
+	// Cgroup is the process's cgroup and container, as its latest event
+	// told (nil: not known).
+	Cgroup *events.Cgroup
 
 	Exited     bool
 	ExitTime   int64  // Unix ns
@@ -106,6 +109,17 @@ func NewTree(keep int) *Tree {
 // events may repeat what a snapshot said: Apply is idempotent for both.
 func (t *Tree) Apply(ev *events.Event) {
 	t.time = max(t.time, ev.Time)
+	t.apply(ev)
+	// Any event tells the subject's cgroup now: a process moved into a
+	// container's cgroup (runc's init) shows it at its next event.
+	if ev.Cgroup != nil && !ev.Thread && ev.Type != events.TypeExit {
+		if p := t.procs[ev.PID]; p != nil && sameProcess(p, ev) {
+			p.Cgroup = ev.Cgroup
+		}
+	}
+}
+
+func (t *Tree) apply(ev *events.Event) {
 	switch ev.Type {
 	case events.TypeFork:
 		if !ev.Thread {
@@ -453,6 +467,8 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	}
 	ev.Start = p.StartTime
 	ev.EnteredBy = p.EnteredBy
+	ev.Cgroup = p.Cgroup
+	ev.OutsideInitCgroup = p.OutsideInitCgroup()
 	ev.Zombie = p.Zombie
 	if p.Zombie {
 		ev.ExitStatus = p.ExitStatus
@@ -466,6 +482,21 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 		ev.NS = *p.nsset
 	}
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
+}
+
+// OutsideInitCgroup reports whether p is in a pid namespace below the
+// host's and in another cgroup than the namespace's init: it entered the
+// namespace without joining the init's container (nsenter, a sidecar
+// sharing the namespace), or the init left. False when either is unknown.
+func (p *Proc) OutsideInitCgroup() bool {
+	if p.ns == nil {
+		return false
+	}
+	init := p.ns.Init
+	if p.ns.Level == 0 || init == nil || init == p || p.Cgroup == nil || init.Cgroup == nil {
+		return false
+	}
+	return p.Cgroup.Path != init.Cgroup.Path
 }
 
 // FillAncestors writes p's ancestors into ev, parent first, at most max
@@ -544,4 +575,18 @@ func (t *Tree) endResync(gen uint32, when int64) {
 		}
 	}
 	t.Relink()
+}
+
+// Containers returns the containers live processes are in, each cgroup's
+// once.
+func (t *Tree) Containers() []*events.Container {
+	var cs []*events.Container
+	seen := make(map[*events.Container]bool)
+	for _, p := range t.procs {
+		if p.Cgroup != nil && p.Cgroup.Container != nil && !seen[p.Cgroup.Container] {
+			seen[p.Cgroup.Container] = true
+			cs = append(cs, p.Cgroup.Container)
+		}
+	}
+	return cs
 }

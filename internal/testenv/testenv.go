@@ -1,4 +1,4 @@
-// Package bpftest holds what privileged tests share: the gate that decides
+// Package testenv holds what privileged tests share: the gate that decides
 // whether they run.
 package testenv
 

@@ -1,0 +1,131 @@
+package main
+
+// trace --container: the events of one container, followed by name across
+// restarts, whatever pid namespace it has.
+
+import (
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+)
+
+// containerFollower keeps the events of one container: those of processes
+// in its cgroup, and of processes in the pid namespace its init made that
+// are not (nsenter'd shells, sidecars sharing it: their lines say
+// outside_init_cgroup). A container started again under the same name (a
+// restart, or rm and run) is followed, and each stop and start is logged.
+type containerFollower struct {
+	arg string            // what --container said
+	c   *events.Container // the container followed; nil until seen (replay)
+	// view is the pid namespace the container's init made, while it
+	// lives; 0 when the container is stopped or has none of its own
+	// (--pid=host, --pid=container:OTHER).
+	view    uint32
+	stopped bool
+	log     zerolog.Logger
+}
+
+// newContainerFollower follows c (nil: the first container that arg names,
+// as a recording's lines show it), starting from tree.
+func newContainerFollower(arg string, c *events.Container, tree *pidmap.Tree, log zerolog.Logger) *containerFollower {
+	cf := &containerFollower{arg: arg, c: c, log: log}
+	if c == nil {
+		return cf
+	}
+	var shallowest *pidmap.PidNS
+	tree.Walk(func(p *pidmap.Proc, _ int) {
+		if p.Cgroup.In(c.ID) && (shallowest == nil || p.NS().Level < shallowest.Level) {
+			shallowest = p.NS()
+		}
+	})
+	if shallowest != nil && shallowest.Level > 0 && shallowest.Init != nil && shallowest.Init.Cgroup.In(c.ID) {
+		cf.view = shallowest.Inode
+	}
+	return cf
+}
+
+// keep reports whether ev, already applied to tree, is the container's. It
+// sees every event, whatever the other filters keep, to notice the
+// container's init start and exit.
+func (cf *containerFollower) keep(ev *events.Event, tree *pidmap.Tree) bool {
+	if cf.member(ev) {
+		cf.watchInit(ev)
+		return true
+	}
+	if cf.view == 0 {
+		return false
+	}
+	// The kernel reuses a dead namespace's inode: the namespace counts only
+	// while the container's own init holds it.
+	if ns := tree.Namespace(cf.view); ns == nil || ns.Init == nil || !ns.Init.Cgroup.In(cf.c.ID) {
+		return false
+	}
+	for i := 0; i < ev.Levels; i++ {
+		if ev.PidNS[i] == cf.view {
+			return true
+		}
+	}
+	return false
+}
+
+// member reports whether ev's subject is in the container's cgroup, taking
+// up a new container that has the followed one's name.
+func (cf *containerFollower) member(ev *events.Event) bool {
+	cg := ev.Cgroup
+	if cf.c != nil && cg.In(cf.c.ID) {
+		return true
+	}
+	if cg == nil || cg.Container == nil {
+		return false
+	}
+	c := cg.Container
+	switch {
+	case cf.c == nil && c.Matches(cf.arg):
+	case cf.c != nil && cf.c.Name != "" && c.Name == cf.c.Name:
+		cf.log.Warn().Str("container", termsafe.String(c.Name)).Str("id", c.ShortID()).Str("was", cf.c.ShortID()).
+			Msg("a new container has the name: following it")
+	default:
+		return false
+	}
+	cf.c = c
+	return true
+}
+
+// watchInit logs the container's stop and start from its init's events.
+func (cf *containerFollower) watchInit(ev *events.Event) {
+	if !ev.NSInit() || ev.Thread {
+		return
+	}
+	own := ev.PidNS[ev.Levels-1]
+	switch ev.Type {
+	case events.TypeExit:
+		if own == cf.view {
+			cf.view, cf.stopped = 0, true
+			cf.log.Warn().Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
+				Str("how", exitDescription(events.WaitStatus(ev.ExitStatus))).
+				Msg("the container stopped: its init exited; still tracing, to follow it if it starts again")
+		}
+	case events.TypeExec, events.TypeFork, events.TypeProc:
+		if own == cf.view || cf.view != 0 && nestedIn(ev, cf.view) {
+			return
+		}
+		cf.view = own
+		if cf.stopped {
+			cf.stopped = false
+			cf.log.Warn().Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
+				Uint32("pidns", own).Msg("the container started again")
+		}
+	}
+}
+
+// nestedIn reports whether ev's own pid namespace is below ns.
+func nestedIn(ev *events.Event, ns uint32) bool {
+	for i := 0; i < ev.Levels-1; i++ {
+		if ev.PidNS[i] == ns {
+			return true
+		}
+	}
+	return false
+}

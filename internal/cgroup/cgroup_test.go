@@ -1,0 +1,69 @@
+package cgroup
+
+import (
+	"strings"
+	"testing"
+)
+
+// Real mount tables: a cgroup v1 hybrid host (this project's machines), a
+// pure cgroup v2 host, and a container with the host's cgroupfs mounted.
+const (
+	hybridMounts = `25 30 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:25 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+31 25 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory
+36 25 0:34 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:20 - cgroup cgroup rw,pids
+37 25 0:35 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:21 - cgroup cgroup rw,cpu,cpuacct
+`
+	v2Mounts = `24 30 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+`
+	nsMounts = `612 600 0:27 /.. /host/sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw
+`
+	procCgroups = `#subsys_name	hierarchy	num_cgroups	enabled
+cpuset	3	1	1
+cpu	1	1	1
+cpuacct	2	1	1
+blkio	7	1	1
+memory	4	49	1
+devices	5	1	1
+freezer	6	1	1
+net_cls	0	1	1
+perf_event	0	1	1
+net_prio	0	1	1
+hugetlb	0	1	1
+pids	8	2	1
+`
+)
+
+func TestChoose(t *testing.T) {
+	for _, tc := range []struct {
+		name, mounts string
+		want         Hierarchy
+	}{
+		{"hybrid: a v1 controller", hybridMounts, Hierarchy{Subsys: 11, Controller: "pids", Mount: "/sys/fs/cgroup/pids", Root: "/"}},
+		{"v2", v2Mounts, Hierarchy{Subsys: Unified, Mount: "/sys/fs/cgroup", Root: "/"}},
+		{"v2 in a cgroup namespace", nsMounts, Hierarchy{Subsys: Unified, Mount: "/host/sys/fs/cgroup", Root: "/.."}},
+	} {
+		got, err := choose([]byte(tc.mounts), []byte(procCgroups))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %+v, %v; want %+v", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := choose([]byte("24 30 0:22 / /proc rw - proc proc rw\n"), nil); err != ErrNoHierarchy {
+		t.Errorf("no cgroup mount: %v", err)
+	}
+	// A v1 controller mounted but missing from /proc/cgroups: an error, not
+	// index 0 (cpuset), which would name the wrong cgroups.
+	if _, err := choose([]byte(hybridMounts), []byte("#subsys_name\tx\ncpuset 1 1 1\n")); err == nil || !strings.Contains(err.Error(), "pids") {
+		t.Errorf("pids not in /proc/cgroups: %v", err)
+	}
+}
+
+func TestUnescape(t *testing.T) {
+	if got := unescape(`/mnt/with\040space\134x`); got != `/mnt/with space\x` {
+		t.Errorf("unescape: %q", got)
+	}
+	if got := unescape(`/trailing\04`); got != `/trailing\04` {
+		t.Errorf("a short escape is kept: %q", got)
+	}
+}

@@ -1,0 +1,93 @@
+package cgroup_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nspidtrace/nspidtrace/internal/cgroup"
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
+)
+
+// A process moved into a cgroup shaped like a Docker container's: the
+// kernel's ID for it, resolved, is that cgroup and that container, as
+// /proc/PID/cgroup says.
+func TestKernelIDsResolve(t *testing.T) {
+	testenv.Require(t)
+	h, err := loader.Hierarchy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.Repeat("5eed", 16)
+	rel := fmt.Sprintf("/nspidtrace-test-%d/docker-%s.scope", os.Getpid(), id)
+	dir := filepath.Join(h.Mount, rel)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sleep.Process.Kill()
+		sleep.Wait()
+		// The kernel lets a cgroup go only once its last task is reaped.
+		for i := 0; i < 50 && os.Remove(dir) != nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		os.Remove(filepath.Dir(dir))
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(sleep.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	procCgroup, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", sleep.Process.Pid))
+	if err != nil || !strings.Contains(string(procCgroup), rel) {
+		t.Fatalf("/proc says %q (%v), want %s", procCgroup, err, rel)
+	}
+
+	for _, walk := range []bool{false, true} {
+		r, err := cgroup.NewResolver(h, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if walk {
+			cgroup.ForceWalk(r)
+		}
+		boot, err := loader.BootToUnix()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := events.Decoder{BootToUnix: boot, Cgroups: r}
+		var got, self *events.Cgroup
+		var ev events.Event
+		err = loader.ReadSnapshot(func(raw []byte) error {
+			if err := dec.Decode(raw, &ev); err != nil {
+				return err
+			}
+			switch int(ev.PID) {
+			case sleep.Process.Pid:
+				got = ev.Cgroup
+			case os.Getpid():
+				self = ev.Cgroup
+			}
+			return nil
+		})
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || got.Path != rel || got.Container == nil || got.Container.ID != id || got.Container.Runtime != "docker" {
+			t.Fatalf("walk=%v: the process's cgroup resolved to %+v, want %s in container %.12s", walk, got, rel, id)
+		}
+		if self == nil || self.Path == "" || self.Path == rel || self.Container != nil && self.Container.ID == id {
+			t.Errorf("walk=%v: this test's own cgroup resolved to %+v", walk, self)
+		}
+	}
+}

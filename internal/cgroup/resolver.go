@@ -1,0 +1,138 @@
+package cgroup
+
+import (
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nspidtrace/nspidtrace/internal/container"
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// fileIDKernfs is the file handle type of kernfs (include/linux/exportfs.h:
+// FILEID_KERNFS): the handle of a cgroup directory is its 64-bit ID.
+const fileIDKernfs = 0xfe
+
+// maxCached bounds the cgroups a Resolver remembers: a host that makes and
+// removes cgroups endlessly costs memory only up to it.
+const maxCached = 1 << 14
+
+// rescanEvery bounds how often the directory walk (used where file handles
+// are refused) runs again to find an ID it has not seen.
+const rescanEvery = time.Second
+
+// Resolver names cgroup IDs of one hierarchy, with their containers. It
+// implements events.CgroupResolver. It is not safe for concurrent use.
+type Resolver struct {
+	h     Hierarchy
+	state container.State
+	mount *os.File
+	byID  map[uint64]*events.Cgroup
+
+	// walk: where open_by_handle_at is refused (it needs
+	// CAP_DAC_READ_SEARCH), IDs are found by walking the hierarchy.
+	walk     bool
+	walked   map[uint64]string
+	lastWalk time.Time
+}
+
+// NewResolver opens hierarchy h. Names are read from the runtimes' state
+// under hostRoot ("/" on the host).
+func NewResolver(h Hierarchy, hostRoot string) (*Resolver, error) {
+	m, err := os.Open(h.Mount)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolver{h: h, state: container.State{Root: hostRoot}, mount: m, byID: make(map[uint64]*events.Cgroup)}, nil
+}
+
+// Close releases the hierarchy.
+func (r *Resolver) Close() error { return r.mount.Close() }
+
+// Hierarchy is the hierarchy r names cgroups of.
+func (r *Resolver) Hierarchy() Hierarchy { return r.h }
+
+// Cgroup returns the cgroup with kernfs ID id, its path "" when it is gone.
+// The first call for an ID finds its path and reads its container's name;
+// later ones return the same value.
+func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
+	if cg, ok := r.byID[id]; ok {
+		return cg
+	}
+	path, _ := r.path(id)
+	var c *events.Container
+	if path != "" {
+		if c = container.Identify(path); c != nil {
+			r.state.Name(c)
+		}
+	}
+	cg := events.NewCgroup(id, path, c)
+	if len(r.byID) >= maxCached {
+		clear(r.byID)
+	}
+	r.byID[id] = cg
+	return cg
+}
+
+// path finds the cgroup path of id: the directory its file handle opens,
+// relative to the mount and below the mounted root.
+func (r *Resolver) path(id uint64) (string, error) {
+	if !r.walk {
+		var b [8]byte
+		binary.NativeEndian.PutUint64(b[:], id)
+		fd, err := unix.OpenByHandleAt(int(r.mount.Fd()), unix.NewFileHandle(fileIDKernfs, b[:]), unix.O_PATH|unix.O_CLOEXEC)
+		if err == nil {
+			dir, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+			unix.Close(fd)
+			if err != nil {
+				return "", err
+			}
+			return r.relative(dir), nil
+		}
+		if !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EOPNOTSUPP) && !errors.Is(err, syscall.ENOSYS) {
+			return "", err // ESTALE: the cgroup is gone
+		}
+		r.walk = true
+	}
+	if p, ok := r.walked[id]; ok {
+		return p, nil
+	}
+	if time.Since(r.lastWalk) < rescanEvery {
+		return "", fs.ErrNotExist
+	}
+	r.lastWalk = time.Now()
+	r.walked = make(map[uint64]string)
+	filepath.WalkDir(r.h.Mount, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				r.walked[st.Ino] = r.relative(p)
+			}
+		}
+		return nil
+	})
+	if p, ok := r.walked[id]; ok {
+		return p, nil
+	}
+	return "", fs.ErrNotExist
+}
+
+// relative turns a directory under the mount into the cgroup's path as
+// /proc/PID/cgroup shows it.
+func (r *Resolver) relative(dir string) string {
+	rel := strings.TrimPrefix(dir, r.h.Mount)
+	if rel == "" {
+		rel = "/"
+	}
+	return filepath.Join(r.h.Root, rel)
+}

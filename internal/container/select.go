@@ -1,0 +1,83 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// ErrNoContainer means no container matches a --container argument.
+var ErrNoContainer = errors.New("no running container matches")
+
+// ErrAmbiguous means an ID prefix that several containers share.
+var ErrAmbiguous = errors.New("ambiguous container ID prefix")
+
+// Select returns the container of cs that arg names, as docker resolves
+// one: a name or full ID exactly, else a unique prefix of an ID. Several
+// values of one ID (a restarted container's cgroups) are one container.
+func Select(cs []*events.Container, arg string) (*events.Container, error) {
+	if arg == "" {
+		return nil, fmt.Errorf("%w %q", ErrNoContainer, arg)
+	}
+	for _, c := range cs {
+		if c.Name == arg || c.ID == arg {
+			return c, nil
+		}
+	}
+	var found []*events.Container
+	for _, c := range cs {
+		if c.Matches(arg) && !containsID(found, c.ID) {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w %q: no name, ID or ID prefix among the %d containers with processes (%s)", ErrNoContainer, arg, countIDs(cs), runtimes(cs))
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("container %q: %w (%s, %s, …)", arg, ErrAmbiguous, found[0].ShortID(), found[1].ShortID())
+}
+
+func containsID(cs []*events.Container, id string) bool {
+	for _, c := range cs {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func countIDs(cs []*events.Container) int {
+	var seen []*events.Container
+	for _, c := range cs {
+		if !containsID(seen, c.ID) {
+			seen = append(seen, c)
+		}
+	}
+	return len(seen)
+}
+
+// runtimes says what was searched: the state of Docker, containerd, CRI-O
+// and Podman, and the runtimes found.
+func runtimes(cs []*events.Container) string {
+	set := map[string]bool{}
+	for _, c := range cs {
+		if c.Runtime != "" {
+			set[c.Runtime] = true
+		}
+	}
+	names := make([]string, 0, len(set))
+	for r := range set {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	searched := "searched the cgroups of every process and the names Docker, containerd, CRI-O and Podman keep on disk"
+	if len(names) == 0 {
+		return searched
+	}
+	return searched + "; runtimes seen: " + strings.Join(names, ", ")
+}

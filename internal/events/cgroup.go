@@ -1,0 +1,108 @@
+package events
+
+import "strings"
+
+// Cgroup is the cgroup a process is in, and the container that makes it a
+// member of. One value stands for one cgroup and is shared by every event
+// and process in it; it is not changed once made.
+type Cgroup struct {
+	// ID is the cgroup's kernfs ID (the inode of its directory) in the
+	// hierarchy the kernel side reads; 0 when read from a recording.
+	ID uint64
+	// Path is the cgroup's path in that hierarchy, as /proc/PID/cgroup
+	// shows it; "" when the cgroup was gone before it could be named.
+	Path string
+	// Container is the container the cgroup belongs to; nil for none.
+	Container *Container
+
+	json []byte // the `cgroup` and `container` fields, encoded once
+}
+
+// Container is a container as its runtime names it. Every string but ID
+// comes from files a container's user can influence: hostile input.
+type Container struct {
+	ID      string // 64 hexadecimal digits
+	Name    string // "" when the runtime keeps it nowhere readable
+	Runtime string // docker, containerd, cri-o, podman; "" when unknown
+	Pod     *Pod   // Kubernetes pods; nil otherwise
+}
+
+// Pod is the Kubernetes pod a container runs in. UID comes from the cgroup
+// path, the names from the runtime's state, when it keeps them.
+type Pod struct {
+	Namespace, Name, UID string
+}
+
+// NewCgroup returns the Cgroup of path (in a container or not), its JSON
+// fields encoded once.
+func NewCgroup(id uint64, path string, c *Container) *Cgroup {
+	cg := &Cgroup{ID: id, Path: path, Container: c}
+	cg.json = cg.appendJSON(nil)
+	return cg
+}
+
+// Label names the container for people: its name, or its short ID.
+func (c *Container) Label() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ShortID()
+}
+
+// ShortID is the first 12 digits of the ID, as docker ps shows it.
+func (c *Container) ShortID() string { return c.ID[:min(12, len(c.ID))] }
+
+// Matches reports whether arg names the container as docker accepts it: its
+// name, its full ID or a prefix of the ID.
+func (c *Container) Matches(arg string) bool {
+	return arg != "" && (arg == c.Name || strings.HasPrefix(c.ID, strings.ToLower(arg)))
+}
+
+// In reports whether the cgroup is the container id's or below it (a
+// nested runtime's container inside it is in it too).
+func (cg *Cgroup) In(id string) bool {
+	if cg == nil || id == "" {
+		return false
+	}
+	if cg.Container != nil && cg.Container.ID == id {
+		return true
+	}
+	return strings.Contains(cg.Path, id)
+}
+
+func (cg *Cgroup) appendJSON(buf []byte) []byte {
+	if cg.Path != "" {
+		buf = append(buf, `,"cgroup":`...)
+		buf = appendString(buf, []byte(cg.Path))
+	}
+	c := cg.Container
+	if c == nil {
+		return buf
+	}
+	buf = append(buf, `,"container":{"id":`...)
+	buf = appendString(buf, []byte(c.ID))
+	if c.Name != "" {
+		buf = append(buf, `,"name":`...)
+		buf = appendString(buf, []byte(c.Name))
+	}
+	if c.Runtime != "" {
+		buf = append(buf, `,"runtime":`...)
+		buf = appendString(buf, []byte(c.Runtime))
+	}
+	if p := c.Pod; p != nil {
+		buf = append(buf, `,"pod":{`...)
+		sep := ""
+		for _, f := range [...]struct{ key, val string }{{"namespace", p.Namespace}, {"name", p.Name}, {"uid", p.UID}} {
+			if f.val != "" {
+				buf = append(buf, sep...)
+				buf = append(buf, '"')
+				buf = append(buf, f.key...)
+				buf = append(buf, `":`...)
+				buf = appendString(buf, []byte(f.val))
+				sep = ","
+			}
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, '}')
+}
