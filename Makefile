@@ -6,8 +6,8 @@ BIN     := nspidtrace
 
 # Debian packages `make generate` and the tests need (CI installs them with
 # `make deps`): the BPF toolchain, and a real Docker engine with a busybox
-# to import as the containers' image (no registry is needed).
-DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static
+# to import as the containers' image (no registry is needed), and Podman.
+DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc
 
 .DEFAULT_GOAL := build
 .PHONY: build generate check-generated test bench lint deps help

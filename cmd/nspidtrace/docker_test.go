@@ -367,3 +367,72 @@ func TestReadmeContainerExamples(t *testing.T) {
 		}
 	}
 }
+
+// Podman: a name from containers/storage, the host PID, a podman exec'd
+// process marked as entered, and tree --container equal to podman top.
+func TestPodmanContainerByName(t *testing.T) {
+	testenv.Podman(t)
+	name := uniqueName(t, "pweb")
+	id := testenv.PodmanRun(t, name, "sleep", "600")
+	l := procJSON(t, "--container", name, "1")
+	if l.Container == nil || l.Container.ID != id || l.Container.Name != name || l.Container.Runtime != "podman" {
+		t.Errorf("--container %s 1: container %+v, want %.12s named %s of podman", name, l.Container, id, name)
+	}
+	compareWithStatus(t, l)
+	testenv.PodmanCmd(t, "exec", "-d", name, "sleep", "500")
+	var execd line
+	waitFor(t, "the exec'd sleep", func() bool {
+		out, _, _ := runBinary(t, "tree", "--container", id[:12], "-o", "json")
+		for _, l := range jsonLines(t, out) {
+			if l.Comm == "sleep" && l.NSPid[len(l.NSPid)-1] != 1 {
+				execd = l
+				return true
+			}
+		}
+		return false
+	})
+	if execd.EnteredBy == "" || execd.Outside {
+		t.Errorf("podman exec'd process: entered_by %q, outside_init_cgroup %v", execd.EnteredBy, execd.Outside)
+	}
+	out, _, _ := runBinary(t, "tree", "--container", name, "-o", "json")
+	var pids []string
+	for _, l := range jsonLines(t, out) {
+		pids = append(pids, strconv.Itoa(int(l.PID)))
+	}
+	slices.Sort(pids)
+	top := strings.Fields(testenv.PodmanCmd(t, "top", name, "hpid"))[1:]
+	slices.Sort(top)
+	if !slices.Equal(pids, top) {
+		t.Errorf("tree --container %s: host PIDs %v, podman top: %v", name, pids, top)
+	}
+}
+
+// docker stop: the SIGTERM (ignored by a PID 1 without a handler) and the
+// SIGKILL after it, each with its sender, then the init's exit.
+func TestDockerStopSignals(t *testing.T) {
+	testenv.Docker(t)
+	name := uniqueName(t, "stop")
+	testenv.DockerRun(t, []string{"--name", name}, "sleep", "600")
+	init := testenv.DockerPID(t, name)
+	tr := startTrace(t, "--container", name, "--events", "signal,exit")
+	testenv.DockerCmd(t, "stop", "-t", "1", name)
+	time.Sleep(300 * time.Millisecond)
+	var got []string
+	for _, l := range tr.stop(t, syscall.SIGINT) {
+		if int(l.PID) != init {
+			continue
+		}
+		switch l.Type {
+		case "signal":
+			if l.Sender.PID == 0 || l.Sender.Comm == "" || l.Sender.Key == "" {
+				t.Errorf("%s without its sender: %+v", l.SignalName, l.Sender)
+			}
+			got = append(got, l.SignalName+" "+l.Result)
+		case "exit":
+			got = append(got, fmt.Sprintf("exit signal %d", l.Signal))
+		}
+	}
+	if want := []string{"SIGTERM ignored", "SIGKILL delivered", "exit signal 9"}; !slices.Equal(got, want) {
+		t.Errorf("docker stop of %s (init %d): %q, want %q", name, init, got, want)
+	}
+}

@@ -76,6 +76,29 @@ func importBusybox() error {
 		return err
 	}
 	defer os.RemoveAll(root)
+	if err := busyboxRootfs(root); err != nil {
+		return err
+	}
+	tar := exec.Command("tar", "-C", root, "-c", ".")
+	imp := exec.Command("docker", "import", "-", TestImage)
+	pipe, err := tar.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	imp.Stdin = pipe
+	if err := tar.Start(); err != nil {
+		return err
+	}
+	out, err := imp.CombinedOutput()
+	tar.Wait()
+	if err != nil {
+		return fmt.Errorf("docker import: %v: %s", err, out)
+	}
+	return nil
+}
+
+// busyboxRootfs makes root a root file system of busybox-static's applets.
+func busyboxRootfs(root string) error {
 	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
@@ -94,21 +117,6 @@ func importBusybox() error {
 	}
 	if out, err := exec.Command("chroot", root, "/bin/busybox", "--install", "-s", "/bin").CombinedOutput(); err != nil {
 		return fmt.Errorf("busybox --install (is it busybox-static?): %v: %s", err, out)
-	}
-	tar := exec.Command("tar", "-C", root, "-c", ".")
-	imp := exec.Command("docker", "import", "-", TestImage)
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	imp.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		return err
-	}
-	out, err := imp.CombinedOutput()
-	tar.Wait()
-	if err != nil {
-		return fmt.Errorf("docker import: %v: %s", err, out)
 	}
 	return nil
 }
