@@ -150,12 +150,19 @@ func RemoveTestContainer(t testing.TB, name string) {
 // DockerCmd runs docker with args and returns its trimmed output.
 func DockerCmd(t testing.TB, args ...string) string {
 	t.Helper()
+	return output(t, "docker", args...)
+}
+
+// output runs a command, failing t if it fails, and returns its trimmed
+// standard output.
+func output(t testing.TB, bin string, args ...string) string {
+	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command("docker", args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+		t.Fatalf("%s %s: %v: %s", bin, strings.Join(args, " "), err, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }

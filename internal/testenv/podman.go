@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -59,12 +57,5 @@ func PodmanRun(t testing.TB, name string, cmd ...string) string {
 // PodmanCmd runs podman with args and returns its trimmed output.
 func PodmanCmd(t testing.TB, args ...string) string {
 	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command("podman", append(podmanArgs, args...)...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("podman %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return output(t, "podman", append(podmanArgs[:len(podmanArgs):len(podmanArgs)], args...)...)
 }
