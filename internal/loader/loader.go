@@ -55,7 +55,7 @@ type Tracer struct {
 // Open checks the kernel, loads the BPF objects and attaches every program.
 // On failure it releases whatever it had opened and returns an error that
 // says what is missing.
-func Open(opts Options) (t *Tracer, err error) {
+func Open(opts Options) (*Tracer, error) {
 	if opts.RingBytes == 0 {
 		opts.RingBytes = DefaultRingBytes
 	}
@@ -92,21 +92,22 @@ func Open(opts Options) (t *Tracer, err error) {
 		}
 	}
 
-	t = &Tracer{log: opts.Logger.With().Str("component", "loader").Logger()}
-	defer func() {
-		if err != nil {
-			t.Close()
-			t = nil
-		}
-	}()
-	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
-		return nil, explainLoadError(err)
-	}
-	if err := t.attach(); err != nil {
+	t := &Tracer{log: opts.Logger.With().Str("component", "loader").Logger()}
+	// Whatever step fails, what the earlier ones opened is released. (The
+	// cleanup holds t itself: a deferred cleanup of a named result would
+	// see the nil that `return nil, err` stores there, and panic.)
+	fail := func(err error) (*Tracer, error) {
+		t.Close()
 		return nil, err
 	}
+	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+		return fail(explainLoadError(err))
+	}
+	if err := t.attach(); err != nil {
+		return fail(err)
+	}
 	if t.reader, err = ringbuf.NewReader(t.objs.Events); err != nil {
-		return nil, fmt.Errorf("open the ring buffer: %w", err)
+		return fail(fmt.Errorf("open the ring buffer: %w", err))
 	}
 	t.log.Debug().Int("ring_bytes", opts.RingBytes).Bool("threads", opts.Threads).
 		Uint32("pidns", opts.PidNS).Int("links", len(t.links)).Msg("attached")
