@@ -34,14 +34,8 @@ func newContainerFollower(arg string, c *events.Container, tree *pidmap.Tree, lo
 	if c == nil {
 		return cf
 	}
-	var shallowest *pidmap.PidNS
-	tree.Walk(func(p *pidmap.Proc, _ int) {
-		if p.Cgroup.In(c.ID) && (shallowest == nil || p.NS().Level < shallowest.Level) {
-			shallowest = p.NS()
-		}
-	})
-	if shallowest != nil && shallowest.Level > 0 && shallowest.Init != nil && shallowest.Init.Cgroup.In(c.ID) {
-		cf.view = shallowest.Inode
+	if ns := tree.ContainerNS(c.ID); madeBy(ns, c.ID) {
+		cf.view = ns.Inode
 	}
 	return cf
 }
@@ -59,7 +53,7 @@ func (cf *containerFollower) keep(ev *events.Event, tree *pidmap.Tree) bool {
 	}
 	// The kernel reuses a dead namespace's inode: the namespace counts only
 	// while the container's own init holds it.
-	if ns := tree.Namespace(cf.view); ns == nil || ns.Init == nil || !ns.Init.Cgroup.In(cf.c.ID) {
+	if !madeBy(tree.Namespace(cf.view), cf.c.ID) {
 		return false
 	}
 	for i := 0; i < ev.Levels; i++ {

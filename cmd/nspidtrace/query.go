@@ -35,7 +35,7 @@ type query struct {
 	// inside it are shown, from its level down.
 	narrowed bool
 	// container is --container's; its processes are those in its cgroup
-	// (see inContainer).
+	// (events.Cgroup.In).
 	container *events.Container
 
 	// own is the caller's pid namespace (live): /proc numbers processes
@@ -264,13 +264,7 @@ func (q *query) selectContainer(arg string) error {
 		return notFoundError{err}
 	}
 	q.container, q.narrowed = c, true
-	// Its pid namespace is its shallowest member's: its init's, or the
-	// host's for a --pid=host container.
-	q.tree.Walk(func(p *pidmap.Proc, _ int) {
-		if p.Cgroup.In(c.ID) && (q.view == nil || p.NS().Level < q.view.Level) {
-			q.view = p.NS()
-		}
-	})
+	q.view = q.tree.ContainerNS(c.ID)
 	return nil
 }
 
@@ -290,9 +284,13 @@ func (q *query) selected(p *pidmap.Proc) bool {
 // ownsView reports whether the container made the pid namespace it is seen
 // from: its init is the container's (not so for --pid=host, or a sidecar
 // with --pid=container:OTHER).
-func (q *query) ownsView() bool {
-	init := q.view.Init
-	return q.view.Level > 0 && init != nil && init.Cgroup.In(q.container.ID)
+func (q *query) ownsView() bool { return madeBy(q.view, q.container.ID) }
+
+// madeBy reports whether container id made pid namespace ns: its init,
+// while it lives, is the container's. A dead namespace's inode is reused
+// by the kernel: this tells generations apart.
+func madeBy(ns *pidmap.PidNS, id string) bool {
+	return ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup.In(id)
 }
 
 // outsideContainer describes, for a process shown with --container that is

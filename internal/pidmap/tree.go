@@ -590,3 +590,16 @@ func (t *Tree) Containers() []*events.Container {
 	}
 	return cs
 }
+
+// ContainerNS returns the pid namespace of container id: its shallowest
+// member's, its init's (the host's for a --pid=host container); nil when
+// no live process is in the container.
+func (t *Tree) ContainerNS(id string) *PidNS {
+	var ns *PidNS
+	for _, p := range t.procs {
+		if p.Cgroup.In(id) && (ns == nil || p.ns.Level < ns.Level) {
+			ns = p.ns
+		}
+	}
+	return ns
+}
