@@ -22,7 +22,7 @@ import (
 )
 
 // uniqueName is a container name no other test run uses.
-func uniqueName(t *testing.T, base string) string {
+func uniqueName(base string) string {
 	return fmt.Sprintf("%s-%d-%d", base, os.Getpid(), time.Now().UnixNano()%1e6)
 }
 
@@ -72,7 +72,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // process marked as entered, and tree --container equal to docker top.
 func TestDockerContainerByName(t *testing.T) {
 	testenv.Docker(t)
-	name := uniqueName(t, "web")
+	name := uniqueName("web")
 	id := testenv.DockerRun(t, []string{"--name", name}, "sleep", "600")
 	init := testenv.DockerPID(t, name)
 
@@ -152,11 +152,11 @@ func compareWithStatus(t *testing.T, l line) {
 // processes show in the neighbour's pid namespace marked as outside.
 func TestDockerMembershipRule(t *testing.T) {
 	testenv.Docker(t)
-	web := uniqueName(t, "web")
+	web := uniqueName("web")
 	testenv.DockerRun(t, []string{"--name", web}, "sleep", "600")
-	side := uniqueName(t, "side")
+	side := uniqueName("side")
 	testenv.DockerRun(t, []string{"--name", side, "--pid", "container:" + web}, "sleep", "601")
-	hostc := uniqueName(t, "hostpid")
+	hostc := uniqueName("hostpid")
 	testenv.DockerRun(t, []string{"--name", hostc, "--pid", "host"}, "sleep", "602")
 
 	for _, name := range []string{web, side, hostc} {
@@ -224,7 +224,7 @@ func TestDockerMembershipRule(t *testing.T) {
 // A pid namespace nested inside a container: three levels, equal to /proc.
 func TestDockerNestedNamespace(t *testing.T) {
 	testenv.Docker(t)
-	name := uniqueName(t, "nest")
+	name := uniqueName("nest")
 	testenv.DockerRun(t, []string{"--name", name, "--cap-add", "SYS_ADMIN"}, "sleep", "600")
 	testenv.DockerCmd(t, "exec", "-d", name, "unshare", "-f", "-p", "sleep", "599")
 	var inner line
@@ -254,7 +254,7 @@ func TestDockerNestedNamespace(t *testing.T) {
 // recording answers with the generation alive at --at.
 func TestDockerRestart(t *testing.T) {
 	testenv.Docker(t)
-	name := uniqueName(t, "rs")
+	name := uniqueName("rs")
 	testenv.DockerRun(t, []string{"--name", name}, "sleep", "600")
 	path := filepath.Join(t.TempDir(), "restart.ndjson")
 	rec := startRecord(t, path)
@@ -372,7 +372,7 @@ func TestReadmeContainerExamples(t *testing.T) {
 // process marked as entered, and tree --container equal to podman top.
 func TestPodmanContainerByName(t *testing.T) {
 	testenv.Podman(t)
-	name := uniqueName(t, "pweb")
+	name := uniqueName("pweb")
 	id := testenv.PodmanRun(t, name, "sleep", "600")
 	l := procJSON(t, "--container", name, "1")
 	if l.Container == nil || l.Container.ID != id || l.Container.Name != name || l.Container.Runtime != "podman" {
@@ -411,7 +411,7 @@ func TestPodmanContainerByName(t *testing.T) {
 // SIGKILL after it, each with its sender, then the init's exit.
 func TestDockerStopSignals(t *testing.T) {
 	testenv.Docker(t)
-	name := uniqueName(t, "stop")
+	name := uniqueName("stop")
 	testenv.DockerRun(t, []string{"--name", name}, "sleep", "600")
 	init := testenv.DockerPID(t, name)
 	tr := startTrace(t, "--container", name, "--events", "signal,exit")

@@ -59,15 +59,14 @@ func (c *Container) Matches(arg string) bool {
 }
 
 // In reports whether the cgroup is the container id's or below it (a
-// nested runtime's container inside it is in it too).
+// nested runtime's container inside it is in it too). A cgroup in no
+// container is in none, whatever its path holds: a runtime's monitor
+// (libpod-conmon-ID.scope) runs beside its container, not in it.
 func (cg *Cgroup) In(id string) bool {
-	if cg == nil || id == "" {
+	if cg == nil || cg.Container == nil || id == "" {
 		return false
 	}
-	if cg.Container != nil && cg.Container.ID == id {
-		return true
-	}
-	return strings.Contains(cg.Path, id)
+	return cg.Container.ID == id || strings.Contains(cg.Path, id)
 }
 
 func (cg *Cgroup) appendJSON(buf []byte) []byte {

@@ -300,3 +300,26 @@ func TestFilterTypesCommAndPidNS(t *testing.T) {
 		t.Error("another comm passed")
 	}
 }
+
+func TestCgroupIn(t *testing.T) {
+	outer, inner := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	for _, tc := range []struct {
+		cg   *Cgroup
+		id   string
+		want bool
+	}{
+		{NewCgroup(1, "/docker/"+outer, &Container{ID: outer}), outer, true},
+		{NewCgroup(1, "/docker/"+outer, &Container{ID: outer}), inner, false},
+		// A container inside a container is in both.
+		{NewCgroup(1, "/docker/"+outer+"/docker/"+inner, &Container{ID: inner}), outer, true},
+		{NewCgroup(1, "/docker/"+outer+"/docker/"+inner, &Container{ID: inner}), inner, true},
+		// conmon's scope names the container but is not in it.
+		{NewCgroup(1, "/machine.slice/libpod-conmon-"+outer+".scope", nil), outer, false},
+		{nil, outer, false},
+		{NewCgroup(1, "/docker/"+outer, &Container{ID: outer}), "", false},
+	} {
+		if got := tc.cg.In(tc.id); got != tc.want {
+			t.Errorf("%+v In(%.12s) = %v, want %v", tc.cg, tc.id, got, tc.want)
+		}
+	}
+}

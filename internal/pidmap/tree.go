@@ -109,21 +109,20 @@ func NewTree(keep int) *Tree {
 // events may repeat what a snapshot said: Apply is idempotent for both.
 func (t *Tree) Apply(ev *events.Event) {
 	t.time = max(t.time, ev.Time)
-	t.apply(ev)
 	// Any event tells the subject's cgroup now: a process moved into a
 	// container's cgroup (runc's init) shows it at its next event.
-	if ev.Cgroup != nil && !ev.Thread && ev.Type != events.TypeExit {
-		if p := t.procs[ev.PID]; p != nil && sameProcess(p, ev) {
-			p.Cgroup = ev.Cgroup
-		}
+	if p := t.apply(ev); p != nil && ev.Cgroup != nil {
+		p.Cgroup = ev.Cgroup
 	}
 }
 
-func (t *Tree) apply(ev *events.Event) {
+// apply applies ev and returns its subject while it lives (nil for exits,
+// threads and processes the tree does not have).
+func (t *Tree) apply(ev *events.Event) *Proc {
 	switch ev.Type {
 	case events.TypeFork:
 		if !ev.Thread {
-			t.upsert(ev)
+			return t.upsert(ev)
 		}
 	case events.TypeProc, events.TypeExec:
 		p := t.upsert(ev)
@@ -132,21 +131,29 @@ func (t *Tree) apply(ev *events.Event) {
 		if ev.Zombie {
 			p.ExitStatus = ev.ExitStatus
 		}
+		return p
 	case events.TypeExit:
 		if !ev.Thread {
 			t.exit(ev)
 		}
-	case events.TypeRename:
-		if p := t.procs[ev.PID]; p != nil && sameProcess(p, ev) {
+	case events.TypeRename, events.TypeSetns, events.TypeUnshare, events.TypeSignal:
+		p := t.procs[ev.PID]
+		if p == nil || !sameProcess(p, ev) {
+			return nil
+		}
+		switch ev.Type {
+		case events.TypeRename:
 			p.Comm, p.CommLen = ev.Comm, ev.CommLen
+		case events.TypeSetns, events.TypeUnshare:
+			// /proc/PID/ns shows the leader's: a non-leader thread's
+			// change is its own.
+			if ev.TID == ev.PID && ev.Ret == 0 {
+				p.nsset = t.intern(ev.NS)
+			}
 		}
-	case events.TypeSetns, events.TypeUnshare:
-		// /proc/PID/ns shows the leader's: a non-leader thread's change
-		// is its own.
-		if p := t.procs[ev.PID]; p != nil && ev.TID == ev.PID && ev.Ret == 0 {
-			p.nsset = t.intern(ev.NS)
-		}
+		return p
 	}
+	return nil
 }
 
 // sameProcess reports whether ev is about p and not about a later holder
