@@ -6,11 +6,12 @@ BIN     := nspidtrace
 
 # Debian packages `make generate` and the tests need (CI installs them with
 # `make deps`): the BPF toolchain, and a real Docker engine with a busybox
-# to import as the containers' image (no registry is needed), and Podman.
-DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc
+# to import as the containers' image (no registry is needed), Podman, and
+# qemu for `make kernels`.
+DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc qemu-system-x86
 
 .DEFAULT_GOAL := build
-.PHONY: build generate check-generated test bench lint deps help
+.PHONY: build generate check-generated test bench kernels lint deps help
 
 build: ## one static binary, ./nspidtrace (needs only Go: the BPF object is committed)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nspidtrace
@@ -33,6 +34,10 @@ bench: ## the performance figures: pipeline, replay, storm overhead, tree and on
 	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader
 	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
+
+# KERNELS: Debian suites whose kernels to boot (default: all in test/kernels/run.sh).
+kernels: ## boot Debian's kernels under qemu and run the checks in each: a table kernel × check (root; ~30 s a kernel)
+	bash test/kernels/run.sh $(KERNELS)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi

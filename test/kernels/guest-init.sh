@@ -1,0 +1,144 @@
+#!/bin/sh
+# PID 1 of a kernel-matrix guest (see run.sh): busybox, the static
+# nspidtrace and this script are the whole initramfs. It runs each check
+# against the kernel's own truth (/proc/PID/status NStgid), prints one
+# "NSPT-CHECK name pass|FAIL detail" line per check on the serial console,
+# and powers off.
+
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+# tracefs is left unmounted on purpose: nspidtrace mounts it itself.
+
+say() { echo "NSPT-$*"; }
+pass() { say "CHECK $1 pass"; }
+fail() {
+	name=$1
+	shift
+	say "CHECK $name FAIL $*"
+}
+# show [FILE]: a failed check's evidence (a file, or standard input), bounded.
+show() { cat ${1:+"$1"} | head -c 1500 | sed 's/^/  | /'; }
+
+say "KERNEL $(uname -r)"
+mark=4242
+
+# `nspidtrace <pid> -o json` must print this, the kernel's own truth.
+nstgid() { sed -n 's/^NStgid:[[:space:]]*//p' "/proc/$1/status" | tr -s '\t ' ','; }
+
+# A process three pid namespaces below the host's: sleep is PID 1 in the
+# innermost one, and every level has its own PID for it.
+workload() {
+	unshare -p -f sh -c "unshare -p -f sh -c 'unshare -p -f sleep $mark'" &
+}
+# find_workload: the host PID of the innermost sleep, once it runs.
+find_workload() {
+	for i in $(seq 50); do
+		for d in /proc/[0-9]*; do
+			[ "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" = "sleep $mark " ] || continue
+			p=${d#/proc/}
+			if [ "$(nstgid "$p" | tr ',' '\n' | wc -l)" = 4 ]; then
+				echo "$p"
+				return 0
+			fi
+		done
+		sleep 0.2
+	done
+	return 1
+}
+
+# 1. trace: attach, then see the workload's fork, exec and exit at every level.
+nspidtrace trace --duration 120s >/tmp/trace.ndjson 2>/tmp/trace.err &
+tracer=$!
+started=no
+for i in $(seq 300); do
+	if grep -q 'tracing started' /tmp/trace.err; then
+		started=yes
+		break
+	fi
+	kill -0 $tracer 2>/dev/null || break
+	sleep 0.2
+done
+if [ $started = yes ]; then
+	pass start
+else
+	fail start "trace did not start"
+	show /tmp/trace.err
+fi
+
+workload
+host=$(find_workload)
+if [ -z "$host" ]; then
+	fail workload "no sleep three pid namespaces deep"
+	ps
+fi
+levels=$(nstgid "$host")
+say "WORKLOAD host=$host nstgid=$levels"
+
+# 2. <pid>: every level, and argv (read from the process's memory, or from
+# /proc on kernels without bpf_copy_from_user_task).
+nspidtrace "$host" -o json >/tmp/pid.json 2>/tmp/pid.err
+if grep -q "\"nspid\":\[$levels\]" /tmp/pid.json && grep -q "\"args\":\[\"sleep\",\"$mark\"\]" /tmp/pid.json; then
+	pass pid
+else
+	fail pid "want nspid [$levels] and args [sleep $mark]"
+	show /tmp/pid.json
+	show /tmp/pid.err
+fi
+
+# 3. tree: the text tree writes sleep(HOST/L1/L2/1).
+nspidtrace tree >/tmp/tree.txt 2>/tmp/tree.err
+if grep -q "sleep($(echo "$levels" | tr ',' '/'))" /tmp/tree.txt; then
+	pass tree
+else
+	fail tree "want sleep($(echo "$levels" | tr ',' '/'))"
+	show /tmp/tree.txt
+	show /tmp/tree.err
+fi
+
+# 4. record: a recording with the workload in its snapshot, then 5. --from
+# answers from it alone.
+nspidtrace record -o /tmp/rec.ndjson --duration 2s 2>/tmp/record.err
+if grep -q "\"type\":\"proc\".*\"nspid\":\[$levels\]" /tmp/rec.ndjson && grep -q '"type":"end"' /tmp/rec.ndjson; then
+	pass record
+else
+	fail record "want a proc line with nspid [$levels] and an end line"
+	show /tmp/record.err
+fi
+nspidtrace --from /tmp/rec.ndjson "$host" -o json >/tmp/from.json 2>/tmp/from.err
+if grep -q "\"nspid\":\[$levels\]" /tmp/from.json; then
+	pass from
+else
+	fail from "want nspid [$levels]"
+	show /tmp/from.json
+	show /tmp/from.err
+fi
+
+# Back to 1: end the workload, stop the trace, and read what it saw. The
+# workload is its namespace's init: only SIGKILL reaches it from outside.
+kill -KILL "$host"
+sleep 1
+kill -INT $tracer
+wait $tracer
+rc=$?
+for type in fork exec exit; do
+	if ! grep -q "\"type\":\"$type\".*\"pid\":$host,.*\"nspid\":\[$levels\]" /tmp/trace.ndjson; then
+		missing="$missing $type"
+	fi
+done
+if [ $rc = 0 ] && [ -z "$missing" ]; then
+	pass trace
+else
+	fail trace "exit status $rc; no$missing line with pid $host and nspid [$levels]"
+	grep "\"pid\":$host," /tmp/trace.ndjson | show
+	show /tmp/trace.err
+fi
+
+# Degradations the binary chose for this kernel, as it reports them.
+grep -o '"features":.*' /tmp/trace.err | head -1 | sed 's/^/NSPT-FEATURES /'
+
+say DONE
+poweroff -f
