@@ -180,18 +180,11 @@ struct level_walk {
 	__u32 plevel;
 };
 
-/*
- * Fill level i: our number, its namespace, and the parent's number there.
- * A bpf_loop() callback is verified once, not once per level as an
- * unrolled loop would be: loading stays fast.
- */
-static long fill_level(__u64 i, void *ctx)
+/* Fill level i: our number, its namespace, and the parent's number there. */
+static __always_inline void fill_level(__u32 i, struct level_walk *w)
 {
-	struct level_walk *w = ctx;
 	struct upid up = {}, pup = {};
 
-	if (i >= NSPT_MAX_LEVELS)
-		return 1;
 	bpf_probe_read_kernel(&up, sizeof(up), &w->nums[i]);
 	w->e->nspid[i] = up.nr;
 	w->e->pidns[i] = BPF_CORE_READ(up.ns, ns.inum);
@@ -202,11 +195,47 @@ static long fill_level(__u64 i, void *ctx)
 		if (pup.ns == up.ns)
 			w->e->nsppid[i] = pup.nr;
 	}
+}
+
+/*
+ * The level walk as a bpf_loop() callback (5.17): verified once, not once
+ * per level as the unrolled walk is, so loading stays fast.
+ */
+static long fill_level_cb(__u64 i, void *ctx)
+{
+	if (i >= NSPT_MAX_LEVELS)
+		return 1;
+	fill_level(i, ctx);
 	return 0;
 }
 
+/*
+ * Every program that fills events comes in two builds: the one 5.17+
+ * kernels load (compat false: the level walk is a bpf_loop(); the task
+ * iterator is sleepable and copies argv), and the "_compat" one for 5.8 to
+ * 5.17 (a plain bounded loop; argv of the iterator's processes is read from
+ * /proc in user space). compat is a constant in each program, so each
+ * build holds only its own code: 5.10's loader rejects even an unused
+ * bpf_loop() callback. The loader chooses by the kernel's BTF.
+ */
+static __always_inline void walk_levels(struct level_walk *w, __u32 level, const bool compat)
+{
+	__u32 i;
+
+	if (!compat) {
+		bpf_loop(level + 1, fill_level_cb, w, 0);
+		return;
+	}
+	/* A bounded loop (5.3): the verifier walks it level by level. */
+	for (i = 0; i < NSPT_MAX_LEVELS; i++) {
+		if (i > level)
+			break;
+		fill_level(i, w);
+	}
+}
+
 /* Fill the fields every event has: identity at every level, namespaces, creds. */
-static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type)
+static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type, const bool compat)
 {
 	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
 	struct pid *pid = task_tgid_pid(task);
@@ -240,7 +269,7 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 
 	/* Walk the levels; entries past `levels` are left as they are. */
-	bpf_loop(level + 1, fill_level, &w, 0);
+	walk_levels(&w, level, compat);
 
 	read_namespaces(task, e->ns);
 	e->cgroup_id = task_cgroup_id(task);
@@ -270,8 +299,7 @@ static __always_inline void submit(void *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+static __always_inline int fork_event(struct task_struct *child, const bool compat)
 {
 	struct nspt_event *e;
 	bool thread = BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid);
@@ -284,11 +312,23 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_event(e, child, NSPT_FORK);
+	fill_event(e, child, NSPT_FORK, compat);
 	if (thread)
 		e->flags |= NSPT_F_THREAD;
 	submit(e);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	return fork_event(child, false);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork_compat, struct task_struct *parent, struct task_struct *child)
+{
+	return fork_event(child, true);
 }
 
 /*
@@ -309,8 +349,8 @@ static __always_inline unsigned long argv_area(struct mm_struct *mm, unsigned lo
 	return len;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline int exec_event(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm,
+				      const bool compat)
 {
 	struct nspt_exec_event *x;
 	unsigned long arg_start, len;
@@ -322,7 +362,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	x = reserve(sizeof(*x));
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_EXEC);
+	fill_event(&x->e, task, NSPT_EXEC, compat);
 	/* A non-leader thread that exec'd has taken over the leader's PID. */
 	if (old_pid != BPF_CORE_READ(task, pid))
 		x->e.old_tid = old_pid;
@@ -339,6 +379,18 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 
 	submit(x);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return exec_event(task, old_pid, bprm, false);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec_compat, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return exec_event(task, old_pid, bprm, true);
 }
 
 /* The most nested ancestors find_new_reaper() walks, as bounded here. */
@@ -390,8 +442,7 @@ static __always_inline __u32 find_reaper(struct task_struct *task)
  * leader's, so other threads' renames are not the process's. Exec renames
  * too, while in_execve is set: its exec record says so already.
  */
-SEC("tp_btf/task_rename")
-int BPF_PROG(handle_rename, struct task_struct *task, const char *comm)
+static __always_inline int rename_event(struct task_struct *task, const char *comm, const bool compat)
 {
 	struct nspt_rename_event *x;
 
@@ -405,12 +456,24 @@ int BPF_PROG(handle_rename, struct task_struct *task, const char *comm)
 	x = reserve(sizeof(*x));
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_RENAME);
+	fill_event(&x->e, task, NSPT_RENAME, compat);
 	/* The task still has its old comm: keep it, and report the new one. */
 	__builtin_memcpy(x->old_comm, x->e.comm, sizeof(x->old_comm));
 	bpf_probe_read_kernel_str(x->e.comm, sizeof(x->e.comm), comm);
 	submit(x);
 	return 0;
+}
+
+SEC("tp_btf/task_rename")
+int BPF_PROG(handle_rename, struct task_struct *task, const char *comm)
+{
+	return rename_event(task, comm, false);
+}
+
+SEC("tp_btf/task_rename")
+int BPF_PROG(handle_rename_compat, struct task_struct *task, const char *comm)
+{
+	return rename_event(task, comm, true);
 }
 
 /*
@@ -419,8 +482,7 @@ int BPF_PROG(handle_rename, struct task_struct *task, const char *comm)
  * signal_mask: by default those whose default action ends or stops a
  * process, so that SIGCHLD storms cost nothing.
  */
-SEC("tp_btf/signal_generate")
-int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
+static __always_inline int signal_event(int sig, struct task_struct *task, int result, const bool compat)
 {
 	struct nspt_signal_event *x;
 
@@ -432,16 +494,29 @@ int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_st
 	x = reserve(sizeof(*x));
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_SIGNAL);
-	fill_event(&x->sender, bpf_get_current_task_btf(), NSPT_SIGNAL);
+	fill_event(&x->e, task, NSPT_SIGNAL, compat);
+	/* bpf_get_current_task(), not its _btf form: that one is 5.11+. */
+	fill_event(&x->sender, (struct task_struct *)bpf_get_current_task(), NSPT_SIGNAL, compat);
 	x->sig = sig;
 	x->result = result;
 	submit(x);
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *task)
+SEC("tp_btf/signal_generate")
+int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group, int result)
+{
+	return signal_event(sig, task, result, false);
+}
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(handle_signal_compat, int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
+	     int result)
+{
+	return signal_event(sig, task, result, true);
+}
+
+static __always_inline int exit_event(struct task_struct *task, const bool compat)
 {
 	struct signal_struct *sig = BPF_CORE_READ(task, signal);
 	struct nspt_event *e;
@@ -458,7 +533,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_event(e, task, NSPT_EXIT);
+	fill_event(e, task, NSPT_EXIT, compat);
 	if (!group_dead) {
 		e->flags |= NSPT_F_THREAD;
 		status = BPF_CORE_READ(task, exit_code);
@@ -476,6 +551,18 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	return 0;
 }
 
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *task)
+{
+	return exit_event(task, false);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit_compat, struct task_struct *task)
+{
+	return exit_event(task, true);
+}
+
 static __always_inline int ns_enter(__u64 arg)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -490,7 +577,7 @@ static __always_inline int ns_enter(__u64 arg)
 	return 0;
 }
 
-static __always_inline int ns_exit(__s64 ret, __u32 type)
+static __always_inline int ns_exit(__s64 ret, __u32 type, const bool compat)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tid = bpf_get_current_pid_tgid();
@@ -503,7 +590,7 @@ static __always_inline int ns_exit(__s64 ret, __u32 type)
 
 	e = reserve(sizeof(*e));
 	if (e) {
-		fill_event(e, task, type);
+		fill_event(e, task, type, compat);
 		e->ret = ret;
 		e->arg = entry->arg;
 		__builtin_memcpy(e->old_ns, entry->ns, sizeof(e->old_ns));
@@ -523,7 +610,13 @@ int handle_setns_enter(struct syscall_enter_ctx *ctx)
 SEC("tracepoint/syscalls/sys_exit_setns")
 int handle_setns_exit(struct syscall_exit_ctx *ctx)
 {
-	return ns_exit(ctx->ret, NSPT_SETNS);
+	return ns_exit(ctx->ret, NSPT_SETNS, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setns")
+int handle_setns_exit_compat(struct syscall_exit_ctx *ctx)
+{
+	return ns_exit(ctx->ret, NSPT_SETNS, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_unshare")
@@ -536,7 +629,13 @@ int handle_unshare_enter(struct syscall_enter_ctx *ctx)
 SEC("tracepoint/syscalls/sys_exit_unshare")
 int handle_unshare_exit(struct syscall_exit_ctx *ctx)
 {
-	return ns_exit(ctx->ret, NSPT_UNSHARE);
+	return ns_exit(ctx->ret, NSPT_UNSHARE, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_unshare")
+int handle_unshare_exit_compat(struct syscall_exit_ctx *ctx)
+{
+	return ns_exit(ctx->ret, NSPT_UNSHARE, true);
 }
 
 /* Scratch space for the task iterator: a record is too big for the stack. */
@@ -549,10 +648,11 @@ struct {
 
 /*
  * Dump every live process as a proc record: the tree's start and resync.
- * Sleepable, so that argv can be read from each process's memory.
+ * The 5.18+ build is sleepable, so that argv can be read from each
+ * process's memory; the compat build leaves argv to user space (args_len 0,
+ * NSPT_F_ARGS_UNREAD).
  */
-SEC("iter.s/task")
-int dump_task(struct bpf_iter__task *ctx)
+static __always_inline int dump_task_record(struct bpf_iter__task *ctx, const bool compat)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
@@ -580,7 +680,7 @@ int dump_task(struct bpf_iter__task *ctx)
 	x = bpf_map_lookup_elem(&proc_scratch, &zero);
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_PROC);
+	fill_event(&x->e, task, NSPT_PROC, compat);
 	if (zombie) {
 		x->e.flags |= NSPT_F_ZOMBIE;
 		x->e.exit_status = BPF_CORE_READ(task, exit_code);
@@ -590,7 +690,9 @@ int dump_task(struct bpf_iter__task *ctx)
 
 	/* Copy argv, bounded; kernel threads have none. */
 	mm = BPF_CORE_READ(task, mm);
-	if (mm) {
+	if (mm && compat) {
+		x->e.flags |= NSPT_F_ARGS_UNREAD;
+	} else if (mm) {
 		len = argv_area(mm, &arg_start, &x->e.flags);
 		if (len > 0 && bpf_copy_from_user_task(x->args, len, (void *)arg_start, task, 0) == 0)
 			x->args_len = len;
@@ -602,4 +704,16 @@ int dump_task(struct bpf_iter__task *ctx)
 		len = NSPT_ARGS_LEN;
 	bpf_seq_write(seq, x, offsetof(struct nspt_proc_event, args) + len);
 	return 0;
+}
+
+SEC("iter.s/task")
+int dump_task(struct bpf_iter__task *ctx)
+{
+	return dump_task_record(ctx, false);
+}
+
+SEC("iter/task")
+int dump_task_compat(struct bpf_iter__task *ctx)
+{
+	return dump_task_record(ctx, true);
 }

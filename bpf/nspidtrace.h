@@ -47,6 +47,7 @@ enum nspt_ns_kind {
 #define NSPT_F_THREAD 0x1         /* fork/exit of a thread, not a whole process */
 #define NSPT_F_ARGS_TRUNCATED 0x2 /* exec: argv was longer than NSPT_ARGS_LEN */
 #define NSPT_F_ZOMBIE 0x4         /* proc: exited, not yet reaped; exit_status holds its status */
+#define NSPT_F_ARGS_UNREAD 0x8    /* proc: argv was not read (no bpf_copy_from_user_task): read it from /proc */
 
 struct nspt_event {
 	__u64 ktime_ns; /* bpf_ktime_get_boot_ns() */

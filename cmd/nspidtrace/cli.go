@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
 )
 
 // options holds every flag's value. Each command registers the flags it
@@ -52,13 +53,24 @@ var versionCommand = &command{
 	name:     "version",
 	synopsis: "nspidtrace version",
 	summary:  "print the version",
-	about:    "Prints nspidtrace's version (also: nspidtrace --version).",
-	flags:    func(*flag.FlagSet, *options) {},
+	about: "Prints nspidtrace's version (also: nspidtrace --version), and the running kernel with\n" +
+		"the build of the BPF programs nspidtrace loads on it, or why it cannot: what to put in\n" +
+		"a bug report.",
+	flags: func(*flag.FlagSet, *options) {},
 	run: func(_ context.Context, _ *options, args []string, stdout, _ io.Writer) error {
 		if len(args) > 0 {
 			return usagef("version takes no arguments, got %q", args[0])
 		}
 		fmt.Fprintf(stdout, "nspidtrace %s\n", version)
+		f, err := loader.ProbeFeatures()
+		switch {
+		case err != nil:
+			fmt.Fprintf(stdout, "kernel %s: not supported: %v\n", f.Release, err)
+		case f.Compat():
+			fmt.Fprintf(stdout, "kernel %s: BPF programs for Linux %s to 5.17 (it has no %s)\n", f.Release, loader.MinKernel, f.Missing())
+		default:
+			fmt.Fprintf(stdout, "kernel %s: BPF programs for Linux 5.18 and newer\n", f.Release)
+		}
 		return nil
 	},
 }

@@ -87,7 +87,7 @@ func TestHelpAndVersion(t *testing.T) {
 		}
 	}
 	stdout, _, code := runBinary(t, "version")
-	if code != exitOK || !strings.HasPrefix(stdout, "nspidtrace ") {
+	if code != exitOK || !strings.HasPrefix(stdout, "nspidtrace ") || !strings.Contains(stdout, "BPF programs for Linux 5.18 and newer") {
 		t.Errorf("version: exit %d, %q", code, stdout)
 	}
 }

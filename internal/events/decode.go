@@ -16,6 +16,7 @@ const (
 	flagThread        = 0x1
 	flagArgsTruncated = 0x2
 	flagZombie        = 0x4
+	flagArgsUnread    = 0x8
 )
 
 // Decoder turns kernel records into Events.

@@ -1,7 +1,10 @@
 package loader
 
 import (
+	"maps"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -74,6 +77,17 @@ func TestSpec(t *testing.T) {
 		"handle_rename":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/task_rename"},
 		"handle_signal":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/signal_generate"},
 	}
+	// Each program that fills records has a build for 5.8–5.17.
+	for _, name := range slices.Collect(maps.Keys(want)) {
+		if name == "handle_setns_enter" || name == "handle_unshare_enter" {
+			continue
+		}
+		w := want[name]
+		if name == "dump_task" {
+			w.section = "iter/task" // not sleepable
+		}
+		want[name+compatSuffix] = w
+	}
 	if len(spec.Programs) != len(want) {
 		t.Errorf("object has %d programs, want %d", len(spec.Programs), len(want))
 	}
@@ -96,6 +110,29 @@ func TestSpec(t *testing.T) {
 	for _, v := range []string{nspidtraceVarWithThreads, nspidtraceVarTargetPidns, nspidtraceVarWakeupBytes, nspidtraceVarWithZombies, nspidtraceVarSignalMask} {
 		if vs := spec.Variables[v]; vs == nil || !vs.Constant() {
 			t.Errorf("knob %s is not a const volatile global", v)
+		}
+	}
+}
+
+// TestChooseBuild: each program name stands for the build the kernel can
+// load, and only that build is left to load.
+func TestChooseBuild(t *testing.T) {
+	for _, compat := range []bool{false, true} {
+		spec, err := loadSpec(Features{Loop: !compat, CopyFromUserTask: !compat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, p := range spec.Programs {
+			if strings.HasSuffix(name, compatSuffix) {
+				t.Errorf("compat %v: %s is still there", compat, name)
+			}
+			// The syscall-entry programs fill no records: one build serves all.
+			if got := strings.HasSuffix(p.Name, compatSuffix); got != compat && !strings.HasSuffix(name, "_enter") {
+				t.Errorf("compat %v: %s is %s", compat, name, p.Name)
+			}
+		}
+		if want := map[bool]string{false: "iter.s/task", true: "iter/task"}[compat]; spec.Programs["dump_task"].SectionName != want {
+			t.Errorf("compat %v: the task iterator is %s", compat, spec.Programs["dump_task"].SectionName)
 		}
 	}
 }

@@ -18,11 +18,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MinKernel is the oldest Linux release nspidtrace runs on: sleepable task
-// iterators, bpf_loop and bpf_copy_from_user_task came in 5.17 and 5.18.
-// The README and docs/kernel.md name the same version.
-const MinKernel = "5.18"
-
 // DefaultRingBytes is the ring buffer's default size: about two seconds of a
 // fork+exec+exit storm on a small machine before anything is dropped.
 const DefaultRingBytes = 16 << 20
@@ -46,10 +41,38 @@ type Options struct {
 
 // Tracer is the loaded and attached BPF side. Close releases it.
 type Tracer struct {
-	objs   nspidtraceObjects
-	links  []link.Link
-	reader *ringbuf.Reader
-	log    zerolog.Logger
+	objs     objects
+	features Features
+	links    []link.Link
+	reader   *ringbuf.Reader
+	log      zerolog.Logger
+}
+
+// objects are what Open loads: the maps, and one build of each program
+// (see chooseBuild).
+type objects struct {
+	nspidtraceMaps
+	programs
+}
+
+type programs struct {
+	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
+	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
+	HandleRename       *ebpf.Program `ebpf:"handle_rename"`
+	HandleSignal       *ebpf.Program `ebpf:"handle_signal"`
+	HandleSetnsEnter   *ebpf.Program `ebpf:"handle_setns_enter"`
+	HandleSetnsExit    *ebpf.Program `ebpf:"handle_setns_exit"`
+	HandleUnshareEnter *ebpf.Program `ebpf:"handle_unshare_enter"`
+	HandleUnshareExit  *ebpf.Program `ebpf:"handle_unshare_exit"`
+	DumpTask           *ebpf.Program `ebpf:"dump_task"`
+}
+
+func (o *objects) Close() error {
+	p := &o.programs
+	return errors.Join(o.nspidtraceMaps.Close(), _NspidtraceClose(p.HandleFork, p.HandleExec, p.HandleExit,
+		p.HandleRename, p.HandleSignal, p.HandleSetnsEnter, p.HandleSetnsExit, p.HandleUnshareEnter,
+		p.HandleUnshareExit, p.DumpTask))
 }
 
 // Open checks the kernel, loads the BPF objects and attaches every program.
@@ -62,16 +85,20 @@ func Open(opts Options) (*Tracer, error) {
 	if err := checkRingBytes(opts.RingBytes); err != nil {
 		return nil, err
 	}
-	if err := checkPrivileges(); err != nil {
-		return nil, err
+	features, err := checkPrivileges()
+	if err == nil {
+		err = injected("tracefs")
 	}
-	if err := ensureTracefs(opts.Logger); err != nil {
+	if err == nil {
+		err = ensureTracefs(opts.Logger)
+	}
+	if err != nil {
 		return nil, err
 	}
 
-	spec, err := loadNspidtrace()
+	spec, err := loadSpec(features)
 	if err != nil {
-		return nil, fmt.Errorf("parse the embedded BPF object: %w", err)
+		return nil, err
 	}
 	spec.Maps[nspidtraceMapEvents].MaxEntries = uint32(opts.RingBytes)
 	knobs := map[string]any{
@@ -92,7 +119,10 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 
-	t := &Tracer{log: opts.Logger.With().Str("component", "loader").Logger()}
+	t := &Tracer{features: features, log: opts.Logger.With().Str("component", "loader").Logger()}
+	if features.Compat() {
+		t.log.Info().Str("kernel", features.Release).Msgf("this kernel has no %s: running the programs built for Linux %s to 5.17; argv of processes alive at start is read from /proc", features.Missing(), MinKernel)
+	}
 	// Whatever step fails, what the earlier ones opened is released. (The
 	// cleanup holds t itself: a deferred cleanup of a named result would
 	// see the nil that `return nil, err` stores there, and panic.)
@@ -100,10 +130,16 @@ func Open(opts Options) (*Tracer, error) {
 		t.Close()
 		return nil, err
 	}
-	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+	if err := injected("load"); err != nil {
+		return fail(err)
+	}
+	if err := spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
 		return fail(explainLoadError(err))
 	}
 	if err := t.attach(); err != nil {
+		return fail(err)
+	}
+	if err := injected("ring buffer"); err != nil {
 		return fail(err)
 	}
 	if t.reader, err = ringbuf.NewReader(t.objs.Events); err != nil {
@@ -114,42 +150,60 @@ func Open(opts Options) (*Tracer, error) {
 	return t, nil
 }
 
+// hook is a tracing program and the tracepoint it attaches to: a BTF
+// tracepoint (tp_btf), or one of the syscalls group when syscall is set.
+type hook struct {
+	name    string
+	syscall bool
+	prog    *ebpf.Program
+}
+
+// tracing lists the programs that run on tracepoints, in attach order.
+func (o *objects) tracing() []hook {
+	return []hook{
+		{"sched_process_fork", false, o.HandleFork},
+		{"sched_process_exec", false, o.HandleExec},
+		{"sched_process_exit", false, o.HandleExit},
+		{"task_rename", false, o.HandleRename},
+		{"signal_generate", false, o.HandleSignal},
+		{"sys_enter_setns", true, o.HandleSetnsEnter},
+		{"sys_exit_setns", true, o.HandleSetnsExit},
+		{"sys_enter_unshare", true, o.HandleUnshareEnter},
+		{"sys_exit_unshare", true, o.HandleUnshareExit},
+	}
+}
+
 // attach links every program to its hook; links are closed by Close.
 func (t *Tracer) attach() error {
-	tracing := []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sched_process_fork", t.objs.HandleFork},
-		{"sched_process_exec", t.objs.HandleExec},
-		{"sched_process_exit", t.objs.HandleExit},
-		{"task_rename", t.objs.HandleRename},
-		{"signal_generate", t.objs.HandleSignal},
-	}
-	for _, p := range tracing {
-		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog})
-		if err != nil {
-			return fmt.Errorf("attach %s: %w", p.name, err)
+	for _, h := range t.objs.tracing() {
+		if err := injected("attach " + h.name); err != nil {
+			return err
 		}
-		t.links = append(t.links, l)
-	}
-	syscalls := []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{"sys_enter_setns", t.objs.HandleSetnsEnter},
-		{"sys_exit_setns", t.objs.HandleSetnsExit},
-		{"sys_enter_unshare", t.objs.HandleUnshareEnter},
-		{"sys_exit_unshare", t.objs.HandleUnshareExit},
-	}
-	for _, p := range syscalls {
-		l, err := link.Tracepoint("syscalls", p.name, p.prog, nil)
+		var l link.Link
+		var err error
+		if h.syscall {
+			l, err = link.Tracepoint("syscalls", h.name, h.prog, nil)
+		} else {
+			l, err = link.AttachTracing(link.TracingOptions{Program: h.prog})
+		}
 		if err != nil {
-			return fmt.Errorf("attach syscalls/%s: %w", p.name, err)
+			return fmt.Errorf("attach %s: %w", h.name, err)
 		}
 		t.links = append(t.links, l)
 	}
 	return nil
+}
+
+// failStep, set only by tests, fails the step of Open it is called with
+// when it returns an error: each step of a partial Open is made to fail in
+// turn, and what the earlier steps opened must be released.
+var failStep func(step string) error
+
+func injected(step string) error {
+	if failStep == nil {
+		return nil
+	}
+	return failStep(step)
 }
 
 // detach closes the links, newest first, so the kernel stops producing.
@@ -175,8 +229,12 @@ func (t *Tracer) Close() error {
 	return errors.Join(errs...)
 }
 
-// Lost returns how many records the kernel could not put in the ring buffer
-// since Open, summed over CPUs.
+// Lost returns how many events the kernel dropped since Open: records
+// that did not fit in the ring buffer, summed over CPUs, and the times a
+// program did not run at all because one of the same program was already
+// running on that CPU (its recursion misses, counted from 5.12). The
+// second happens where tracepoints are preemptible, under load: seen on
+// 7.2 guests with one CPU, where an exec now and then went unreported.
 func (t *Tracer) Lost() (uint64, error) {
 	var perCPU []uint64
 	if err := t.objs.Lost.Lookup(uint32(0), &perCPU); err != nil {
@@ -185,6 +243,11 @@ func (t *Tracer) Lost() (uint64, error) {
 	var n uint64
 	for _, v := range perCPU {
 		n += v
+	}
+	for _, p := range t.objs.tracing() {
+		if st, err := p.prog.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
 	}
 	return n, nil
 }
@@ -200,27 +263,32 @@ func checkRingBytes(n int) error {
 // ErrNoPrivileges is returned when the caller may not load BPF programs.
 var ErrNoPrivileges = errors.New("loading BPF programs needs root or the CAP_BPF and CAP_PERFMON capabilities (try sudo)")
 
-// checkPrivileges checks what every BPF load needs: BTF, the privileges,
-// and on old kernels a memlock limit high enough for the maps.
-func checkPrivileges() error {
-	if err := checkBTF(); err != nil {
-		return err
+// checkPrivileges checks what every BPF load needs: a kernel with the
+// features (its BTF included), the privileges, and on kernels before 5.11 a
+// memlock limit high enough for the maps. It returns the kernel's features.
+func checkPrivileges() (Features, error) {
+	features, err := probe()
+	if err != nil {
+		return features, err
 	}
 	if os.Geteuid() != 0 && !hasBPFCapabilities() {
-		return ErrNoPrivileges
+		return features, ErrNoPrivileges
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("raise the memlock limit for BPF maps: %w", err)
+		return features, fmt.Errorf("raise the memlock limit for BPF maps: %w", err)
 	}
-	return nil
+	return features, nil
 }
 
-// checkBTF fails when the kernel has no BTF, which CO-RE and tp_btf need.
-func checkBTF() error {
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		return errors.New("the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): nspidtrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")
+// loadSpec parses the embedded BPF object, with each program name standing
+// for the build the kernel can load.
+func loadSpec(features Features) (*ebpf.CollectionSpec, error) {
+	spec, err := loadNspidtrace()
+	if err != nil {
+		return nil, fmt.Errorf("parse the embedded BPF object: %w", err)
 	}
-	return nil
+	chooseBuild(spec, features)
+	return spec, nil
 }
 
 // hasBPFCapabilities reports whether the effective set has CAP_BPF and CAP_PERFMON.
@@ -243,7 +311,7 @@ func explainLoadError(err error) error {
 	case errors.As(err, &verr):
 		return fmt.Errorf("the kernel's verifier rejected nspidtrace's BPF programs (please report this with your kernel version): %w", err)
 	case errors.Is(err, ebpf.ErrNotSupported):
-		return fmt.Errorf("load BPF programs: %w (nspidtrace needs Linux %s or newer with BTF, ring buffers, BTF tracepoints and sleepable task iterators)", err, MinKernel)
+		return fmt.Errorf("load BPF programs: %w (nspidtrace needs Linux %s or newer with BTF, ring buffers, BTF tracepoints and task iterators)", err, MinKernel)
 	}
 	return fmt.Errorf("load BPF programs: %w", err)
 }

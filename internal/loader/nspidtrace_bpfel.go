@@ -83,31 +83,39 @@ type nspidtraceNsptSignalEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	nspidtraceMapEvents              = "events"
-	nspidtraceMapLost                = "lost"
-	nspidtraceMapNsAtEntry           = "ns_at_entry"
-	nspidtraceMapProcScratch         = "proc_scratch"
-	nspidtraceProgDumpTask           = "dump_task"
-	nspidtraceProgHandleExec         = "handle_exec"
-	nspidtraceProgHandleExit         = "handle_exit"
-	nspidtraceProgHandleFork         = "handle_fork"
-	nspidtraceProgHandleRename       = "handle_rename"
-	nspidtraceProgHandleSetnsEnter   = "handle_setns_enter"
-	nspidtraceProgHandleSetnsExit    = "handle_setns_exit"
-	nspidtraceProgHandleSignal       = "handle_signal"
-	nspidtraceProgHandleUnshareEnter = "handle_unshare_enter"
-	nspidtraceProgHandleUnshareExit  = "handle_unshare_exit"
-	nspidtraceVarCgroupSubsys        = "cgroup_subsys"
-	nspidtraceVarSignalMask          = "signal_mask"
-	nspidtraceVarTargetPidns         = "target_pidns"
-	nspidtraceVarUnusedEvent         = "unused_event"
-	nspidtraceVarUnusedExecEvent     = "unused_exec_event"
-	nspidtraceVarUnusedProcEvent     = "unused_proc_event"
-	nspidtraceVarUnusedRenameEvent   = "unused_rename_event"
-	nspidtraceVarUnusedSignalEvent   = "unused_signal_event"
-	nspidtraceVarWakeupBytes         = "wakeup_bytes"
-	nspidtraceVarWithThreads         = "with_threads"
-	nspidtraceVarWithZombies         = "with_zombies"
+	nspidtraceMapEvents                   = "events"
+	nspidtraceMapLost                     = "lost"
+	nspidtraceMapNsAtEntry                = "ns_at_entry"
+	nspidtraceMapProcScratch              = "proc_scratch"
+	nspidtraceProgDumpTask                = "dump_task"
+	nspidtraceProgDumpTaskCompat          = "dump_task_compat"
+	nspidtraceProgHandleExec              = "handle_exec"
+	nspidtraceProgHandleExecCompat        = "handle_exec_compat"
+	nspidtraceProgHandleExit              = "handle_exit"
+	nspidtraceProgHandleExitCompat        = "handle_exit_compat"
+	nspidtraceProgHandleFork              = "handle_fork"
+	nspidtraceProgHandleForkCompat        = "handle_fork_compat"
+	nspidtraceProgHandleRename            = "handle_rename"
+	nspidtraceProgHandleRenameCompat      = "handle_rename_compat"
+	nspidtraceProgHandleSetnsEnter        = "handle_setns_enter"
+	nspidtraceProgHandleSetnsExit         = "handle_setns_exit"
+	nspidtraceProgHandleSetnsExitCompat   = "handle_setns_exit_compat"
+	nspidtraceProgHandleSignal            = "handle_signal"
+	nspidtraceProgHandleSignalCompat      = "handle_signal_compat"
+	nspidtraceProgHandleUnshareEnter      = "handle_unshare_enter"
+	nspidtraceProgHandleUnshareExit       = "handle_unshare_exit"
+	nspidtraceProgHandleUnshareExitCompat = "handle_unshare_exit_compat"
+	nspidtraceVarCgroupSubsys             = "cgroup_subsys"
+	nspidtraceVarSignalMask               = "signal_mask"
+	nspidtraceVarTargetPidns              = "target_pidns"
+	nspidtraceVarUnusedEvent              = "unused_event"
+	nspidtraceVarUnusedExecEvent          = "unused_exec_event"
+	nspidtraceVarUnusedProcEvent          = "unused_proc_event"
+	nspidtraceVarUnusedRenameEvent        = "unused_rename_event"
+	nspidtraceVarUnusedSignalEvent        = "unused_signal_event"
+	nspidtraceVarWakeupBytes              = "wakeup_bytes"
+	nspidtraceVarWithThreads              = "with_threads"
+	nspidtraceVarWithZombies              = "with_zombies"
 )
 
 // loadNspidtrace returns the embedded CollectionSpec for nspidtrace.
@@ -152,16 +160,24 @@ type nspidtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceProgramSpecs struct {
-	DumpTask           *ebpf.ProgramSpec `ebpf:"dump_task"`
-	HandleExec         *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit         *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork         *ebpf.ProgramSpec `ebpf:"handle_fork"`
-	HandleRename       *ebpf.ProgramSpec `ebpf:"handle_rename"`
-	HandleSetnsEnter   *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
-	HandleSetnsExit    *ebpf.ProgramSpec `ebpf:"handle_setns_exit"`
-	HandleSignal       *ebpf.ProgramSpec `ebpf:"handle_signal"`
-	HandleUnshareEnter *ebpf.ProgramSpec `ebpf:"handle_unshare_enter"`
-	HandleUnshareExit  *ebpf.ProgramSpec `ebpf:"handle_unshare_exit"`
+	DumpTask                *ebpf.ProgramSpec `ebpf:"dump_task"`
+	DumpTaskCompat          *ebpf.ProgramSpec `ebpf:"dump_task_compat"`
+	HandleExec              *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExecCompat        *ebpf.ProgramSpec `ebpf:"handle_exec_compat"`
+	HandleExit              *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleExitCompat        *ebpf.ProgramSpec `ebpf:"handle_exit_compat"`
+	HandleFork              *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleForkCompat        *ebpf.ProgramSpec `ebpf:"handle_fork_compat"`
+	HandleRename            *ebpf.ProgramSpec `ebpf:"handle_rename"`
+	HandleRenameCompat      *ebpf.ProgramSpec `ebpf:"handle_rename_compat"`
+	HandleSetnsEnter        *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
+	HandleSetnsExit         *ebpf.ProgramSpec `ebpf:"handle_setns_exit"`
+	HandleSetnsExitCompat   *ebpf.ProgramSpec `ebpf:"handle_setns_exit_compat"`
+	HandleSignal            *ebpf.ProgramSpec `ebpf:"handle_signal"`
+	HandleSignalCompat      *ebpf.ProgramSpec `ebpf:"handle_signal_compat"`
+	HandleUnshareEnter      *ebpf.ProgramSpec `ebpf:"handle_unshare_enter"`
+	HandleUnshareExit       *ebpf.ProgramSpec `ebpf:"handle_unshare_exit"`
+	HandleUnshareExitCompat *ebpf.ProgramSpec `ebpf:"handle_unshare_exit_compat"`
 }
 
 // nspidtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -247,30 +263,46 @@ type nspidtraceVariables struct {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtracePrograms struct {
-	DumpTask           *ebpf.Program `ebpf:"dump_task"`
-	HandleExec         *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit         *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork         *ebpf.Program `ebpf:"handle_fork"`
-	HandleRename       *ebpf.Program `ebpf:"handle_rename"`
-	HandleSetnsEnter   *ebpf.Program `ebpf:"handle_setns_enter"`
-	HandleSetnsExit    *ebpf.Program `ebpf:"handle_setns_exit"`
-	HandleSignal       *ebpf.Program `ebpf:"handle_signal"`
-	HandleUnshareEnter *ebpf.Program `ebpf:"handle_unshare_enter"`
-	HandleUnshareExit  *ebpf.Program `ebpf:"handle_unshare_exit"`
+	DumpTask                *ebpf.Program `ebpf:"dump_task"`
+	DumpTaskCompat          *ebpf.Program `ebpf:"dump_task_compat"`
+	HandleExec              *ebpf.Program `ebpf:"handle_exec"`
+	HandleExecCompat        *ebpf.Program `ebpf:"handle_exec_compat"`
+	HandleExit              *ebpf.Program `ebpf:"handle_exit"`
+	HandleExitCompat        *ebpf.Program `ebpf:"handle_exit_compat"`
+	HandleFork              *ebpf.Program `ebpf:"handle_fork"`
+	HandleForkCompat        *ebpf.Program `ebpf:"handle_fork_compat"`
+	HandleRename            *ebpf.Program `ebpf:"handle_rename"`
+	HandleRenameCompat      *ebpf.Program `ebpf:"handle_rename_compat"`
+	HandleSetnsEnter        *ebpf.Program `ebpf:"handle_setns_enter"`
+	HandleSetnsExit         *ebpf.Program `ebpf:"handle_setns_exit"`
+	HandleSetnsExitCompat   *ebpf.Program `ebpf:"handle_setns_exit_compat"`
+	HandleSignal            *ebpf.Program `ebpf:"handle_signal"`
+	HandleSignalCompat      *ebpf.Program `ebpf:"handle_signal_compat"`
+	HandleUnshareEnter      *ebpf.Program `ebpf:"handle_unshare_enter"`
+	HandleUnshareExit       *ebpf.Program `ebpf:"handle_unshare_exit"`
+	HandleUnshareExitCompat *ebpf.Program `ebpf:"handle_unshare_exit_compat"`
 }
 
 func (p *nspidtracePrograms) Close() error {
 	return _NspidtraceClose(
 		p.DumpTask,
+		p.DumpTaskCompat,
 		p.HandleExec,
+		p.HandleExecCompat,
 		p.HandleExit,
+		p.HandleExitCompat,
 		p.HandleFork,
+		p.HandleForkCompat,
 		p.HandleRename,
+		p.HandleRenameCompat,
 		p.HandleSetnsEnter,
 		p.HandleSetnsExit,
+		p.HandleSetnsExitCompat,
 		p.HandleSignal,
+		p.HandleSignalCompat,
 		p.HandleUnshareEnter,
 		p.HandleUnshareExit,
+		p.HandleUnshareExitCompat,
 	)
 }
 

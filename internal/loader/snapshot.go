@@ -16,7 +16,7 @@ import (
 // with events.Decoder) for every live process the caller's pid namespace
 // can see, each with its PIDs at every level, host included.
 func (t *Tracer) Snapshot(handle func(raw []byte) error) error {
-	return iterate(t.objs.DumpTask, handle)
+	return iterate(t.objs.DumpTask, t.features, handle)
 }
 
 // iterObjects is the task iterator alone, for one-shot questions that need
@@ -29,12 +29,13 @@ type iterObjects struct {
 // ReadSnapshot loads only the task iterator, runs it once as Snapshot does
 // (with zombies too, marked: see events.Event.Zombie) and unloads it.
 func ReadSnapshot(handle func(raw []byte) error) error {
-	if err := checkPrivileges(); err != nil {
+	features, err := checkPrivileges()
+	if err != nil {
 		return err
 	}
-	spec, err := loadNspidtrace()
+	spec, err := loadSpec(features)
 	if err != nil {
-		return fmt.Errorf("parse the embedded BPF object: %w", err)
+		return err
 	}
 	// A one-shot answer shows processes that exited but are not reaped.
 	if err := spec.Variables[nspidtraceVarWithZombies].Set(true); err != nil {
@@ -44,15 +45,22 @@ func ReadSnapshot(handle func(raw []byte) error) error {
 		return fmt.Errorf("set %s: %w", nspidtraceVarCgroupSubsys, err)
 	}
 	var objs iterObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
 		return explainLoadError(err)
 	}
 	defer objs.ProcScratch.Close()
 	defer objs.DumpTask.Close()
-	return iterate(objs.DumpTask, handle)
+	return iterate(objs.DumpTask, features, handle)
 }
 
-func iterate(prog *ebpf.Program, handle func(raw []byte) error) error {
+// iterate runs the task iterator prog and hands each record to handle. On
+// kernels whose iterator cannot read argv (Features.CopyFromUserTask), it
+// fills argv in from /proc first.
+func iterate(prog *ebpf.Program, features Features, handle func(raw []byte) error) error {
+	var argv *procArgv
+	if features.Compat() {
+		argv = newProcArgv()
+	}
 	it, err := link.AttachIter(link.IterOptions{Program: prog})
 	if err != nil {
 		return fmt.Errorf("attach the task iterator: %w", err)
@@ -78,7 +86,11 @@ func iterate(prog *ebpf.Program, handle func(raw []byte) error) error {
 		if err != nil {
 			return fmt.Errorf("read the task iterator: %w", err)
 		}
-		if err := handle(buf[:n]); err != nil {
+		rec := buf[:n]
+		if argv != nil {
+			rec = argv.fill(rec)
+		}
+		if err := handle(rec); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
@@ -29,27 +31,60 @@ func buildTree(b *testing.B) *pidmap.Tree {
 	return tree
 }
 
+// builds are the two builds of the programs, for benchmarks of both on
+// this kernel.
+var builds = []struct {
+	name string
+	use  func(testing.TB)
+}{
+	{"build=5.18+", func(testing.TB) {}},
+	{"build=compat", compatKernel},
+}
+
 // BenchmarkTreeFromKernel builds the tree of a machine with 10,000 more
 // processes than it had: load the iterator, run it, apply every record.
-// It also reports the tree's memory per tracked process.
+// It also reports the tree's memory per tracked process. The compat build
+// reads argv from /proc instead of the processes' memory.
 // Targets: <= 60 ms, <= 512 bytes per process.
 func BenchmarkTreeFromKernel(b *testing.B) {
 	testenv.Require(b)
 	testenv.Hold(b, 10000)
-	var procs int
-	b.ResetTimer()
-	for range b.N {
-		procs = buildTree(b).Len()
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(procs), "procs")
+	for _, build := range builds {
+		b.Run(build.name, func(b *testing.B) {
+			build.use(b)
+			var procs int
+			for b.Loop() {
+				procs = buildTree(b).Len()
+			}
+			b.ReportMetric(float64(procs), "procs")
 
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	tree := buildTree(b)
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(tree.Len()), "bytes/proc")
-	runtime.KeepAlive(tree)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			tree := buildTree(b)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(tree.Len()), "bytes/proc")
+			runtime.KeepAlive(tree)
+		})
+	}
+}
+
+// BenchmarkOpen loads and attaches every program, as `trace` does before
+// its first event: the verifier's time is most of it, and the compat
+// build's level loop is verified level by level.
+func BenchmarkOpen(b *testing.B) {
+	testenv.Require(b)
+	for _, build := range builds {
+		b.Run(build.name, func(b *testing.B) {
+			build.use(b)
+			for b.Loop() {
+				tr, err := Open(Options{Logger: zerolog.Nop()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tr.Close()
+			}
+		})
+	}
 }

@@ -80,9 +80,9 @@ func ReadProc(root string, pid int, ev *events.Event) error {
 	if comm, err := os.ReadFile(filepath.Join(dir, "comm")); err == nil {
 		ev.SetComm(strings.TrimSuffix(string(comm), "\n"))
 	}
-	if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
-		ev.ArgsLen = uint16(copy(ev.Args[:], cmdline))
-		ev.ArgsTruncated = len(cmdline) > events.ArgsLen
+	if n, truncated, err := ReadCmdline(root, pid, ev.Args[:]); err == nil {
+		ev.ArgsLen = uint16(n)
+		ev.ArgsTruncated = truncated
 	}
 	return nil
 }
@@ -240,4 +240,26 @@ func FromProc(root string) (*pidmap.Tree, error) {
 	}
 	tree.Relink()
 	return tree, nil
+}
+
+// ReadCmdline reads process pid's argv, as /proc/PID/cmdline has it, into
+// buf and returns how much it read; truncated is true when argv is longer
+// than buf. Reading stops at len(buf)+1 bytes, whatever the process put in
+// its argument area.
+func ReadCmdline(root string, pid int, buf []byte) (n int, truncated bool, err error) {
+	f, err := os.Open(filepath.Join(root, strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	for n < len(buf) {
+		m, err := f.Read(buf[n:])
+		n += m
+		if err != nil || m == 0 {
+			return n, false, nil
+		}
+	}
+	var one [1]byte
+	m, _ := f.Read(one[:])
+	return n, m > 0, nil
 }

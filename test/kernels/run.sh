@@ -80,7 +80,7 @@ chmod +x "$rootfs/init"
 (cd "$rootfs" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initramfs.gz"
 
 checks=(start pid tree record from trace)
-declare -A result version
+declare -A result version build
 failed=0
 for suite in "${suites[@]}"; do
 	echo "--- $suite"
@@ -91,31 +91,37 @@ for suite in "${suites[@]}"; do
 		continue
 	fi
 	start=$SECONDS
-	timeout "$timeout" qemu-system-x86_64 -accel tcg,thread=single -cpu max -smp 1 -m 1536 \
+	timeout "$timeout" qemu-system-x86_64 -accel tcg,thread=single -cpu max -smp 2 -m 1536 \
 		-nographic -no-reboot -kernel "$vmlinuz" -initrd "$work/initramfs.gz" \
 		-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=3" </dev/null >"$log" 2>&1 || true
 	tr -d '\r' <"$log" >"$log.txt"
 	version[$suite]=$(sed -n 's/.*NSPT-KERNEL //p' "$log.txt" | head -1)
 	[ -n "${version[$suite]}" ] || version[$suite]="$(basename "$vmlinuz" | sed 's/^vmlinuz-//') (did not boot)"
+	case "$(sed -n 's/.*NSPT-VERSION //p' "$log.txt")" in
+	*"5.18 and newer"*) build[$suite]="5.18+" ;;
+	*"to 5.17"*) build[$suite]="5.8-5.17" ;;
+	*) build[$suite]="?" ;;
+	esac
 	for c in "${checks[@]}"; do
 		r=$(sed -n "s/.*NSPT-CHECK $c \([a-zA-Z]*\).*/\1/p" "$log.txt" | head -1)
 		result[$suite,$c]=${r:-none}
-		[ "$r" = pass ] || failed=1
+		# "lost": a line was missing, and the run said it lost events.
+		[ "$r" = pass ] || [ "$r" = lost ] || failed=1
 	done
 	grep -q 'NSPT-DONE' "$log.txt" || failed=1
 	echo "$suite: ${version[$suite]} in $((SECONDS - start)) s"
-	grep -E '^NSPT-(CHECK .* FAIL|WORKLOAD|FEATURES)|^  \| |panic|Oops|BUG:' "$log.txt" || true
+	grep -E 'NSPT-(CHECK .* (FAIL|lost)|WORKLOAD|TRACE|VERSION)|^  \| |panic|Oops|BUG:' "$log.txt" || true
 done
 
 echo
-printf '| %-24s |' kernel
+printf '| %-22s | %-9s |' kernel programs
 for c in "${checks[@]}"; do printf ' %-6s |' "$c"; done
 echo
-printf '|%s|' "$(printf -- '-%.0s' $(seq 26))"
+printf '|%s|%s|' "$(printf -- '-%.0s' $(seq 24))" "$(printf -- '-%.0s' $(seq 11))"
 for c in "${checks[@]}"; do printf -- '--------|'; done
 echo
 for suite in "${suites[@]}"; do
-	printf '| %-24s |' "${version[$suite]}"
+	printf '| %-22s | %-9s |' "${version[$suite]}" "${build[$suite]:-?}"
 	for c in "${checks[@]}"; do printf ' %-6s |' "${result[$suite,$c]:-none}"; done
 	echo
 done
