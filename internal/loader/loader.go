@@ -134,7 +134,7 @@ func Open(opts Options) (*Tracer, error) {
 		return fail(err)
 	}
 	if err := spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
-		return fail(explainLoadError(err))
+		return fail(explainLoadError(err, features))
 	}
 	if err := t.attach(); err != nil {
 		return fail(err)
@@ -303,13 +303,13 @@ func hasBPFCapabilities() bool {
 }
 
 // explainLoadError turns a load failure into what the user can do about it.
-func explainLoadError(err error) error {
+func explainLoadError(err error, f Features) error {
 	var verr *ebpf.VerifierError
 	switch {
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("load BPF programs: %w (needs root, or CAP_BPF and CAP_PERFMON; a lockdown or seccomp policy can also forbid BPF)", err)
 	case errors.As(err, &verr):
-		return fmt.Errorf("the kernel's verifier rejected nspidtrace's BPF programs (please report this with your kernel version): %w", err)
+		return fmt.Errorf("the verifier of this kernel (%s) rejected nspidtrace's BPF programs (please report this, with the output of nspidtrace version): %w", f.Release, err)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("load BPF programs: %w (nspidtrace needs Linux %s or newer with BTF, ring buffers, BTF tracepoints and task iterators)", err, MinKernel)
 	}

@@ -180,7 +180,7 @@ func TestMinKernelMatchesTheDocs(t *testing.T) {
 			t.Errorf("%s does not say \"Linux %s or newer\"", name, MinKernel)
 		}
 	}
-	if msg := explainLoadError(ebpf.ErrNotSupported).Error(); !strings.Contains(msg, "Linux "+MinKernel+" or newer") {
+	if msg := explainLoadError(ebpf.ErrNotSupported, Features{}).Error(); !strings.Contains(msg, "Linux "+MinKernel+" or newer") {
 		t.Errorf("the error for a missing kernel feature says %q", msg)
 	}
 }

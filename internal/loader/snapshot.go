@@ -46,7 +46,7 @@ func ReadSnapshot(handle func(raw []byte) error) error {
 	}
 	var objs iterObjects
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
-		return explainLoadError(err)
+		return explainLoadError(err, features)
 	}
 	defer objs.ProcScratch.Close()
 	defer objs.DumpTask.Close()
