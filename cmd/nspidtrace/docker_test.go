@@ -89,8 +89,8 @@ func TestDockerContainerByName(t *testing.T) {
 	// Text: the host PID first, the container's next, and the container named.
 	stdout, stderr, code := runBinary(t, "--container", name, "1")
 	rows := strings.Split(stdout, "\n")
-	if code != exitOK || len(rows) < 5 || strings.Fields(rows[2])[1] != strconv.Itoa(init) || strings.Fields(rows[3])[1] != "1" ||
-		!strings.HasPrefix(rows[4], "container "+name+" ("+id[:12]+", docker)") {
+	if code != exitOK || len(rows) < 6 || rows[1] != "user   uid 0 (root)" || strings.Fields(rows[3])[1] != strconv.Itoa(init) ||
+		strings.Fields(rows[4])[1] != "1" || !strings.HasPrefix(rows[5], "container "+name+" ("+id[:12]+", docker)") {
 		t.Errorf("--container %s 1: exit %d %s\n%s", name, code, stderr, stdout)
 	}
 

@@ -70,6 +70,9 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if p.Zombie {
 		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", exitDescription(events.WaitStatus(p.ExitStatus)))
 	}
+	if user := q.userLine(p); user != "" {
+		fmt.Fprintf(w, "user   %s\n", user)
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first, also with --pidns or --container: the host

@@ -73,14 +73,14 @@ func TestShowPIDFromTheHost(t *testing.T) {
 	// Looked at from the namespace, the host PID is still shown, first.
 	stdout, _, code := runBinary(t, "--pidns", fmt.Sprint(ns.Holder), "1")
 	rows := strings.Split(strings.TrimSpace(stdout), "\n")
-	if code != exitOK || len(rows) != 4 || !strings.HasPrefix(rows[1], "LEVEL") ||
-		strings.Fields(rows[2])[1] != fmt.Sprint(ns.Holder) ||
-		!strings.Contains(rows[3], fmt.Sprintf("pid:[%d]", ns.Inode)) || strings.Fields(rows[3])[1] != "1" {
+	if code != exitOK || len(rows) != 5 || rows[1] != "user   uid 0 (root)" || !strings.HasPrefix(rows[2], "LEVEL") ||
+		strings.Fields(rows[3])[1] != fmt.Sprint(ns.Holder) ||
+		!strings.Contains(rows[4], fmt.Sprintf("pid:[%d]", ns.Inode)) || strings.Fields(rows[4])[1] != "1" {
 		t.Errorf("text with --pidns: exit %d\n%s", code, stdout)
 	}
 	stdout, _, _ = runBinary(t, fmt.Sprint(ns.Holder))
-	if rows := strings.Split(strings.TrimSpace(stdout), "\n"); len(rows) != 4 || strings.Fields(rows[2])[1] != fmt.Sprint(ns.Holder) {
-		t.Errorf("text: want the sleep line, a header and one row per level, host first:\n%s", stdout)
+	if rows := strings.Split(strings.TrimSpace(stdout), "\n"); len(rows) != 5 || strings.Fields(rows[3])[1] != fmt.Sprint(ns.Holder) {
+		t.Errorf("text: want the sleep line, the user, a header and one row per level, host first:\n%s", stdout)
 	}
 }
 

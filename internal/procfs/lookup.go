@@ -10,8 +10,12 @@ import (
 )
 
 // OwnPidNS returns the inode of the caller's pid namespace.
-func OwnPidNS(root string) (uint32, error) {
-	return nsInode(filepath.Join(root, "self", "ns", "pid"))
+func OwnPidNS(root string) (uint32, error) { return OwnNS(root, "pid") }
+
+// OwnNS returns the inode of the caller's namespace of a kind
+// (events.NSNames: "user", "mnt", …).
+func OwnNS(root, kind string) (uint32, error) {
+	return nsInode(filepath.Join(root, "self", "ns", kind))
 }
 
 // FindInNS returns the TGID, as procfs at root numbers processes, of the

@@ -263,3 +263,23 @@ func ReadCmdline(root string, pid int, buf []byte) (n int, truncated bool, err e
 	m, _ := f.Read(one[:])
 	return n, m > 0, nil
 }
+
+// StartTicks returns when process pid started, as /proc/PID/stat counts it:
+// clock ticks (USER_HZ) since boot.
+func StartTicks(root string, pid int) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The comm, in parentheses, may hold anything: fields start after the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%d/stat: no comm", pid)
+	}
+	// Field 3 (state) comes first here; starttime is field 22.
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("%d/stat: %d fields", pid, len(fields)+2)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
