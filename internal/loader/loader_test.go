@@ -132,7 +132,7 @@ func TestRunDrainsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	if want := testenv.StormEvents("forkexit", 100); c.captured != want {
-		t.Errorf("Run after cancel handed over %d records, want %d", c.captured, want)
+		t.Errorf("Run after cancel handed over %d records (%v), want %d", c.captured, c.types, want)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Run took %v to drain and return", d)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // helperEnv makes a test binary run a storm instead of its tests: TestMain
@@ -179,13 +181,27 @@ func StartInNewPidNS(t testing.TB, unshareFlags []string, argv ...string) int {
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child))
-		if strings.TrimSpace(string(comm)) == want {
+		if strings.TrimSpace(string(comm)) == want && blockedAfterExec(child) {
 			return child
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("PID 1 of the new namespace runs %q, not %s", comm, want)
 		}
 	}
+}
+
+// blockedAfterExec reports whether pid is blocked in a system call other
+// than execve. The new comm shows before the kernel reports the exec
+// (sched_process_exec): a tracer started in between would see the exec.
+// Once the new program blocks (sleep in clock_nanosleep), it is over.
+func blockedAfterExec(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+	if err != nil {
+		return false
+	}
+	nr, _, _ := strings.Cut(string(data), " ")
+	n, err := strconv.Atoi(strings.TrimSpace(nr))
+	return err == nil && n >= 0 && n != unix.SYS_EXECVE && n != unix.SYS_EXECVEAT
 }
 
 // WaitChild returns the host PID of pid's first child, waiting for it.
