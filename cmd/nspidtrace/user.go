@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,36 +35,24 @@ func (q *query) userLine(p *pidmap.Proc) string {
 	if !sameProcess(pid, p) {
 		return ""
 	}
-	var ev events.Event
-	p.Fill(&ev, 0)
+	ns := p.Namespaces()
 	ownUser, _ := procfs.OwnNS(procfs.ProcRoot, "user")
 	ownMnt, _ := procfs.OwnNS(procfs.ProcRoot, "mnt")
 	hostName := lookup("/", p.UID)
 	root := fmt.Sprintf("%s/%d/root", procfs.ProcRoot, pid)
 
-	if ev.NS[events.NSUser] == 0 || ev.NS[events.NSUser] == ownUser {
-		line := "uid " + strconv.FormatUint(uint64(p.UID), 10)
-		var names []string
-		if hostName != "" {
-			names = append(names, hostName)
-		}
-		if ev.NS[events.NSMnt] != 0 && ev.NS[events.NSMnt] != ownMnt {
-			if inside := lookup(root, p.UID); inside != "" && inside != hostName {
-				names = append(names, inside+" in its root")
+	if ns[events.NSUser] == 0 || ns[events.NSUser] == ownUser {
+		var inRoot string
+		if ns[events.NSMnt] != 0 && ns[events.NSMnt] != ownMnt {
+			if name := lookup(root, p.UID); name != "" && name != hostName {
+				inRoot = name + " in its root"
 			}
 		}
-		if len(names) > 0 {
-			line += " (" + strings.Join(names, "; ") + ")"
-		}
-		return line
+		return "uid " + withNames(p.UID, hostName, inRoot)
 	}
 
 	// Its own user namespace: the ID it sees is the host ID mapped back.
-	line := "uid " + strconv.FormatUint(uint64(p.UID), 10)
-	if hostName != "" {
-		line += " (" + hostName + ")"
-	}
-	line += " on the host; "
+	line := "uid " + withNames(p.UID, hostName) + " on the host; "
 	ranges, err := users.ReadUIDMap(procfs.ProcRoot, pid)
 	if err != nil {
 		return line + "? in its user namespace"
@@ -72,11 +61,18 @@ func (q *query) userLine(p *pidmap.Proc) string {
 	if err != nil {
 		return line + "unmapped in its user namespace (it sees the overflow ID, nobody)"
 	}
-	line += strconv.FormatUint(uint64(inside), 10)
-	if name := lookup(root, inside); name != "" {
-		line += " (" + name + ")"
+	return line + withNames(inside, lookup(root, inside)) + " in its user namespace"
+}
+
+// withNames writes "33 (www-data; xfs in its root)", leaving out empty
+// names, and the parentheses when all are.
+func withNames(uid uint32, names ...string) string {
+	line := strconv.FormatUint(uint64(uid), 10)
+	names = slices.DeleteFunc(names, func(n string) bool { return n == "" })
+	if len(names) > 0 {
+		line += " (" + strings.Join(names, "; ") + ")"
 	}
-	return line + " in its user namespace"
+	return line
 }
 
 // lookup names uid from root's /etc/passwd, escaped for a terminal; ""

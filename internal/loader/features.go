@@ -62,7 +62,7 @@ type requirement struct {
 
 var requirements = []requirement{
 	{"BPF ring buffers", "5.8", enumHas("bpf_map_type", "BPF_MAP_TYPE_RINGBUF")},
-	{"BPF task iterators", "5.8", funcExists("bpf_iter_task")},
+	{"BPF task iterators", "5.8", typeExists[*btf.Func]("bpf_iter_task")},
 	{"bpf_ktime_get_boot_ns", "5.8", enumHas("bpf_func_id", "BPF_FUNC_ktime_get_boot_ns")},
 	{"BTF tracepoints (tp_btf) on sched_process_fork", "5.5", typeExists[*btf.Typedef]("btf_trace_sched_process_fork")},
 }
@@ -114,8 +114,6 @@ func enumHas(enum, value string) func(*btf.Spec) bool {
 		return false
 	}
 }
-
-func funcExists(name string) func(*btf.Spec) bool { return typeExists[*btf.Func](name) }
 
 func typeExists[T btf.Type](name string) func(*btf.Spec) bool {
 	return func(spec *btf.Spec) bool {

@@ -440,6 +440,15 @@ func (p *Proc) LevelOf(ns *PidNS) int {
 // NS returns p's own pid namespace.
 func (p *Proc) NS() *PidNS { return p.ns }
 
+// Namespaces returns the inode of each of p's namespaces, by
+// events.NSNames; zeros where unknown.
+func (p *Proc) Namespaces() NSSet {
+	if p.nsset == nil {
+		return NSSet{}
+	}
+	return *p.nsset
+}
+
 // Parent returns p's parent when the tree has it.
 func (p *Proc) Parent() *Proc { return p.parent }
 
