@@ -14,6 +14,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/metrics"
 )
 
 // options holds every flag's value. Each command registers the flags it
@@ -21,8 +22,9 @@ import (
 type options struct {
 	logLevel, logFormat string
 
-	pidns, container, from, at string
-	output                     string // <pid> and tree: text or json; record: the file
+	pidns, container, at string
+	from                 fileList
+	output               string // <pid> and tree: text or json; record: the file
 
 	pid, comm, events string
 	threads, snapshot bool
@@ -31,6 +33,13 @@ type options struct {
 	showAncestors     bool // <pid>: print the lineage
 
 	force bool
+	host  string // trace: on every line; record: in the header
+
+	metrics string // trace, record: where to serve metrics
+
+	rotateSize string // record's rotation
+	rotateAge  time.Duration
+	keep       int
 
 	given map[string]bool // flags set on the command line, by long name
 }
@@ -75,6 +84,20 @@ var versionCommand = &command{
 	},
 }
 
+// maxHostLen bounds --host as DNS bounds a name.
+const maxHostLen = 253
+
+// hostFlag names the machine in what trace and record write: a node's
+// feed merged with others' stays joinable by (host, key).
+func hostFlag(fs *flag.FlagSet, o *options, usage string) {
+	fs.StringVar(&o.host, "host", "", usage)
+}
+
+// metricsFlag serves Prometheus metrics while trace or record runs.
+func metricsFlag(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on `ADDR` (/metrics, and /healthz: 200 once the tree is synced); a bare port listens on 127.0.0.1 only, :PORT on every interface")
+}
+
 // logFlags are taken by every command that runs.
 func logFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "diagnostics on stderr from `LEVEL` up: trace, debug, info, warn or error")
@@ -85,7 +108,7 @@ func logFlags(fs *flag.FlagSet, o *options) {
 func queryFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.pidns, "pidns", "", "look from inside pid namespace `REF`: a PID, /proc/N/ns/pid, pid:[INODE] or an inode")
 	fs.StringVar(&o.container, "container", "", "only the processes of container `NAME`: its name, full ID or a unique ID prefix (docker, containerd, CRI-O, podman)")
-	fs.StringVar(&o.from, "from", "", "answer from the recording `FILE` (or trace --snapshot output), not the live kernel")
+	fs.Var(&o.from, "from", "answer from the recording `FILE` (or trace --snapshot output), not the live kernel; give it again for more files, or a directory: one timeline")
 	fs.StringVar(&o.at, "at", "", "with --from, the instant `TIME`: RFC 3339 or +90s from the start (default: the end)")
 }
 
@@ -160,6 +183,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err == nil && f.Name != "version" {
 			if fs.Lookup(f.Name) == nil {
 				err = usagef("%s does not go with %s", typedFlag(f.Name, args), c.name)
+			} else if list, ok := f.Value.(*fileList); ok {
+				for _, v := range list.Values() {
+					if err == nil {
+						err = fs.Set(f.Name, v)
+					}
+				}
 			} else {
 				err = fs.Set(f.Name, f.Value.String())
 			}
@@ -234,16 +263,24 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // filterFlags are flags whose empty value would select everything: given
 // empty (`--pidns "$(pidof -s nginx)"` with no nginx), they are an error.
-var filterFlags = []string{"pidns", "container", "comm", "events", "pid", "from", "at", "output"}
+var filterFlags = []string{"pidns", "container", "comm", "events", "pid", "from", "at", "output", "host", "metrics", "rotate-size"}
 
 // checkGiven refuses flags given with a value that means nothing.
 func (o *options) checkGiven() error {
 	values := map[string]string{"pidns": o.pidns, "container": o.container, "comm": o.comm,
-		"events": o.events, "pid": o.pid, "from": o.from, "at": o.at, "output": o.output}
+		"events": o.events, "pid": o.pid, "from": o.from.nonEmpty(), "at": o.at, "output": o.output, "host": o.host, "metrics": o.metrics, "rotate-size": o.rotateSize}
 	for _, name := range filterFlags {
 		if o.given[name] && strings.TrimSpace(values[name]) == "" {
 			return usagef("--%s is empty (did the command that gives it find nothing?)", name)
 		}
+	}
+	if o.metrics != "" {
+		if _, err := metrics.ListenAddr(o.metrics); err != nil {
+			return usagef("--metrics: %v", err)
+		}
+	}
+	if len(o.host) > maxHostLen {
+		return usagef("--host is longer than a host name's %d bytes", maxHostLen)
 	}
 	if o.ancestors < 0 || o.ancestors > events.MaxAncestors {
 		return usagef("--ancestors must be from 0 (none) to %d", events.MaxAncestors)

@@ -84,6 +84,7 @@ func runThreadsHelper() {
 type line struct {
 	Time       string            `json:"time"`
 	Type       string            `json:"type"`
+	Host       string            `json:"host"`
 	PID        uint32            `json:"pid"`
 	TID        uint32            `json:"tid"`
 	PPID       uint32            `json:"ppid"`

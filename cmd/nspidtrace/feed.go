@@ -14,6 +14,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/metrics"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
@@ -27,6 +28,10 @@ type feed struct {
 	ancestors int
 	// container, when set, keeps only one container's events.
 	container *containerFollower
+	// host, when set (--host), names the machine on every line.
+	host []byte
+	// metrics, when set (--metrics), counts what passes.
+	metrics *metrics.Feed
 
 	written   uint64
 	lastFlush time.Time
@@ -74,6 +79,9 @@ func (f *feed) logEnd(log zerolog.Logger, msg string) {
 }
 
 func (f *feed) event(ev *events.Event) error {
+	if f.metrics != nil {
+		f.metrics.Received(ev.Type)
+	}
 	if f.container != nil && !f.container.keep(ev, f.follower.Tree) || !f.filter.Match(ev) {
 		return nil
 	}
@@ -90,10 +98,15 @@ func (f *feed) event(ev *events.Event) error {
 }
 
 func (f *feed) write(ev *events.Event) error {
+	ev.Host = f.host
 	f.line = events.AppendJSON(f.line[:0], ev)
 	f.written++
 	if _, err := f.out.Write(f.line); err != nil {
+		f.countWriteError()
 		return err
+	}
+	if f.metrics != nil {
+		f.metrics.Written(ev.Type)
 	}
 	if f.written%1024 == 0 && time.Since(f.lastFlush) > flushInterval {
 		return f.flush()
@@ -105,5 +118,39 @@ func (f *feed) write(ev *events.Event) error {
 // promptly.
 func (f *feed) flush() error {
 	f.lastFlush = time.Now()
-	return f.out.Flush()
+	if f.metrics != nil {
+		fl := f.follower
+		f.metrics.Update(fl.Lost, fl.Resyncs(), fl.Tree.Len(), fl.Tree.Namespaces())
+	}
+	err := f.out.Flush()
+	if err != nil {
+		f.countWriteError()
+	}
+	return err
+}
+
+func (f *feed) countWriteError() {
+	if f.metrics != nil {
+		f.metrics.WriteError()
+	}
+}
+
+// serveMetrics serves the feed's metrics on --metrics's address, when
+// given, until the returned stop is called (before the tracer is closed:
+// a scrape reads its ring buffer).
+func (f *feed) serveMetrics(arg string, tracer *loader.Tracer, log zerolog.Logger) (stop func(), err error) {
+	if arg == "" {
+		return func() {}, nil
+	}
+	addr, err := metrics.ListenAddr(arg)
+	if err != nil {
+		return nil, usagef("--metrics: %v", err)
+	}
+	f.metrics = metrics.New(tracer, f.follower.Synced)
+	srv, err := metrics.Serve(addr, f.metrics, f.follower.Synced)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("metrics", "http://"+srv.Addr()+"/metrics").Str("health", "http://"+srv.Addr()+"/healthz").Msg("serving metrics")
+	return func() { srv.Close() }, nil
 }

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,7 +52,7 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 	if err := checkSelection(o); err != nil {
 		return nil, err
 	}
-	q := &query{fromFile: o.from != ""}
+	q := &query{fromFile: len(o.from) > 0}
 	var ref uint32
 	var err error
 	if !q.fromFile || !isPID(o.pidns) {
@@ -97,7 +97,7 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 // checkSelection refuses flag combinations that do not go together, the
 // same way for <pid>, tree and trace.
 func checkSelection(o *options) error {
-	if o.at != "" && o.from == "" {
+	if o.at != "" && len(o.from) == 0 {
 		return usagef("--at goes with --from")
 	}
 	if o.pidns != "" && o.container != "" {
@@ -210,21 +210,29 @@ func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events
 	if err != nil {
 		return nil, usagef("bad --at: %v", err)
 	}
-	f, err := os.Open(o.from)
+	files, err := openRecordings(o.from)
 	if err != nil {
-		return nil, fmt.Errorf("open the recording: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	rep, err := pidmap.ReplayFile(f, at, tree, each)
+	defer func() {
+		for _, f := range files {
+			f.file.Close()
+		}
+	}()
+	from := strings.Join(o.from, ", ")
+	rep, err := pidmap.ReplayFiles(inputs(files), at, tree, each)
 	var rerr *pidmap.RangeError
 	switch {
 	case errors.Is(err, pidmap.ErrNotRecording):
-		return nil, usageError{fmt.Sprintf("--from %s: %v", o.from, err)}
+		return nil, usageError{fmt.Sprintf("--from %s: %v", from, err)}
 	case errors.As(err, &rerr):
 		return nil, notFoundError{fmt.Errorf("--at %w", err)}
+	case err != nil && len(files) == 1:
+		return nil, fmt.Errorf("%s: %w", from, err)
 	case err != nil:
-		return nil, fmt.Errorf("%s: %w", o.from, err)
+		return nil, fmt.Errorf("--from %s: %w", from, err)
 	}
+	log.Debug().Int("files", rep.Files).Int("lines", rep.Lines).Msg("replayed")
 	if rep.Truncated {
 		log.Warn().Int("line", rep.Lines).Msg("the recording ends in the middle of a line (the recorder stopped abruptly): answering from the lines before it")
 	}

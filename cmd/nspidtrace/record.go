@@ -24,13 +24,22 @@ var recordCommand = &command{
 	summary:  "a recording for later look-back with --from and --at",
 	about: `Records everything for later look-back: a header (hostname, kernel, boot ID,
 start), a proc line for every live process, the feed (signals included), and
-an end line. The
-file is created 0600 (argv can hold secrets), never replaces an existing file
-without --force, is flushed at least every second and on Ctrl-C or SIGTERM.
-A write failure or the file's removal ends it with exit 1; what was written
-stays. Read it back with --from FILE and --at TIME on <pid>, tree and trace.`,
+an end line. The file is created 0600 (argv can hold secrets), never replaces
+an existing file without --force, is flushed at least every second and on
+Ctrl-C or SIGTERM. A write failure or the file's removal ends it with exit 1;
+what was written stays. Read it back with --from FILE and --at TIME on <pid>,
+tree and trace.
+
+With --rotate-size or --rotate-age it writes a series of files instead, each a
+complete recording, named by its start: -o /var/log/nspt/node.ndjson gives
+node-20261123T100300.000Z.ndjson, node-20261123T110300.000Z.ndjson, ...; -o DIR
+gives DIR/nspidtrace-TIME.ndjson. --keep N removes the oldest files of the
+series beyond N. --from DIR (or --from given once per file) reads them back
+as one timeline.`,
 	examples: `  sudo nspidtrace record -o incident.ndjson          leave it running; later, anywhere:
   nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z --pidns 'pid:[4026532156]' 52
+  sudo nspidtrace record -o /var/log/nspidtrace/ --rotate-size 100M --rotate-age 1h --keep 48
+  nspidtrace --from /var/log/nspidtrace/ --at 2026-11-23T10:03:00Z tree --container web
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
 		logFlags(fs, o)
@@ -39,6 +48,11 @@ stays. Read it back with --from FILE and --at TIME on <pid>, tree and trace.`,
 		fs.StringVar(&o.output, "o", "", usage)
 		fs.BoolVar(&o.force, "force", false, "replace FILE when it exists")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 1h (default: until Ctrl-C or SIGTERM)")
+		metricsFlag(fs, o)
+		fs.StringVar(&o.rotateSize, "rotate-size", "", "start a new file when this one reaches `SIZE` (such as 100M or 1G; at least 1M): -o names the series, see above")
+		fs.DurationVar(&o.rotateAge, "rotate-age", 0, "start a new file when this one is `D` old (such as 1h)")
+		fs.IntVar(&o.keep, "keep", 0, "with rotation, keep the newest `N` files and remove older ones of the series (default 0: keep all)")
+		hostFlag(fs, o, "the header's hostname: `NAME` (default: this machine's; in a pod, give the node's)")
 	},
 	run: runRecord,
 }
@@ -52,7 +66,8 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	case path == "":
 		return usagef("record needs -o FILE")
 	}
-	openFlags, err := recordingFlags(path, o.force)
+	rec := &recorder{host: o.host}
+	openFlags, err := rec.plan(o)
 	if err != nil {
 		return err
 	}
@@ -66,12 +81,18 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		return err
 	}
 	defer tracer.Close()
-	file, err := createRecording(path, openFlags)
+	now := time.Now()
+	if rec.series != nil {
+		rec.file, rec.path, err = rec.series.create(now)
+	} else {
+		rec.file, err = createRecording(path, openFlags)
+		rec.path = path
+	}
 	if err != nil {
 		return err
 	}
-	defer file.Close()
-	if dir := filepath.Dir(path); exposedDir(dir) {
+	defer func() { rec.file.Close() }()
+	if dir := filepath.Dir(rec.path); exposedDir(dir) {
 		log.Warn().Str("dir", dir).Msg("others may write to this directory and can remove or replace the recording: prefer a directory only root writes to")
 	}
 	if o.duration > 0 {
@@ -84,19 +105,56 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
 	all.Types.Add(events.TypeSignal)
-	feed, err := newFeed(file, tracer, &all, events.MaxAncestors, log)
+	feed, err := newFeed(rec, tracer, &all, events.MaxAncestors, log)
 	if err != nil {
 		return err
 	}
-	header := recordHeader()
-	feed.out.Write(events.AppendHeader(nil, &header))
+	stopMetrics, err := feed.serveMetrics(o.metrics, tracer, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	if err := rec.begin(feed, now); err != nil {
+		return err
+	}
 	if err := feed.start(); err != nil {
 		return err
 	}
-	log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
+	if rec.series != nil {
+		log.Info().Str("file", rec.path).Str("series", rec.series.pattern()).Msg("recording started; stop with Ctrl-C")
+	} else {
+		log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
+	}
+
+	// Each event may fill the file; a quiet system's file still ages.
+	rotate := func(now time.Time) error {
+		if !rec.due(feed.out.Buffered(), now) {
+			return nil
+		}
+		old := rec.path
+		removed, err := rec.rotate(feed, now)
+		if err != nil {
+			return err
+		}
+		log.Info().Str("ended", old).Str("file", rec.path).Strs("removed", removed).Msg("recording continues in a new file")
+		return nil
+	}
+	onEvent := feed.follower.OnEvent
+	feed.follower.OnEvent = func(ev *events.Event) error {
+		if err := onEvent(ev); err != nil {
+			return err
+		}
+		if rec.series == nil || ev.Type == events.TypeProc {
+			return nil // a snapshot is never cut in two
+		}
+		return rotate(time.Now())
+	}
 	lastCheck := time.Now()
 	feed.follower.OnIdle = func() error {
 		if err := feed.flush(); err != nil {
+			return err
+		}
+		if err := rotate(time.Now()); err != nil {
 			return err
 		}
 		// Writes to a deleted file succeed, into nothing: notice it.
@@ -105,27 +163,50 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		}
 		lastCheck = time.Now()
 		var st unix.Stat_t
-		if err := unix.Fstat(int(file.Fd()), &st); err == nil && st.Nlink == 0 {
-			return errors.New("the file was removed")
+		if err := unix.Fstat(int(rec.file.Fd()), &st); err == nil && st.Nlink == 0 {
+			return fmt.Errorf("%s was removed", rec.path)
 		}
 		return nil
 	}
 	err = feed.run(ctx)
 	if err == nil {
 		// The end line says until when the recording saw everything.
-		err = feed.write(&events.Event{Type: events.TypeEnd, Time: time.Now().UnixNano()})
-	}
-	if err == nil {
-		err = feed.flush()
-	}
-	if err == nil {
-		err = file.Sync()
+		err = rec.end(feed, time.Now())
 	}
 	feed.logEnd(log, "recording ended")
 	if err != nil {
-		return fmt.Errorf("recording to %s stopped: %w (the lines written before are kept)", path, err)
+		return fmt.Errorf("recording to %s stopped: %w (the lines written before are kept)", rec.path, err)
 	}
-	return file.Close()
+	return nil
+}
+
+// plan checks -o and the rotation flags before anything is loaded, and
+// returns how a single file is opened.
+func (r *recorder) plan(o *options) (openFlags int, err error) {
+	rotating := o.rotateSize != "" || o.rotateAge != 0
+	switch {
+	case o.keep < 0:
+		return 0, usagef("--keep must be 0 (every file) or more")
+	case o.keep > 0 && !rotating:
+		return 0, usagef("--keep goes with --rotate-size or --rotate-age")
+	case !rotating:
+		return recordingFlags(o.output, o.force)
+	case o.force:
+		return 0, usagef("--force does not go with rotation: every file of the series is new")
+	case o.given["rotate-age"] && o.rotateAge < time.Second:
+		return 0, usagef("--rotate-age %v is too short (at least 1s)", o.rotateAge)
+	}
+	var size int64
+	if o.rotateSize != "" {
+		if size, err = parseSize(o.rotateSize); err != nil {
+			return 0, usagef("--rotate-size: %v", err)
+		}
+		if size < minRotateSize {
+			return 0, usagef("--rotate-size %s is too small: every file starts with a snapshot of every process, so give at least 1M", o.rotateSize)
+		}
+	}
+	r.series, err = newSeries(o.output, size, o.rotateAge, o.keep)
+	return 0, err
 }
 
 // recordingFlags decides, before anything is loaded, how path is opened:
@@ -190,10 +271,13 @@ func exposedDir(dir string) bool {
 	return err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0
 }
 
-// recordHeader describes this machine and now.
-func recordHeader() events.Header {
-	h := events.Header{Format: events.RecordFormat, Version: 1, Start: time.Now().UnixNano()}
-	h.Hostname, _ = os.Hostname()
+// recordHeader describes this machine, named host (default: its hostname),
+// and the recording's start.
+func recordHeader(host string, start time.Time) events.Header {
+	h := events.Header{Format: events.RecordFormat, Version: 1, Start: start.UnixNano(), Hostname: host}
+	if host == "" {
+		h.Hostname, _ = os.Hostname()
+	}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
 		h.Kernel = unix.ByteSliceToString(uts.Release[:])

@@ -14,10 +14,11 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
-// startRecord runs `nspidtrace record -o path` and returns once recording.
-func startRecord(t *testing.T, path string) *exec.Cmd {
+// startRecord runs `nspidtrace record -o path [extra...]` and returns once
+// recording.
+func startRecord(t *testing.T, path string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(binPath, "record", "-o", path)
+	cmd := exec.Command(binPath, append([]string{"record", "-o", path}, extra...)...)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

@@ -43,6 +43,8 @@ filters, up to --at.`,
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")
 		fs.IntVar(&o.ancestors, "ancestors", events.MaxAncestors, "exec lines name at most `N` ancestors, parent first (0: none)")
+		metricsFlag(fs, o)
+		hostFlag(fs, o, "name the machine on every line as \"host\":`NAME` (for feeds merged from many nodes)")
 	},
 	run: runTrace,
 }
@@ -63,7 +65,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if o.from != "" {
+	if len(o.from) > 0 {
 		return replayTrace(o, filter, log, stdout)
 	}
 	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
@@ -109,7 +111,13 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := feed.serveMetrics(o.metrics, tracer, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	feed.container = follow
+	feed.host = []byte(o.host)
 	if err := feed.start(); err != nil {
 		return err
 	}
@@ -145,8 +153,8 @@ func traceFilter(o *options) (*events.Filter, error) {
 // proc lines only with --snapshot, as live. PIDs (--pid) are the
 // recording's host PIDs, or REF's with --pidns.
 func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout io.Writer) error {
-	if o.threads || o.given["duration"] {
-		return usagef("--threads and --duration are for live tracing, not --from")
+	if o.threads || o.given["duration"] || o.given["host"] || o.given["metrics"] {
+		return usagef("--threads, --duration, --host and --metrics are for live tracing, not --from")
 	}
 	if isPID(o.pidns) {
 		return usagef("with --from, give --pidns as pid:[INODE] or an inode: a PID names a process of the live system")

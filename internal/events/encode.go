@@ -42,6 +42,10 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 	buf = append(buf, `","type":"`...)
 	buf = append(buf, ev.Type.String()...)
 	buf = append(buf, '"')
+	if len(ev.Host) > 0 {
+		buf = append(buf, `,"host":`...)
+		buf = appendString(buf, ev.Host)
+	}
 
 	switch ev.Type {
 	case TypeLost:

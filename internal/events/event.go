@@ -32,6 +32,9 @@ const (
 	// TypeSignal: a signal was sent to the subject; Sig holds the rest.
 	TypeSignal
 	typeEnd
+
+	// TypeMax is the largest type: types index arrays [TypeMax+1].
+	TypeMax = typeEnd - 1
 )
 
 var typeNames = [typeEnd]string{
@@ -134,6 +137,9 @@ type Event struct {
 	Time   int64 // Unix nanoseconds, UTC
 	Type   Type
 	Thread bool // fork/exit of a thread rather than a whole process
+	// Host, when set by the writer (trace --host), names the machine on
+	// the line, so feeds merged from many nodes stay apart. Not parsed.
+	Host []byte
 
 	PID  uint32 // host TGID
 	TID  uint32 // host thread ID

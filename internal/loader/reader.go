@@ -58,6 +58,13 @@ func (t *Tracer) Run(ctx context.Context, handle func(raw []byte) error, idle fu
 	}
 }
 
+// AvailableBytes is how much of the ring buffer waits to be read; safe to
+// call from any goroutine until Close.
+func (t *Tracer) AvailableBytes() int { return t.reader.AvailableBytes() }
+
+// BufferSize is the ring buffer's size in bytes.
+func (t *Tracer) BufferSize() int { return t.reader.BufferSize() }
+
 // BootToUnix returns what to add to a CLOCK_BOOTTIME timestamp, as the BPF
 // programs take them, to get Unix time in nanoseconds.
 func BootToUnix() (int64, error) {

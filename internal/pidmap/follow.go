@@ -3,6 +3,7 @@ package pidmap
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -40,6 +41,7 @@ type Follower struct {
 	ev      events.Event
 	resyncs int
 	initial bool
+	synced  atomic.Bool
 }
 
 // NewFollower returns a follower of src into tree.
@@ -58,6 +60,7 @@ func (f *Follower) Start() error {
 // snapshot applies a snapshot; processes the tree has but the snapshot
 // lacks exited while events were lost.
 func (f *Follower) snapshot() error {
+	f.synced.Store(false)
 	now := f.Decoder.BootToUnix
 	gen := f.Tree.beginResync()
 	err := f.src.Snapshot(func(raw []byte) error {
@@ -75,8 +78,13 @@ func (f *Follower) snapshot() error {
 		return err
 	}
 	f.Tree.endResync(gen, now)
+	f.synced.Store(true)
 	return nil
 }
+
+// Synced reports whether the tree is up to date with the kernel: the first
+// snapshot is taken and no resync is under way. Safe from any goroutine.
+func (f *Follower) Synced() bool { return f.synced.Load() }
 
 // Run applies events until ctx is done.
 func (f *Follower) Run(ctx context.Context) error {

@@ -69,7 +69,7 @@ func FormatTime(unixNano int64) string {
 
 // Replay is what a replayed recording says about itself.
 type Replay struct {
-	Header    *events.Header // nil for a feed without a header
+	Header    *events.Header // the first file's; nil for a feed without a header
 	Start     int64          // the header's start, else the first line's time
 	End       int64          // the latest time of a line read
 	Cutoff    int64          // the instant the tree stands at (0: the end)
@@ -77,7 +77,16 @@ type Replay struct {
 	Applied   int            // events applied to the tree
 	Skipped   int            // lines of types this version does not know
 	Snapshot  bool           // the file holds proc lines: the processes alive at its start
-	Truncated bool           // the last line was cut off (the recorder died)
+	Truncated bool           // a file's last line was cut off (the recorder died)
+	Files     int            // files read
+
+	outside bool // the cutoff is before the start: read on only to find the end
+}
+
+// Input is one file of a timeline, named for errors.
+type Input struct {
+	Name string
+	R    io.Reader
 }
 
 // ReplayFile reads a recording or feed from r line by line and applies
@@ -88,16 +97,56 @@ type Replay struct {
 // skipped. An instant outside the recording is a *RangeError; an empty file
 // is ErrNotRecording.
 func ReplayFile(r io.Reader, at At, tree *Tree, each func(ev *events.Event, line []byte) error) (*Replay, error) {
+	return ReplayFiles([]Input{{R: r}}, at, tree, each)
+}
+
+// ReplayFiles replays recordings one after the other as one timeline: the
+// files a rotating `record` wrote, oldest first. Each file after the first
+// starts with a snapshot, which resyncs the tree as after lost events:
+// processes it does not list exited while no file was written. Files of
+// two machines do not make a timeline and are refused. Errors name the
+// file when there are several.
+func ReplayFiles(files []Input, at At, tree *Tree, each func(ev *events.Event, line []byte) error) (*Replay, error) {
 	// A snapshot lists processes by PID, not parents first: link them
 	// before any event can reparent one, and at the end.
 	defer tree.Relink()
-	inSnapshot := false
-	br := bufio.NewReaderSize(r, 1<<20)
 	rep := &Replay{Cutoff: at.Time}
+	for i, in := range files {
+		done, err := rep.file(in.R, i, at, tree, each)
+		if err != nil && len(files) > 1 {
+			err = fmt.Errorf("%s: %w", in.Name, err)
+		}
+		if err != nil || done {
+			return rep, err
+		}
+	}
+	return rep, rep.finish()
+}
+
+// file replays one file of a timeline; done says the cutoff was passed.
+func (rep *Replay) file(r io.Reader, index int, at At, tree *Tree, each func(ev *events.Event, line []byte) error) (done bool, err error) {
+	rep.Files++
+	resync := uint32(0) // the generation of a later file's snapshot
+	inSnapshot := false
+	endSnapshot := func(when int64) {
+		inSnapshot = false
+		if resync != 0 {
+			tree.endResync(resync, when)
+			resync = 0
+		} else {
+			tree.Relink()
+		}
+	}
+	defer func() {
+		if inSnapshot {
+			endSnapshot(rep.End)
+		}
+	}()
+	br := bufio.NewReaderSize(r, 1<<20)
 	var ps events.Parser
 	var ev events.Event
 	var long []byte
-	outside := false // at is before the start: read on only to find the end
+	lineNo := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -110,46 +159,51 @@ func ReplayFile(r io.Reader, at At, tree *Tree, each func(ev *events.Event, line
 			line = long
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return rep, fmt.Errorf("read line %d: %w", rep.Lines+1, err)
+			return false, fmt.Errorf("read line %d: %w", lineNo+1, err)
 		}
 		last := errors.Is(err, io.EOF)
 		if len(line) == 0 {
-			return rep, rep.finish(outside)
+			return false, rep.emptyFile(index, lineNo)
 		}
+		lineNo++
 		rep.Lines++
 		text := bytes.TrimRight(line, "\r\n")
 		if len(text) == 0 {
 			if last {
-				return rep, rep.finish(outside)
+				return false, rep.emptyFile(index, lineNo)
 			}
 			continue
 		}
 		perr := ps.Parse(text, &ev)
 		switch {
 		case errors.Is(perr, events.ErrHeader):
-			if rep.Lines != 1 {
-				return rep, fmt.Errorf("line %d: a header in the middle of the file", rep.Lines)
+			if lineNo != 1 {
+				return false, fmt.Errorf("line %d: a header in the middle of the file", lineNo)
 			}
 			h, err := events.ParseHeader(text)
 			if err != nil {
-				return rep, fmt.Errorf("line 1: %w: %v", ErrNotRecording, err)
+				return false, fmt.Errorf("line 1: %w: %v", ErrNotRecording, err)
 			}
 			if h.Format != events.RecordFormat || h.Version != 1 {
-				return rep, fmt.Errorf("line 1: %w: format %q version %d", ErrNotRecording, h.Format, h.Version)
+				return false, fmt.Errorf("line 1: %w: format %q version %d", ErrNotRecording, h.Format, h.Version)
 			}
-			rep.Header, rep.Start, rep.End = &h, h.Start, h.Start
+			if rep.Header == nil {
+				rep.Header, rep.Start, rep.End = &h, h.Start, h.Start
+			} else if h.Hostname != rep.Header.Hostname {
+				return false, fmt.Errorf("recorded on %q, the files before it on %q: files of two machines are not one timeline", h.Hostname, rep.Header.Hostname)
+			}
 			continue
 		case errors.Is(perr, events.ErrUnknownType):
 			rep.Skipped++
 			continue
-		case perr != nil && last && !bytes.HasSuffix(line, []byte("\n")) && rep.Lines > 1:
+		case perr != nil && last && !bytes.HasSuffix(line, []byte("\n")) && lineNo > 1:
 			// The recorder stopped in the middle of writing this line.
 			rep.Truncated = true
-			return rep, rep.finish(outside)
-		case perr != nil && rep.Lines == 1:
-			return rep, fmt.Errorf("line 1: %w: %v", ErrNotRecording, perr)
+			return false, nil
+		case perr != nil && lineNo == 1:
+			return false, fmt.Errorf("line 1: %w: %v", ErrNotRecording, perr)
 		case perr != nil:
-			return rep, fmt.Errorf("line %d: %w", rep.Lines, perr)
+			return false, fmt.Errorf("line %d: %w", lineNo, perr)
 		}
 		if rep.Start == 0 {
 			rep.Start = ev.Time
@@ -158,45 +212,57 @@ func ReplayFile(r io.Reader, at At, tree *Tree, each func(ev *events.Event, line
 		if at.Relative && rep.Cutoff == 0 {
 			rep.Cutoff = rep.Start + int64(at.Offset)
 		}
-		if outside || (rep.Cutoff != 0 && rep.Cutoff < rep.Start) {
-			outside = true
+		if rep.outside || (rep.Cutoff != 0 && rep.Cutoff < rep.Start) {
+			rep.outside = true
 			if last {
-				return rep, rep.finish(outside)
+				return false, nil
 			}
 			continue
 		}
 		// The snapshot is the state at the start: it holds at any instant
 		// from the start on, though taking it took a moment.
 		if rep.Cutoff != 0 && ev.Time > rep.Cutoff && ev.Type != events.TypeProc {
-			return rep, nil
+			return true, nil
 		}
 		if ev.Type == events.TypeProc {
 			rep.Snapshot = true
+			if !inSnapshot && index > 0 {
+				resync = tree.beginResync()
+			}
 			inSnapshot = true
 		} else if inSnapshot {
-			inSnapshot = false
-			tree.Relink()
+			endSnapshot(ev.Time)
 		}
 		tree.Apply(&ev)
 		rep.Applied++
 		if each != nil {
 			if err := each(&ev, text); err != nil {
-				return rep, err
+				return false, err
 			}
 		}
 		if last {
-			return rep, rep.finish(outside)
+			return false, nil
 		}
 	}
 }
 
-// finish checks, at the end of the file, that there was something to read
-// and that the instant looked at lies within it.
-func (rep *Replay) finish(outside bool) error {
-	if rep.Lines == 0 || (rep.Header == nil && rep.Applied == 0 && !outside) {
+// emptyFile ends a file at line n: a file with no line at all is not a
+// recording, unless a timeline's later file (a recorder killed as it
+// rotated leaves one).
+func (rep *Replay) emptyFile(index, n int) error {
+	if n == 0 && index == 0 {
 		return fmt.Errorf("%w: the file is empty", ErrNotRecording)
 	}
-	if outside || (rep.Cutoff != 0 && rep.Cutoff > rep.End) {
+	return nil
+}
+
+// finish checks, at the end of the timeline, that there was something to
+// read and that the instant looked at lies within it.
+func (rep *Replay) finish() error {
+	if rep.Lines == 0 || (rep.Header == nil && rep.Applied == 0 && !rep.outside) {
+		return fmt.Errorf("%w: the file is empty", ErrNotRecording)
+	}
+	if rep.outside || (rep.Cutoff != 0 && rep.Cutoff > rep.End) {
 		return &RangeError{At: rep.Cutoff, Start: rep.Start, End: rep.End}
 	}
 	return nil

@@ -201,3 +201,65 @@ func TestParseAt(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayFilesIsOneTimeline: a rotated series' second file starts with
+// a snapshot, which resyncs the tree (a process missing from it exited in
+// a gap between files); an instant in either file answers; files of two
+// machines are refused.
+func TestReplayFilesIsOneTimeline(t *testing.T) {
+	first := recording(t0,
+		at(ev(events.TypeProc, 1, 0, 1), t0),
+		at(ev(events.TypeProc, 100, 1, 100), t0),
+		at(ev(events.TypeFork, 150, 100, 150), t0+1e9),
+		&events.Event{Type: events.TypeEnd, Time: t0 + 2e9},
+	)
+	// 150 is gone from the second file's snapshot: it exited unseen.
+	second := recording(t0+3e9,
+		at(ev(events.TypeProc, 1, 0, 1), t0+3e9),
+		at(ev(events.TypeProc, 100, 1, 100), t0+3e9),
+		at(ev(events.TypeFork, 170, 100, 170), t0+4e9),
+		&events.Event{Type: events.TypeEnd, Time: t0 + 5e9},
+	)
+	series := func() []Input {
+		return []Input{{"a", strings.NewReader(first)}, {"b", strings.NewReader(second)}}
+	}
+	for _, tt := range []struct {
+		at         int64
+		live, gone []uint32
+	}{
+		{t0 + 1.5e9, []uint32{1, 100, 150}, []uint32{170}},
+		{t0 + 4.5e9, []uint32{1, 100, 170}, []uint32{150}},
+	} {
+		tree := NewTree(16)
+		rep, err := ReplayFiles(series(), At{Time: tt.at}, tree, nil)
+		if err != nil {
+			t.Fatalf("at %d: %v", tt.at, err)
+		}
+		for _, pid := range tt.live {
+			if tree.Get(pid) == nil {
+				t.Errorf("at +%ds: %d is not live", (tt.at-t0)/1e9, pid)
+			}
+		}
+		for _, pid := range tt.gone {
+			if tree.Get(pid) != nil {
+				t.Errorf("at +%ds: %d is live", (tt.at-t0)/1e9, pid)
+			}
+		}
+		if rep.Start != t0 {
+			t.Errorf("start %d, want the first file's", rep.Start)
+		}
+	}
+	tree := NewTree(16)
+	if _, err := ReplayFiles(series(), At{}, tree, nil); err != nil || tree.LastHolder(150) == nil {
+		t.Errorf("at the end: %v; 150's exit in the gap should be remembered", err)
+	}
+	var rerr *RangeError
+	if _, err := ReplayFiles(series(), At{Time: t0 + 6e9}, NewTree(0), nil); !errors.As(err, &rerr) || rerr.End != t0+5e9 {
+		t.Errorf("after the last file's end: %v, want a range error ending at its end", err)
+	}
+	other := strings.Replace(second, `"hostname":"h"`, `"hostname":"elsewhere"`, 1)
+	_, err := ReplayFiles([]Input{{"a", strings.NewReader(first)}, {"b", strings.NewReader(other)}}, At{}, NewTree(0), nil)
+	if err == nil || !strings.Contains(err.Error(), "b: ") || !strings.Contains(err.Error(), "two machines") {
+		t.Errorf("files of two machines: %v", err)
+	}
+}

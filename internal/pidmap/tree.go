@@ -379,6 +379,9 @@ func (t *Tree) Time() int64 { return t.time }
 // Len returns how many live processes the tree holds.
 func (t *Tree) Len() int { return len(t.procs) }
 
+// Namespaces returns how many pid namespaces the tree holds.
+func (t *Tree) Namespaces() int { return len(t.namespaces) }
+
 // Get returns the live process with host TGID pid, or nil.
 func (t *Tree) Get(pid uint32) *Proc { return t.procs[pid] }
 

@@ -1,0 +1,176 @@
+package main
+
+// --from: one recording, several, or a directory of them (what a rotating
+// record writes), read as one timeline, oldest first.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+)
+
+// fileList is a flag that may be given more than once.
+type fileList []string
+
+func (l *fileList) String() string { return strings.Join(*l, ",") }
+
+func (l *fileList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// nonEmpty is "" when a value given is empty, for checkGiven.
+func (l fileList) nonEmpty() string {
+	for _, v := range l {
+		if strings.TrimSpace(v) == "" {
+			return ""
+		}
+	}
+	return "given"
+}
+
+// Values lets dispatch move each value given before the command to it.
+func (l *fileList) Values() []string { return *l }
+
+// recordingFile is one file of a timeline, open, with where it starts.
+type recordingFile struct {
+	name  string
+	file  *os.File
+	start int64 // the header's start, or a feed's first time (Unix ns)
+}
+
+// maxFirstLine bounds what is read of a file to learn where it starts: a
+// header is short, a feed's first line at most a few KiB.
+const maxFirstLine = 1 << 20
+
+// openRecordings opens every file --from names, a directory standing for
+// the recordings in it, and orders them by their start. A directory's
+// files that are not recordings are left out; a directory without any is
+// an error, as is a named file that cannot be read. The caller closes them.
+func openRecordings(args []string) ([]recordingFile, error) {
+	var files []recordingFile
+	closeAll := func() {
+		for _, f := range files {
+			f.file.Close()
+		}
+	}
+	seen := map[[2]uint64]bool{}
+	add := func(path string, inDir bool) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("open the recording: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("open the recording: %w", err)
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			id := [2]uint64{sys.Dev, sys.Ino}
+			if seen[id] { // named twice: once is its timeline
+				f.Close()
+				return nil
+			}
+			seen[id] = true
+		}
+		start, ok := firstTime(f)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if !ok && inDir {
+			f.Close()
+			return nil
+		}
+		files = append(files, recordingFile{name: path, file: f, start: start})
+		return nil
+	}
+	for _, arg := range args {
+		st, err := os.Stat(arg)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("open the recording: %w", err)
+		}
+		if !st.IsDir() {
+			if err := add(arg, false); err != nil {
+				closeAll()
+				return nil, err
+			}
+			continue
+		}
+		before := len(files)
+		entries, err := os.ReadDir(arg)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("read the directory %s: %w", arg, err)
+		}
+		for _, e := range entries {
+			// Regular files only: a link could lead anywhere.
+			if e.Type()&fs.ModeType != 0 || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			if err := add(filepath.Join(arg, e.Name()), true); err != nil {
+				closeAll()
+				return nil, err
+			}
+		}
+		if len(files) == before {
+			closeAll()
+			return nil, usagef("--from %s: the directory holds no nspidtrace recording", arg)
+		}
+	}
+	slices.SortStableFunc(files, func(a, b recordingFile) int {
+		switch {
+		case a.start < b.start:
+			return -1
+		case a.start > b.start:
+			return 1
+		}
+		return 0
+	})
+	return files, nil
+}
+
+// firstTime reads where a file starts: its header's start, or a feed's
+// first line's time; ok is false when the first line is neither.
+func firstTime(r io.Reader) (start int64, ok bool) {
+	br := bufio.NewReaderSize(io.LimitReader(r, maxFirstLine), 64<<10)
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		var long []byte
+		long = append(long, line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = br.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	var ev events.Event
+	switch perr := events.Parse(line, &ev); {
+	case errors.Is(perr, events.ErrHeader):
+		h, err := events.ParseHeader(line)
+		return h.Start, err == nil && h.Format == events.RecordFormat
+	case perr == nil:
+		return ev.Time, true
+	}
+	return 0, false
+}
+
+// inputs are the files as the replay reads them.
+func inputs(files []recordingFile) []pidmap.Input {
+	in := make([]pidmap.Input, len(files))
+	for i, f := range files {
+		in[i] = pidmap.Input{Name: f.name, R: f.file}
+	}
+	return in
+}

@@ -1,0 +1,92 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+func TestListenAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"9464":           "127.0.0.1:9464",
+		":9464":          ":9464",
+		"0.0.0.0:9464":   "0.0.0.0:9464",
+		"[::1]:9464":     "[::1]:9464",
+		"localhost:9464": "localhost:9464",
+	} {
+		if got, err := ListenAddr(in); err != nil || got != want {
+			t.Errorf("ListenAddr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "65536", "host", "host:", ":http", ":0", "1.2.3.4:99999"} {
+		if got, err := ListenAddr(in); err == nil {
+			t.Errorf("ListenAddr(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+type ring struct{}
+
+func (ring) AvailableBytes() int { return 4096 }
+func (ring) BufferSize() int     { return 1 << 24 }
+
+// TestServe scrapes what the feed counted, and the health of its tree.
+func TestServe(t *testing.T) {
+	var synced atomic.Bool
+	m := New(ring{}, synced.Load)
+	srv, err := Serve("127.0.0.1:0", m, synced.Load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + srv.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz before the tree is synced: %d, want 503", code)
+	}
+	synced.Store(true)
+	for range 3 {
+		m.Received(events.TypeExec)
+		m.Written(events.TypeExec)
+	}
+	m.Received(events.TypeFork)
+	m.WriteError()
+	m.Update(5, 1, 120, 3)
+	m.Update(7, 1, 110, 2) // running totals: 2 more lost, no more resyncs
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("healthz once synced: %d, want 200", code)
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`nspidtrace_events_total{type="exec"} 3`,
+		`nspidtrace_events_total{type="fork"} 1`,
+		`nspidtrace_lines_written_total{type="exec"} 3`,
+		`nspidtrace_lines_written_total{type="fork"} 0`,
+		"nspidtrace_lost_events_total 7",
+		"nspidtrace_resyncs_total 1",
+		"nspidtrace_write_errors_total 1",
+		"nspidtrace_tree_processes 110",
+		"nspidtrace_tree_pid_namespaces 2",
+		"nspidtrace_ring_buffer_used_bytes 4096",
+		"nspidtrace_ring_buffer_size_bytes 1.6777216e+07",
+		"nspidtrace_tree_synced 1",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
