@@ -11,7 +11,7 @@ BIN     := nspidtrace
 DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc qemu-system-x86
 
 .DEFAULT_GOAL := build
-.PHONY: build generate check-generated test bench kernels lint deps help
+.PHONY: build generate check-generated test bench kernels image lint deps help
 
 build: ## one static binary, ./nspidtrace (needs only Go: the BPF object is committed)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nspidtrace
@@ -34,6 +34,12 @@ bench: ## the performance figures: pipeline, replay, storm overhead, tree and on
 	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader
 	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
+
+# IMAGE: the image's name; it is tagged with the version.
+IMAGE ?= nspidtrace
+image: build ## container image $(IMAGE):$(VERSION) of the static binary, FROM scratch (needs docker; no registry)
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+	@echo "built $(IMAGE):$(VERSION)"
 
 # KERNELS: Debian suites whose kernels to boot (default: all in test/kernels/run.sh).
 kernels: ## boot Debian's kernels under qemu and run the checks in each: a table kernel × check (root; ~30 s a kernel)

@@ -141,9 +141,19 @@ func newFlagSet(name string) *flag.FlagSet {
 // errHelp ends a command that printed its help: exit 0.
 var errHelp = errors.New("help shown")
 
-// dispatch parses the command line and runs the command it names. Flags may
-// stand before the command (`nspidtrace --pidns 12 tree`) and after it.
+// dispatch parses the command line and runs the command it names.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, opts, positional, err := parseCommandLine(args, stdout)
+	if err != nil {
+		return err
+	}
+	return c.run(ctx, opts, positional, stdout, stderr)
+}
+
+// parseCommandLine finds the command and its options. Flags may stand
+// before the command (`nspidtrace --pidns 12 tree`) and after it. Help
+// asked for is printed to stdout, and errHelp returned.
+func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *options, positional []string, err error) {
 	// Before the command stand <pid>'s flags, since `nspidtrace [flags]
 	// <pid>` is the first form; other commands take those they share.
 	global := newFlagSet("nspidtrace")
@@ -153,32 +163,34 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printOverview(stdout)
-			return errHelp
+			return nil, nil, nil, errHelp
 		}
-		return flagError(err, args)
+		return nil, nil, nil, flagError(err, args)
 	}
 	if *showVersion {
-		return versionCommand.run(ctx, &o, global.Args(), stdout, stderr)
+		return versionCommand, &o, global.Args(), nil
 	}
 	if global.NArg() == 0 {
-		return usagef("no command given (want a PID, tree, trace, record or version)")
+		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record or version)")
 	}
 	name, rest := global.Arg(0), global.Args()[1:]
 	if name == "help" {
-		return help(rest, stdout)
+		if err := help(rest, stdout); err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, nil, nil, errHelp
 	}
-	c := findCommand(name)
+	c = findCommand(name)
 	if c == nil {
-		return usagef("unknown command %q (want a PID, tree, trace, record or version)", name)
+		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record or version)", name)
 	}
 	if c == pidCommand {
 		rest = global.Args() // the PID is its argument
 	}
 
 	fs := newFlagSet(c.name)
-	opts := &options{}
+	opts = &options{}
 	c.flags(fs, opts)
-	var err error
 	global.Visit(func(f *flag.Flag) {
 		if err == nil && f.Name != "version" {
 			if fs.Lookup(f.Name) == nil {
@@ -195,14 +207,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	})
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	positional, err := parseInterspersed(fs, rest)
+	positional, err = parseInterspersed(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
 		printHelp(stdout, c)
-		return errHelp
+		return nil, nil, nil, errHelp
 	} else if err != nil {
-		return flagError(err, rest)
+		return nil, nil, nil, flagError(err, rest)
 	}
 	opts.given = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) {
@@ -213,9 +225,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.given[name] = true
 	})
 	if err := opts.checkGiven(); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	return c.run(ctx, opts, positional, stdout, stderr)
+	return c, opts, positional, nil
 }
 
 // findCommand returns the command name names, or nil.

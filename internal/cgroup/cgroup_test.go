@@ -19,6 +19,12 @@ const (
 `
 	nsMounts = `612 600 0:27 /.. /host/sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw
 `
+	// docker run -v /sys:/sys on a hybrid host: the runtime's mount of the
+	// container's own cgroup, then the host's over it.
+	containerMounts = `124 116 0:35 /docker/22354fe0bca2 /sys/fs/cgroup/pids ro,nosuid,nodev,noexec,relatime - cgroup cgroup rw,pids
+137 129 0:35 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+125 116 0:36 /docker/22354fe0bca2 /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime - cgroup cgroup rw,memory
+`
 	procCgroups = `#subsys_name	hierarchy	num_cgroups	enabled
 cpuset	3	1	1
 cpu	1	1	1
@@ -43,6 +49,8 @@ func TestChoose(t *testing.T) {
 		{"hybrid: a v1 controller", hybridMounts, Hierarchy{Subsys: 11, Controller: "pids", Mount: "/sys/fs/cgroup/pids", Root: "/"}},
 		{"v2", v2Mounts, Hierarchy{Subsys: Unified, Mount: "/sys/fs/cgroup", Root: "/"}},
 		{"v2 in a cgroup namespace", nsMounts, Hierarchy{Subsys: Unified, Mount: "/host/sys/fs/cgroup", Root: "/.."}},
+		{"v2 in a cgroup namespace, its own root mounted first", "611 600 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup rw\n" + nsMounts, Hierarchy{Subsys: Unified, Mount: "/host/sys/fs/cgroup", Root: "/.."}},
+		{"a container given the host's /sys", containerMounts, Hierarchy{Subsys: 11, Controller: "pids", Mount: "/sys/fs/cgroup/pids", Root: "/"}},
 	} {
 		got, err := choose([]byte(tc.mounts), []byte(procCgroups))
 		if err != nil || got != tc.want {

@@ -73,12 +73,12 @@ func choose(mountinfo, cgroups []byte) (Hierarchy, error) {
 		root, mount, fstype := unescape(f[3]), unescape(f[4]), f[sep+1]
 		switch fstype {
 		case "cgroup2":
-			if v2 == nil {
+			if v2 == nil || wider(root, v2.Root) {
 				v2 = &Hierarchy{Subsys: Unified, Mount: mount, Root: root}
 			}
 		case "cgroup":
 			for _, opt := range strings.Split(f[sep+3], ",") {
-				if _, seen := v1[opt]; !seen {
+				if h, seen := v1[opt]; !seen || wider(root, h.Root) {
 					v1[opt] = Hierarchy{Controller: opt, Mount: mount, Root: root}
 				}
 			}
@@ -103,6 +103,22 @@ func choose(mountinfo, cgroups []byte) (Hierarchy, error) {
 		return *v2, nil
 	}
 	return Hierarchy{}, ErrNoHierarchy
+}
+
+// wider reports whether a mount of cgroup root shows more of the
+// hierarchy than one of cgroup than: in a container given the host's
+// cgroups (-v /sys:/sys), the runtime's mount of the container's own cgroup
+// and the host's mount of "/" are both there, and only the host's names
+// every cgroup.
+func wider(root, than string) bool { return depth(root) < depth(than) }
+
+// depth is how far below the reader's cgroup namespace root a mount's root
+// is: 0 for "/", 2 for "/docker/ID", -1 for "/.." (above it).
+func depth(root string) int {
+	if up := strings.Count(root, "/.."); up > 0 {
+		return -up
+	}
+	return len(strings.FieldsFunc(root, func(r rune) bool { return r == '/' }))
 }
 
 // subsysIndex finds a controller's index in the kernel's subsystem array:
