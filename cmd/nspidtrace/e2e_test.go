@@ -337,28 +337,37 @@ func checkLifecycle(t *testing.T, lines []line, truth map[uint32]*events.Event) 
 	return exits
 }
 
+// runNested runs `sh -c "sleep 1.5; exit 7"` depth pid namespaces deep
+// (unshare --pid --fork, depth times) and returns the chain's first process
+// and what /proc said of every process of the chain while all lived.
+func runNested(t *testing.T, depth int) (root int, truth map[uint32]*events.Event) {
+	t.Helper()
+	var argv []string
+	for range depth {
+		argv = append(argv, "unshare", "--pid", "--fork")
+	}
+	argv = append(argv, "sh", "-c", "sleep 1.5; exit 7")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the chain is built, every process is alive and settled.
+	time.Sleep(800 * time.Millisecond)
+	truth = readTruth(t, cmd.Process.Pid)
+	err := cmd.Wait()
+	if cmd.ProcessState.ExitCode() != 7 {
+		t.Fatalf("workload: %v", err)
+	}
+	return cmd.Process.Pid, truth
+}
+
 func TestEventsMatchProcAtDepths(t *testing.T) {
 	testenv.Require(t)
 	for _, depth := range []int{0, 1, 3, 32} {
 		t.Run(fmt.Sprintf("depth%d", depth), func(t *testing.T) {
 			s := startTrace(t)
-			var argv []string
-			for range depth {
-				argv = append(argv, "unshare", "--pid", "--fork")
-			}
-			argv = append(argv, "sh", "-c", "sleep 1.5; exit 7")
-			cmd := exec.Command(argv[0], argv[1:]...)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			// Once the chain is built, every process is alive and settled.
-			time.Sleep(800 * time.Millisecond)
-			truth := readTruth(t, cmd.Process.Pid)
-			err := cmd.Wait()
-			if cmd.ProcessState.ExitCode() != 7 {
-				t.Fatalf("workload: %v", err)
-			}
-			lines := subtree(s.stop(t, syscall.SIGINT), cmd.Process.Pid)
+			root, truth := runNested(t, depth)
+			lines := subtree(s.stop(t, syscall.SIGINT), root)
 
 			if len(truth) != depth+2 {
 				t.Fatalf("/proc shows %d processes, want %d unshare + sh + sleep", len(truth), depth)

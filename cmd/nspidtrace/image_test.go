@@ -69,21 +69,7 @@ func TestImageTracesTheHost(t *testing.T) {
 	}
 
 	const depth = 3
-	var argv []string
-	for range depth {
-		argv = append(argv, "unshare", "--pid", "--fork")
-	}
-	argv = append(argv, "sh", "-c", "sleep 1.5; exit 7")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(800 * time.Millisecond)
-	truth := readTruth(t, cmd.Process.Pid)
-	cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 7 {
-		t.Fatalf("workload exited %d", code)
-	}
+	root, truth := runNested(t, depth)
 	time.Sleep(300 * time.Millisecond)
 	// docker stop sends SIGTERM: the trace flushes and exits 0.
 	testenv.DockerCmd(t, "stop", "-t", "10", name)
@@ -100,7 +86,7 @@ func TestImageTracesTheHost(t *testing.T) {
 			t.Fatalf("a line without --host: %+v", l)
 		}
 	}
-	lines := subtree(all, cmd.Process.Pid)
+	lines := subtree(all, root)
 	if len(truth) != depth+2 {
 		t.Fatalf("/proc shows %d processes, want %d", len(truth), depth+2)
 	}
