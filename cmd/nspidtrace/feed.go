@@ -147,7 +147,7 @@ func (f *feed) serveMetrics(arg string, tracer *loader.Tracer, log zerolog.Logge
 		return nil, usagef("--metrics: %v", err)
 	}
 	f.metrics = metrics.New(tracer, f.follower.Synced)
-	srv, err := metrics.Serve(addr, f.metrics, f.follower.Synced)
+	srv, err := metrics.Serve(addr, f.metrics)
 	if err != nil {
 		return nil, err
 	}

@@ -126,7 +126,9 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
 	}
 
-	// Each event may fill the file; a quiet system's file still ages.
+	// Each event may fill the file or make it old enough, as of the
+	// event's own time (no clock read per event); on a quiet system the
+	// file still ages, checked whenever the ring buffer is drained.
 	rotate := func(now time.Time) error {
 		if !rec.due(feed.out.Buffered(), now) {
 			return nil
@@ -147,7 +149,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		if rec.series == nil || ev.Type == events.TypeProc {
 			return nil // a snapshot is never cut in two
 		}
-		return rotate(time.Now())
+		return rotate(time.Unix(0, ev.Time))
 	}
 	lastCheck := time.Now()
 	feed.follower.OnIdle = func() error {

@@ -25,6 +25,7 @@ import (
 // goroutine; the server reads them concurrently.
 type Feed struct {
 	registry *prometheus.Registry
+	synced   Synced
 
 	// One counter per event type, resolved once: counting costs an atomic
 	// add, no lookup, no allocation.
@@ -52,7 +53,7 @@ type Synced func() bool
 
 // New registers a feed's metrics. ring and synced are read at each scrape.
 func New(ring Ring, synced Synced) *Feed {
-	m := &Feed{registry: prometheus.NewRegistry()}
+	m := &Feed{registry: prometheus.NewRegistry(), synced: synced}
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "nspidtrace_events_total",
 		Help: "Events the kernel reported, by type, before any filter.",
@@ -155,8 +156,8 @@ type Server struct {
 }
 
 // Serve listens on addr now (so a port in use fails before tracing starts)
-// and serves m in the background until Close.
-func Serve(addr string, m *Feed, synced Synced) (*Server, error) {
+// and serves m, and its tree's health, in the background until Close.
+func Serve(addr string, m *Feed) (*Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve metrics: %w", err)
@@ -164,7 +165,7 @@ func Serve(addr string, m *Feed, synced Synced) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !synced() {
+		if !m.synced() {
 			http.Error(w, "not synced: the live tree is being built or resynced", http.StatusServiceUnavailable)
 			return
 		}

@@ -38,7 +38,7 @@ func (ring) BufferSize() int     { return 1 << 24 }
 func TestServe(t *testing.T) {
 	var synced atomic.Bool
 	m := New(ring{}, synced.Load)
-	srv, err := Serve("127.0.0.1:0", m, synced.Load)
+	srv, err := Serve("127.0.0.1:0", m)
 	if err != nil {
 		t.Fatal(err)
 	}
