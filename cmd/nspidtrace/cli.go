@@ -56,7 +56,7 @@ type command struct {
 }
 
 // commands, in the order the overview lists them.
-var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, versionCommand}
+var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, watchCommand, versionCommand}
 
 var versionCommand = &command{
 	name:     "version",
@@ -171,7 +171,7 @@ func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *option
 		return versionCommand, &o, global.Args(), nil
 	}
 	if global.NArg() == 0 {
-		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record or version)")
+		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record, watch or version)")
 	}
 	name, rest := global.Arg(0), global.Args()[1:]
 	if name == "help" {
@@ -182,7 +182,7 @@ func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *option
 	}
 	c = findCommand(name)
 	if c == nil {
-		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record or version)", name)
+		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record, watch or version)", name)
 	}
 	if c == pidCommand {
 		rest = global.Args() // the PID is its argument
@@ -251,7 +251,7 @@ func help(args []string, stdout io.Writer) error {
 	}
 	c := findCommand(args[0])
 	if c == nil || len(args) > 1 {
-		return usagef("help takes one command name (tree, trace, record, pid or version), got %q", args)
+		return usagef("help takes one command name (tree, trace, record, watch, pid or version), got %q", args)
 	}
 	printHelp(stdout, c)
 	return nil

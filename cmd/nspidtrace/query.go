@@ -71,27 +71,32 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 			return nil, err
 		}
 	}
+	return q, q.selectView(o.container, ref)
+}
+
+// selectView chooses the view of the tree: container's (a name, ID or ID
+// prefix), pid namespace ref's, or by default the caller's own (live) or
+// the recording's host level.
+func (q *query) selectView(container string, ref uint32) error {
 	switch {
-	case o.container != "":
-		if err := q.selectContainer(o.container); err != nil {
-			return nil, err
-		}
+	case container != "":
+		return q.selectContainer(container)
 	case ref != 0:
 		q.narrowed = true
 		q.view = q.tree.Namespace(ref)
 		if q.view == nil {
-			return nil, notFoundError{fmt.Errorf("no live process is in pid namespace pid:[%d]", ref)}
+			return notFoundError{fmt.Errorf("no live process is in pid namespace pid:[%d]", ref)}
 		}
 	case q.fromFile:
 		if q.view = q.tree.Root(); q.view == nil {
-			return nil, notFoundError{errors.New("the recording holds no process at that instant")}
+			return notFoundError{errors.New("the recording holds no process at that instant")}
 		}
 	default:
 		if q.view = q.own; q.view == nil {
-			return nil, errors.New("the caller's pid namespace has no process in the tree")
+			return errors.New("the caller's pid namespace has no process in the tree")
 		}
 	}
-	return q, nil
+	return nil
 }
 
 // checkSelection refuses flag combinations that do not go together, the
@@ -396,6 +401,26 @@ func parsePID(what, s string) (uint32, error) {
 		return 0, usagef("%s %q is not a PID (want a number from 1 to %d)", what, s, procfs.PIDMaxLimit)
 	}
 	return uint32(n), nil
+}
+
+// notes is what tree says of p after its label: zombie, its container
+// where p is the first of it down its branch, where a process shown with
+// --container is instead, and how p entered its pid namespace.
+func (q *query) notes(p *pidmap.Proc) string {
+	var b strings.Builder
+	if p.Zombie {
+		b.WriteString(" <zombie>")
+	}
+	if c := newContainer(p); c != nil && q.container == nil {
+		fmt.Fprintf(&b, " [container %s]", termsafe.String(c.Label()))
+	}
+	if out := q.outsideContainer(p); out != "" {
+		fmt.Fprintf(&b, " [%s]", out)
+	}
+	if from := q.enteredFrom(p); from != "" {
+		fmt.Fprintf(&b, " [entered from %s]", from)
+	}
+	return b.String()
 }
 
 // enteredFrom describes the process that forked p into its pid namespace

@@ -86,20 +86,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 					branch, childPrefix = "└─", "  "
 				}
 			}
-			fmt.Fprintf(w, "%s%s%s", prefix, branch, label(p, level))
-			if p.Zombie {
-				w.WriteString(" <zombie>")
-			}
-			if c := newContainer(p); c != nil && q.container == nil {
-				fmt.Fprintf(w, " [container %s]", termsafe.String(c.Label()))
-			}
-			if out := q.outsideContainer(p); out != "" {
-				fmt.Fprintf(w, " [%s]", out)
-			}
-			if from := q.enteredFrom(p); from != "" {
-				fmt.Fprintf(w, " [entered from %s]", from)
-			}
-			w.WriteByte('\n')
+			fmt.Fprintf(w, "%s%s%s%s\n", prefix, branch, label(p, level), q.notes(p))
 			prefix += childPrefix
 		}
 		children := p.Children()

@@ -22,6 +22,11 @@ type At struct {
 	Time     int64 // Unix ns, when not 0
 	Offset   time.Duration
 	Relative bool // Offset counts from the recording's start
+	// Stop, when set, is asked before each event after a snapshot, with the
+	// tree standing as `--at` just before that event would leave it; true
+	// ends the replay there. It may block: the tree stands still meanwhile
+	// (watch's time cursor parks a replay this way).
+	Stop func(next *events.Event) bool
 }
 
 // ParseAt reads an instant: RFC 3339 (2026-11-23T10:03:00Z), or "+90s", an
@@ -219,19 +224,21 @@ func (rep *Replay) file(r io.Reader, index int, at At, tree *Tree, each func(ev 
 			}
 			continue
 		}
-		// The snapshot is the state at the start: it holds at any instant
-		// from the start on, though taking it took a moment.
-		if rep.Cutoff != 0 && ev.Time > rep.Cutoff && ev.Type != events.TypeProc {
-			return true, nil
-		}
 		if ev.Type == events.TypeProc {
 			rep.Snapshot = true
 			if !inSnapshot && index > 0 {
 				resync = tree.beginResync()
 			}
 			inSnapshot = true
-		} else if inSnapshot {
-			endSnapshot(ev.Time)
+		} else {
+			if inSnapshot {
+				endSnapshot(ev.Time)
+			}
+			// The snapshot is the state at the start: it holds at any
+			// instant from the start on, though taking it took a moment.
+			if rep.Cutoff != 0 && ev.Time > rep.Cutoff || at.Stop != nil && at.Stop(&ev) {
+				return true, nil
+			}
 		}
 		tree.Apply(&ev)
 		rep.Applied++

@@ -372,6 +372,18 @@ func (t *Tree) retire(p *Proc, when int64, status, reaper uint32) {
 	t.lastHolder[p.PID] = p
 }
 
+// RecentExits calls f for each exited process the tree remembers that
+// exited at since (Unix ns) or later, oldest first.
+func (t *Tree) RecentExits(since int64, f func(p *Proc)) {
+	n := len(t.exited)
+	for i := range n {
+		// Before the ring is full, t.next is 0 and the order is the slice's.
+		if p := t.exited[(t.next+i)%n]; p.ExitTime >= since {
+			f(p)
+		}
+	}
+}
+
 // Time returns the time of the latest event applied (Unix ns): the instant
 // the tree stands at.
 func (t *Tree) Time() int64 { return t.time }

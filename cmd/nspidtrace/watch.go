@@ -1,0 +1,624 @@
+package main
+
+// watch: the live tree full screen, or a recording's with a time cursor.
+// The drawing and the keys are internal/watch's; here are its sources.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"flag"
+	"io"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/users"
+	"github.com/nspidtrace/nspidtrace/internal/watch"
+)
+
+var watchCommand = &command{
+	name:     "watch",
+	synopsis: "nspidtrace [flags] watch [<pid>]",
+	summary:  "the process tree full screen, kept live by the kernel's events; or a recording's, with a time cursor",
+	about: `Draws the process tree on the terminal and keeps it up to date from the
+kernel's events (no polling of /proc). Each row: the process's PIDs from the
+host's level down, its user, its age, the tree drawing, comm and arguments,
+its container and how it entered its pid namespace. New processes are marked
++ (green), exited ones ✗ (red) with their exit code or signal, for 5 s. The
+header counts processes, pid namespaces, events/s and lost events.
+
+With --container, --pidns or a <pid>, only those processes; --container
+follows the container by name across restarts. With --from, the same screen
+over a recording, with a time cursor: step by event, jump by time, play.
+It starts at --at (default: the end), as tree --from --at would print it.
+
+Keys (? shows them): q quit, p pause (--from: play), / filter by comm or PID,
+space fold a subtree, l/L the level PIDs are shown from, Enter a process's
+every field and its ancestors; --from: ←/→ an event, [/] 10 s, {/} 1 min,
+g go to a time, +/- play speed.`,
+	examples: `  sudo nspidtrace watch                                everything, live
+  sudo nspidtrace watch --container web                  one container, across restarts
+  nspidtrace watch --from incident.ndjson --at 2026-11-23T10:03:00Z
+`,
+	flags: func(fs *flag.FlagSet, o *options) {
+		logFlags(fs, o)
+		queryFlags(fs, o)
+	},
+	run: runWatch,
+}
+
+// runWatch answers `nspidtrace watch [<pid>]`.
+func runWatch(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		return usagef("watch takes at most 1 PID, got %q", args)
+	}
+	var pid uint32
+	var err error
+	if len(args) == 1 {
+		if pid, err = parsePID("PID", args[0]); err != nil {
+			return err
+		}
+	}
+	if err := checkSelection(o); err != nil {
+		return err
+	}
+	if !isTerminal(stdout) {
+		return usagef("watch draws on a terminal, and stdout is not one: for lines to read or pipe, use `nspidtrace tree` (a snapshot) or `nspidtrace trace` (the feed)")
+	}
+	// While the screen is up, diagnostics wait, and the latest is shown in
+	// its footer; they go to stderr once the terminal is restored.
+	held := &heldLog{}
+	defer held.writeTo(stderr)
+	log, err := newLogger(held, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
+
+	var src watch.Source
+	if len(o.from) > 0 {
+		rw, err := openReplayWatch(o, pid)
+		if err != nil {
+			return err
+		}
+		defer rw.close()
+		src = rw
+	} else {
+		lw, err := startLiveWatch(ctx, o, pid, log, held)
+		if err != nil {
+			return err
+		}
+		defer lw.stop()
+		src = lw
+	}
+	screen, err := tcell.NewScreen()
+	if err != nil {
+		return fmt.Errorf("open the terminal: %w", err)
+	}
+	return watch.New(screen, src).Run(ctx)
+}
+
+// heldLog keeps diagnostics while the screen is up (at most 1 MiB), and
+// the latest line for the screen's footer.
+type heldLog struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	last string
+}
+
+func (h *heldLog) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.buf.Len() < 1<<20 {
+		h.buf.Write(p)
+	}
+	h.last = strings.TrimSpace(string(p))
+	return len(p), nil
+}
+
+// latest is the last diagnostic, made safe for the terminal.
+func (h *heldLog) latest() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return termsafe.String(h.last)
+}
+
+func (h *heldLog) writeTo(w io.Writer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf.WriteTo(w)
+}
+
+// watchSelection is a query's selection, narrowed to a subtree for <pid>.
+type watchSelection struct {
+	q    *query
+	root *pidmap.Proc // nil: no <pid>
+}
+
+func (s watchSelection) Selected(p *pidmap.Proc) bool {
+	return s.q.selected(p) && (s.root == nil || under(s.q.tree, p, s.root))
+}
+
+func (s watchSelection) Notes(p *pidmap.Proc) string { return strings.TrimSpace(s.q.notes(p)) }
+
+// under reports whether p is root or descends from it; an exited p from
+// the parent it had.
+func under(tree *pidmap.Tree, p, root *pidmap.Proc) bool {
+	if p == root {
+		return true
+	}
+	a := p.Parent()
+	if p.Exited {
+		a = tree.Get(p.PPID)
+	}
+	for ; a != nil; a = a.Parent() {
+		if a == root {
+			return true
+		}
+	}
+	return false
+}
+
+// frame builds a frame of tree as q sees it; note says why nothing is shown.
+func frame(tree *pidmap.Tree, sel watchSelection, st *watch.State, now int64, names users.Names) watch.Frame {
+	f := watch.Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: sel.title()}
+	f.Rows = watch.Rows(tree, sel, st, now, names)
+	return f
+}
+
+// title names what is watched.
+func (s watchSelection) title() string {
+	var t string
+	switch q := s.q; {
+	case q.container != nil:
+		t = "container " + termsafe.String(q.container.Label())
+		if q.view != nil && q.view.Level > 0 {
+			t += fmt.Sprintf(" pid:[%d]", q.view.Inode)
+		}
+	case q.narrowed:
+		t = fmt.Sprintf("pid:[%d]", q.view.Inode)
+	default:
+		t = "all processes"
+	}
+	if s.root != nil {
+		t += fmt.Sprintf(", %s(%d) and its descendants", termsafe.String(s.root.CommString()), s.root.PID)
+	}
+	return t
+}
+
+// details describes the process key of tree, as of when: its proc object,
+// its exit, and its ancestors.
+func details(tree *pidmap.Tree, key events.Key, when int64) []string {
+	p := tree.Get(key.PID)
+	if p == nil || p.Start != key.Start {
+		if p = tree.LastHolder(key.PID); p == nil || p.Start != key.Start {
+			return []string{fmt.Sprintf("process %d is no longer known", key.PID)}
+		}
+	}
+	var ev events.Event
+	p.Fill(&ev, when)
+	lines := []string{fmt.Sprintf("%s, host PID %d", p.CommString(), p.PID)}
+	if p.Exited {
+		lines = append(lines, fmt.Sprintf("exited at %s: %s", pidmap.FormatTime(p.ExitTime), exitDescription(events.WaitStatus(p.ExitStatus))))
+	}
+	lines = append(lines, "", "its proc object:")
+	lines = append(lines, fields(events.AppendJSON(nil, &ev))...)
+	lines = append(lines, "", "ancestors, parent first:")
+	a := p.Parent()
+	if p.Exited {
+		a = tree.Get(p.PPID)
+	}
+	if a == nil {
+		lines = append(lines, fmt.Sprintf("  host PID %d, not in the tree", p.PPID))
+	}
+	for ; a != nil; a = a.Parent() {
+		lines = append(lines, "  "+a.CommString()+"("+watch.PIDsFrom(a, 0)+")")
+	}
+	return lines
+}
+
+// fields lists a JSON object's members one per line, "  key: value", in
+// their order, each value compact.
+func fields(object []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(object))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return []string{string(object)}
+	}
+	var lines []string
+	for dec.More() {
+		key, err := dec.Token()
+		var value json.RawMessage
+		if err == nil {
+			err = dec.Decode(&value)
+		}
+		if err != nil {
+			break
+		}
+		lines = append(lines, fmt.Sprintf("  %-22s %s", fmt.Sprint(key)+":", value))
+	}
+	return lines
+}
+
+// liveWatch is the live tree: a follower of the kernel's events, on its
+// own goroutine, and the screen's frames, taken under the same lock.
+type liveWatch struct {
+	mu       sync.Mutex
+	follower *pidmap.Follower
+	tracer   *loader.Tracer
+	o        *options
+	ref      uint32 // --pidns's namespace
+	own      uint32 // the caller's pid namespace
+	root     *pidmap.Proc
+	names    users.Names
+	log      *heldLog
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startLiveWatch attaches the tracer, builds the tree and follows it. The
+// selection is checked against the tree before the screen opens, so a
+// container or PID that does not exist is a plain error.
+func startLiveWatch(ctx context.Context, o *options, pid uint32, zlog zerolog.Logger, held *heldLog) (*liveWatch, error) {
+	ref, err := resolvePidNS(o.pidns)
+	if err != nil {
+		return nil, err
+	}
+	own, err := procfs.OwnPidNS(procfs.ProcRoot)
+	if err != nil {
+		return nil, fmt.Errorf("read the caller's pid namespace: %w", err)
+	}
+	dec, err := newDecoder(zlog)
+	if err != nil {
+		return nil, err
+	}
+	tracer, err := loader.Open(loader.Options{Logger: zlog})
+	if err != nil {
+		return nil, err
+	}
+	w := &liveWatch{tracer: tracer, o: o, ref: ref, own: own, log: held, done: make(chan error, 1)}
+	w.names, _ = users.Read("/")
+	w.follower = pidmap.NewFollower(lockedSource{tracer, &w.mu}, pidmap.NewTree(pidmap.DefaultExitedKept), dec)
+	if err := w.follower.Start(); err != nil {
+		tracer.Close()
+		return nil, err
+	}
+	q, err := w.query()
+	if err == nil && pid != 0 {
+		w.root, err = q.find(pid)
+	}
+	if err != nil {
+		tracer.Close()
+		return nil, err
+	}
+	ctx, w.cancel = context.WithCancel(ctx)
+	go func() {
+		// A panic here would end the process with the terminal raw:
+		// it is handed to the screen's goroutine as an error instead.
+		defer func() {
+			if r := recover(); r != nil {
+				w.done <- fmt.Errorf("following the kernel's events: panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		w.done <- w.follower.Run(ctx)
+	}()
+	return w, nil
+}
+
+// query resolves the selection against the tree as it is now: a container
+// restarted under its name is followed.
+func (w *liveWatch) query() (*query, error) {
+	tree := w.follower.Tree
+	q := &query{tree: tree, asOf: tree.Time(), own: tree.Namespace(w.own)}
+	return q, q.selectView(w.o.container, w.ref)
+}
+
+func (w *liveWatch) Frame(st *watch.State) watch.Frame {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now().UnixNano()
+	tree := w.follower.Tree
+	q, err := w.query()
+	var f watch.Frame
+	if err != nil {
+		f = watch.Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: termsafe.String(w.o.container + w.o.pidns)}
+		f.Note = termsafe.String(err.Error()) + ": waiting for it"
+	} else {
+		f = frame(tree, watchSelection{q, w.root}, st, now, w.names)
+	}
+	f.Events, f.Lost = w.follower.Events, w.follower.Lost
+	if w.root != nil && w.root.Exited {
+		f.Note = fmt.Sprintf("process %d exited", w.root.PID)
+	}
+	if last := w.log.latest(); last != "" && f.Note == "" {
+		f.Note = last
+	}
+	select {
+	case err := <-w.done:
+		// The follower stopped: say why, for as long as the screen is up.
+		w.done <- err
+		if err != nil {
+			f.Note = "stopped following the kernel: " + termsafe.String(err.Error())
+		}
+	default:
+	}
+	return f
+}
+
+func (w *liveWatch) Details(key events.Key) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return details(w.follower.Tree, key, time.Now().UnixNano())
+}
+
+// stop ends the follower and closes the tracer.
+func (w *liveWatch) stop() {
+	w.cancel()
+	<-w.done
+	w.tracer.Close()
+}
+
+// lockedSource hands the kernel's records to the tree under a lock, so
+// that the screen reads the tree between two records, never during one.
+type lockedSource struct {
+	*loader.Tracer
+	mu *sync.Mutex
+}
+
+func (s lockedSource) locked(f func(raw []byte) error) func(raw []byte) error {
+	return func(raw []byte) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return f(raw)
+	}
+}
+
+func (s lockedSource) Snapshot(handle func(raw []byte) error) error {
+	return s.Tracer.Snapshot(s.locked(handle))
+}
+
+func (s lockedSource) Run(ctx context.Context, handle func(raw []byte) error, idle func() error) error {
+	return s.Tracer.Run(ctx, s.locked(handle), func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return idle()
+	})
+}
+
+// replayWatch is a recording with a time cursor. The tree is replayed on
+// its own goroutine, which parks before the event the cursor stands at:
+// moving forward applies only the events in between; moving back replays
+// from the start. The tree is read only while the replay is parked.
+type replayWatch struct {
+	o     *options
+	pid   uint32
+	files []recordingFile
+	times []int64 // the instant after each event: a running maximum
+	start int64
+
+	pos     int
+	tree    *pidmap.Tree
+	running bool
+	target  chan int
+	parked  chan parked
+}
+
+// parked is where a replay stands; done when it reached the end (or err).
+type parked struct {
+	pos  int
+	done bool
+	err  error
+}
+
+// openReplayWatch reads the recording once to index its events, then
+// places the cursor at --at (default: the end).
+func openReplayWatch(o *options, pid uint32) (*replayWatch, error) {
+	if o.given["pidns"] && !isPID(o.pidns) {
+		if _, err := resolvePidNS(o.pidns); err != nil {
+			return nil, err
+		}
+	}
+	at, err := pidmap.ParseAt(o.at)
+	if err != nil {
+		return nil, usagef("bad --at: %v", err)
+	}
+	files, err := openRecordings(o.from)
+	if err != nil {
+		return nil, err
+	}
+	w := &replayWatch{o: o, pid: pid, files: files}
+	var last int64
+	index := pidmap.At{Stop: func(ev *events.Event) bool {
+		last = max(last, ev.Time)
+		w.times = append(w.times, last)
+		return false
+	}}
+	from := strings.Join(o.from, ", ")
+	rep, err := w.replay(index, pidmap.NewTree(0))
+	switch {
+	case errors.Is(err, pidmap.ErrNotRecording):
+		err = usageError{fmt.Sprintf("--from %s: %v", from, err)}
+	case err != nil:
+		err = fmt.Errorf("--from %s: %w", from, err)
+	}
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	w.start = rep.Start
+	pos := len(w.times)
+	if o.at != "" {
+		t := at.Time
+		if at.Relative {
+			t = rep.Start + int64(at.Offset)
+		}
+		if t < rep.Start || t > rep.End {
+			w.close()
+			return nil, notFoundError{fmt.Errorf("--at %w", &pidmap.RangeError{At: t, Start: rep.Start, End: rep.End})}
+		}
+		pos = w.Find(t)
+	}
+	if err := w.Seek(pos); err != nil {
+		w.close()
+		return nil, err
+	}
+	// The view must exist at the instant the cursor starts at.
+	if _, err := w.selection(); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// replay reads the files from their start into tree.
+func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree) (*pidmap.Replay, error) {
+	for _, f := range w.files {
+		if _, err := f.file.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	return pidmap.ReplayFiles(inputs(w.files), at, tree, nil)
+}
+
+func (w *replayWatch) Positions() int { return len(w.times) }
+func (w *replayWatch) Position() int  { return w.pos }
+func (w *replayWatch) Start() int64   { return w.start }
+
+func (w *replayWatch) TimeAt(pos int) int64 {
+	if pos <= 0 || len(w.times) == 0 {
+		return w.start
+	}
+	return w.times[min(pos, len(w.times))-1]
+}
+
+// Find is the number of events before the first later than t: where a
+// replay with --at t stops.
+func (w *replayWatch) Find(t int64) int {
+	lo, hi := 0, len(w.times)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if w.times[mid] > t {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// Seek moves the cursor to pos: forward from the parked replay, or back by
+// a new replay from the start.
+func (w *replayWatch) Seek(pos int) error {
+	if w.running && pos < w.pos {
+		w.target <- -1 // abandon it
+		<-w.parked
+		w.running = false
+	}
+	if !w.running {
+		if pos == w.pos && w.tree != nil {
+			return nil
+		}
+		w.tree, w.pos, w.running = pidmap.NewTree(pidmap.DefaultExitedKept), 0, true
+		w.target, w.parked = make(chan int), make(chan parked)
+		go w.park(pos)
+	} else {
+		w.target <- pos
+	}
+	p := <-w.parked
+	w.pos = p.pos
+	if p.done {
+		w.running = false
+	}
+	return p.err
+}
+
+// park replays up to the target position and waits there for the next
+// one; a target before where it stands ends it.
+func (w *replayWatch) park(target int) {
+	n := 0
+	defer func() {
+		if r := recover(); r != nil {
+			w.parked <- parked{pos: n, done: true, err: fmt.Errorf("replay: panic: %v\n%s", r, debug.Stack())}
+		}
+	}()
+	at := pidmap.At{Stop: func(*events.Event) bool {
+		for n == target {
+			w.parked <- parked{pos: n}
+			if target = <-w.target; target < n {
+				return true
+			}
+		}
+		n++
+		return false
+	}}
+	_, err := w.replay(at, w.tree)
+	w.parked <- parked{pos: n, done: true, err: err}
+}
+
+// selection resolves the view at the cursor's instant.
+func (w *replayWatch) selection() (watchSelection, error) {
+	q := &query{tree: w.tree, asOf: w.TimeAt(w.pos), fromFile: true}
+	ref := uint32(0)
+	var err error
+	if isPID(w.o.pidns) {
+		ref, err = q.refInRecording(w.o.pidns)
+	} else if ref, err = resolvePidNS(w.o.pidns); err != nil {
+		return watchSelection{}, err
+	}
+	if err == nil {
+		err = q.selectView(w.o.container, ref)
+	}
+	if err != nil {
+		return watchSelection{}, err
+	}
+	sel := watchSelection{q: q}
+	if w.pid != 0 {
+		sel.root, err = q.find(w.pid)
+	}
+	return sel, err
+}
+
+func (w *replayWatch) Frame(st *watch.State) watch.Frame {
+	now := w.TimeAt(w.pos)
+	sel, err := w.selection()
+	if err != nil {
+		return watch.Frame{Processes: w.tree.Len(), Namespaces: w.tree.Namespaces(), Now: now,
+			Title: termsafe.String(strings.Join(w.o.from, ", ")), Note: termsafe.String(err.Error()) + " (at this instant)"}
+	}
+	// Names of this machine's users would mislead about another's: a
+	// recording's rows show UIDs.
+	f := frame(w.tree, sel, st, now, nil)
+	f.Events = uint64(w.pos)
+	return f
+}
+
+func (w *replayWatch) Details(key events.Key) []string {
+	return details(w.tree, key, w.TimeAt(w.pos))
+}
+
+// close ends a parked replay and closes the files.
+func (w *replayWatch) close() {
+	if w.running {
+		w.target <- -1
+		<-w.parked
+		w.running = false
+	}
+	for _, f := range w.files {
+		f.file.Close()
+	}
+}

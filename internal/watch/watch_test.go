@@ -1,0 +1,319 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+)
+
+const (
+	hostNS = 4026531836
+	ctrNS  = 4026532001
+)
+
+var base = time.Date(2026, 11, 23, 10, 3, 0, 0, time.UTC).UnixNano()
+
+// exec is a process's exec event at sec seconds after base.
+func exec(pid, ppid uint32, sec int, comm string, nspid ...uint32) *events.Event {
+	e := &events.Event{Type: events.TypeExec, PID: pid, TID: pid, PPID: ppid, Levels: len(nspid),
+		StartBoot: uint64(pid) * 1000, Start: base + int64(sec)*1e9, Time: base + int64(sec)*1e9, UID: 1000}
+	copy(e.NSPid[:], nspid)
+	copy(e.PidNS[:], []uint32{hostNS, ctrNS}[:len(nspid)])
+	e.SetComm(comm)
+	e.ArgsLen = uint16(copy(e.Args[:], comm+"\x00--flag\x00"))
+	return e
+}
+
+// sample is: init(1) ─ shell(100) ─ {app(200/1) ─ worker(201/2), tool(300)},
+// and job(400, under shell) that exited with 7 at second 58.
+func sample() *pidmap.Tree {
+	t := pidmap.NewTree(16)
+	for _, e := range []*events.Event{
+		exec(1, 0, 0, "init", 1),
+		exec(100, 1, 10, "shell", 100),
+		exec(200, 100, 20, "app", 200, 1),
+		exec(201, 200, 30, "worker", 201, 2),
+		exec(300, 100, 40, "tool", 300),
+		exec(400, 100, 50, "job", 400),
+		{Type: events.TypeExit, PID: 400, TID: 400, StartBoot: 400 * 1000, Reaper: 1, ExitStatus: 7 << 8, Time: base + 58e9},
+	} {
+		t.Apply(e)
+	}
+	return t
+}
+
+type all struct{}
+
+func (all) Selected(*pidmap.Proc) bool  { return true }
+func (all) Notes(p *pidmap.Proc) string { return "" }
+
+func render(rows []Row) string {
+	var b strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%s%s %s", r.Prefix, r.Comm, r.PIDs)
+		if r.Exited {
+			b.WriteString(" " + r.Exit)
+		}
+		if r.New {
+			b.WriteString(" new")
+		}
+		if r.Context {
+			b.WriteString(" context")
+		}
+		if r.Hidden > 0 {
+			fmt.Fprintf(&b, " +%d", r.Hidden)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func TestRows(t *testing.T) {
+	now := base + 60e9
+	names := map[uint32]string{1000: "alice"}
+	cases := []struct {
+		name string
+		st   State
+		want string
+	}{
+		{"everything, the exit under its parent", State{}, `init 1
+└─shell 100
+  ├─app 200/1
+  │ └─worker 201/2
+  ├─tool 300
+  └─job 400 exit 7
+`},
+		{"PIDs from level 1", State{Level: 1}, `init (1)
+└─shell (100)
+  ├─app 1
+  │ └─worker 2
+  ├─tool (300)
+  └─job (400) exit 7
+`},
+		{"a filter keeps matches and their ancestors", State{Filter: "WORK"}, `init 1 context
+└─shell 100 context
+  └─app 200/1 context
+    └─worker 201/2
+`},
+		{"a PID at any level", State{Filter: "2"}, `init 1 context
+└─shell 100 context
+  └─app 200/1 context
+    └─worker 201/2
+`},
+		{"folded", State{Folded: map[events.Key]bool{{PID: 100, Start: 100 * 1000}: true}}, `init 1
+└─shell 100 +4
+`},
+		{"no match", State{Filter: "nothing"}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rows := Rows(sample(), all{}, &c.st, now, names)
+			if got := render(rows); got != c.want {
+				t.Errorf("got\n%s\nwant\n%s", got, c.want)
+			}
+			for _, r := range rows {
+				if r.User != "alice" || r.Args != "--flag" {
+					t.Errorf("row %s: user %q args %q", r.Comm, r.User, r.Args)
+				}
+			}
+		})
+	}
+	// Seen from second 52, job started 2 s before.
+	if got := render(Rows(sample(), all{}, &State{}, base+52e9, nil)); !strings.Contains(got, "└─job 400 exit 7 new\n") {
+		t.Errorf("at second 52, job is not new:\n%s", got)
+	}
+	// Later, the exit is no longer shown and nothing is new.
+	if got, want := render(Rows(sample(), all{}, &State{}, base+120e9, nil)), "init 1\n└─shell 100\n  ├─app 200/1\n  │ └─worker 201/2\n  └─tool 300\n"; got != want {
+		t.Errorf("a minute later:\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestAge(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{{0, "0s"}, {59 * time.Second, "59s"}, {3 * time.Minute, "3m"}, {5 * time.Hour, "5h"}, {72 * time.Hour, "3d"}} {
+		if got := Age(base, base+int64(c.d)); got != c.want {
+			t.Errorf("Age(%v) = %q, want %q", c.d, got, c.want)
+		}
+	}
+	if Age(0, base) != "-" {
+		t.Error("an unknown start has an age")
+	}
+}
+
+// treeSource serves one tree; panicAfter > 0 makes the nth frame panic, as
+// a broken renderer would.
+type treeSource struct {
+	tree       *pidmap.Tree
+	frames     atomic.Int32
+	panicAfter int32
+}
+
+func (s *treeSource) Frame(st *State) Frame {
+	if n := s.frames.Add(1); s.panicAfter > 0 && n >= s.panicAfter {
+		panic("renderer broke")
+	}
+	now := base + 60e9
+	return Frame{Title: "test", Rows: Rows(s.tree, all{}, st, now, nil), Processes: s.tree.Len(), Now: now}
+}
+
+func (s *treeSource) Details(key events.Key) []string {
+	return []string{fmt.Sprintf("details of %d", key.PID)}
+}
+
+// finiScreen records that the terminal was restored.
+type finiScreen struct {
+	tcell.SimulationScreen
+	finished atomic.Bool
+}
+
+func (s *finiScreen) Fini() {
+	s.finished.Store(true)
+	s.SimulationScreen.Fini()
+}
+
+func newScreen(t *testing.T) *finiScreen {
+	s := &finiScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	return s
+}
+
+// text is the screen's content, one string per line.
+func text(s tcell.SimulationScreen) []string {
+	cells, w, h := s.GetContents()
+	lines := make([]string, h)
+	for y := range h {
+		var b strings.Builder
+		for x := range w {
+			if r := cells[y*w+x].Runes; len(r) > 0 {
+				b.WriteString(string(r))
+			}
+		}
+		lines[y] = strings.TrimRight(b.String(), " ")
+	}
+	return lines
+}
+
+// waitScreen polls the simulated screen until ok accepts it.
+func waitScreen(t *testing.T, s tcell.SimulationScreen, what string, ok func([]string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !ok(text(s)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen never showed %s:\n%s", what, strings.Join(text(s), "\n"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func has(lines []string, s string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAppKeys(t *testing.T) {
+	screen := newScreen(t)
+	app := New(screen, &treeSource{tree: sample()})
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	waitScreen(t, screen, "the tree", func(l []string) bool { return has(l, "└─shell") && has(l, "worker") })
+	// Hostile comm is escaped; the exited job shows its code.
+	waitScreen(t, screen, "the exit", func(l []string) bool { return has(l, "job [exit 7]") })
+
+	screen.InjectKey(tcell.KeyRune, '/', 0)
+	for _, r := range "tool" {
+		screen.InjectKey(tcell.KeyRune, r, 0)
+	}
+	screen.InjectKey(tcell.KeyEnter, 0, 0)
+	waitScreen(t, screen, "the filter", func(l []string) bool { return has(l, "tool") && !has(l, "worker") && has(l, "[filter: tool]") })
+	screen.InjectKey(tcell.KeyEscape, 0, 0)
+	waitScreen(t, screen, "the filter cleared", func(l []string) bool { return has(l, "worker") })
+
+	// Select shell (the second row) and fold it.
+	screen.InjectKey(tcell.KeyDown, 0, 0)
+	screen.InjectKey(tcell.KeyRune, ' ', 0)
+	waitScreen(t, screen, "shell folded", func(l []string) bool { return has(l, "shell {+4}") && !has(l, "worker") })
+	screen.InjectKey(tcell.KeyRune, 'F', 0)
+	waitScreen(t, screen, "everything unfolded", func(l []string) bool { return has(l, "worker") })
+
+	screen.InjectKey(tcell.KeyRune, 'l', 0)
+	waitScreen(t, screen, "PIDs from level 1", func(l []string) bool { return has(l, "PID@1") && has(l, "(100)") })
+
+	screen.InjectKey(tcell.KeyEnter, 0, 0)
+	waitScreen(t, screen, "the details", func(l []string) bool { return has(l, "details of 100") })
+	screen.InjectKey(tcell.KeyEscape, 0, 0)
+	waitScreen(t, screen, "the tree again", func(l []string) bool { return has(l, "worker") })
+
+	screen.InjectKey(tcell.KeyRune, 'q', 0)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !screen.finished.Load() {
+		t.Error("the terminal was not restored")
+	}
+}
+
+// TestAppRestoresTerminalOnPanic: a renderer's panic still restores the
+// terminal before the panic goes on.
+func TestAppRestoresTerminalOnPanic(t *testing.T) {
+	screen := newScreen(t)
+	app := New(screen, &treeSource{tree: sample(), panicAfter: 3})
+	var recovered any
+	func() {
+		defer func() { recovered = recover() }()
+		app.Run(context.Background())
+	}()
+	if recovered != "renderer broke" {
+		t.Fatalf("recovered %v, want the renderer's panic", recovered)
+	}
+	if !screen.finished.Load() {
+		t.Error("the panic left the terminal unrestored")
+	}
+}
+
+// TestAppEndsWithContext: SIGTERM cancels the context; the terminal is
+// restored.
+func TestAppEndsWithContext(t *testing.T) {
+	screen := newScreen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(screen, &treeSource{tree: sample()}).Run(ctx) }()
+	waitScreen(t, screen, "the tree", func(l []string) bool { return has(l, "worker") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !screen.finished.Load() {
+		t.Error("the terminal was not restored")
+	}
+}
+
+// TestDrawEscapes: what a process controls is drawn escaped, and cut at
+// the screen's edge.
+func TestDrawEscapes(t *testing.T) {
+	screen := newScreen(t)
+	screen.Init()
+	defer screen.Fini()
+	screen.SetSize(20, 2)
+	end := drawText(screen, 0, 0, 20, "a\x1b[2Jb\u202ec", tcell.StyleDefault)
+	cut := drawText(screen, 0, 1, 10, "a\x1b[2Jb\u202ec", tcell.StyleDefault)
+	screen.Show()
+	if got := text(screen); got[0] != `a\x1b[2Jb\u202ec` || got[1] != `a\x1b[2Jb\` {
+		t.Errorf("drawn %q", got)
+	}
+	if end != 16 || cut != 10 {
+		t.Errorf("drawing ended at column %d, want the edge", end)
+	}
+}
