@@ -50,9 +50,9 @@ Keys (? shows them): q quit, p pause (--from: play), / filter by comm or PID,
 space fold a subtree, l/L the level PIDs are shown from, Enter a process's
 every field and its ancestors; --from: ←/→ an event, [/] 10 s, {/} 1 min,
 g go to a time, +/- play speed.`,
-	examples: `  sudo nspidtrace watch                                everything, live
-  sudo nspidtrace watch --container web                  one container, across restarts
-  nspidtrace watch --from incident.ndjson --at 2026-11-23T10:03:00Z
+	examples: `  sudo nspidtrace watch                          everything, live
+  sudo nspidtrace watch --container web          one container, across restarts
+  nspidtrace watch --from incident.ndjson --at 2026-11-23T10:03:00Z    a recording at 10:03
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
 		logFlags(fs, o)
