@@ -484,6 +484,10 @@ func (p *Proc) Argv() []string {
 	return ev.Argv()
 }
 
+// RawArgs returns p's argv as recorded: NUL-separated and bounded. The
+// caller must not modify it.
+func (p *Proc) RawArgs() []byte { return p.args }
+
 // CommString returns the comm.
 func (p *Proc) CommString() string { return string(p.Comm[:p.CommLen]) }
 

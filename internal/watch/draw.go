@@ -45,19 +45,20 @@ func (a *App) draw() {
 
 func (a *App) drawHeader(w int) {
 	f := &a.frame
-	parts := []string{"nspidtrace watch", f.Title}
+	parts := []string{"nspidtrace watch"}
 	if a.tl != nil {
-		// The cursor first: it is what a replay is about.
+		// The cursor first: it is what a replay is about, and the title
+		// (the file) is long.
 		pos := a.tl.Position()
 		offset := float64(a.tl.TimeAt(pos)-a.tl.Start()) / 1e9
 		play := "paused"
 		if a.playing {
 			play = "▶ " + strconv.FormatFloat(a.speed, 'g', 4, 64) + "x"
 		}
-		parts = append(parts, fmt.Sprintf("%s (+%.3fs)", pidmap.FormatTime(a.tl.TimeAt(pos)), offset),
-			fmt.Sprintf("event %d/%d", pos, a.tl.Positions()), play)
+		parts = append(parts, play, fmt.Sprintf("event %d/%d", pos, a.tl.Positions()),
+			fmt.Sprintf("%s (+%.3fs)", pidmap.FormatTime(a.tl.TimeAt(pos)), offset))
 	}
-	parts = append(parts, fmt.Sprintf("%d of %d processes", len(f.Rows), f.Processes), fmt.Sprintf("%d pid ns", f.Namespaces))
+	parts = append(parts, f.Title, fmt.Sprintf("%d of %d processes", len(f.Rows), f.Processes), fmt.Sprintf("%d pid ns", f.Namespaces))
 	if a.tl == nil {
 		parts = append(parts, fmt.Sprintf("%.0f events/s", a.rate), fmt.Sprintf("%d lost", f.Lost), pidmap.FormatTime(f.Now)[11:19]+"Z")
 		if a.paused {

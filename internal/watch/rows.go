@@ -9,6 +9,7 @@
 package watch
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -70,7 +71,8 @@ type Row struct {
 // below their parent (or as roots). now is the instant the tree stands at
 // (Unix ns): the wall clock when live, the cursor in a recording.
 func Rows(tree *pidmap.Tree, sel Selection, st *State, now int64, names map[uint32]string) []Row {
-	b := builder{sel: sel, st: st, now: now, names: names, ghosts: map[uint32][]*pidmap.Proc{}, kept: map[*pidmap.Proc]bool{}}
+	b := builder{sel: sel, st: st, now: now, names: names, ghosts: map[uint32][]*pidmap.Proc{}, kept: map[*pidmap.Proc]bool{},
+		rows: make([]Row, 0, tree.Len())}
 	if pid, err := strconv.ParseUint(st.Filter, 10, 32); err == nil {
 		b.filterPID = uint32(pid)
 	}
@@ -213,13 +215,21 @@ func (b *builder) row(p *pidmap.Proc, prefix string) Row {
 	if r.User == "" {
 		r.User = strconv.FormatUint(uint64(p.UID), 10)
 	}
-	if argv := p.Argv(); len(argv) > 1 {
-		r.Args = strings.Join(argv[1:], " ")
-	}
+	r.Args = argsAfterFirst(p.RawArgs())
 	if p.Exited {
 		r.Exit = ExitString(events.WaitStatus(p.ExitStatus))
 	}
 	return r
+}
+
+// argsAfterFirst is a NUL-separated argv without argv[0], space-separated.
+func argsAfterFirst(raw []byte) string {
+	_, rest, ok := bytes.Cut(raw, []byte{0})
+	if !ok {
+		return ""
+	}
+	rest = bytes.TrimRight(rest, "\x00")
+	return strings.ReplaceAll(string(rest), "\x00", " ")
 }
 
 // PIDsFrom is p's PID at each level from level down, "12573/52/1"; its

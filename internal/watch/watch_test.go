@@ -206,7 +206,7 @@ func text(s tcell.SimulationScreen) []string {
 func waitScreen(t *testing.T, s tcell.SimulationScreen, what string, ok func([]string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
-	for !ok(text(s)) {
+	for lines := text(s); len(lines) == 0 || !ok(lines); lines = text(s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the screen never showed %s:\n%s", what, strings.Join(text(s), "\n"))
 		}
@@ -315,5 +315,111 @@ func TestDrawEscapes(t *testing.T) {
 	}
 	if end != 16 || cut != 10 {
 		t.Errorf("drawing ended at column %d, want the edge", end)
+	}
+}
+
+// BenchmarkRows builds the rows of 10,000 processes, as each refresh of a
+// large machine's screen does (under the live tree's lock).
+func BenchmarkRows(b *testing.B) {
+	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
+	tree.Apply(exec(1, 0, 0, "init", 1))
+	for pid := uint32(2); pid <= 10_000; pid++ {
+		parent := uint32(1)
+		if pid%10 != 0 {
+			parent = pid - pid%10 // ten children under every tenth process
+		}
+		tree.Apply(exec(pid, parent, 1, "worker", pid))
+	}
+	st := &State{Folded: map[events.Key]bool{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rows := Rows(tree, all{}, st, base+60e9, nil); len(rows) != 10_000 {
+			b.Fatalf("%d rows", len(rows))
+		}
+	}
+}
+
+// fakeTimeline has one event a second from base; its frames name the
+// position.
+type fakeTimeline struct {
+	treeSource
+	n   int
+	pos atomic.Int32
+}
+
+func (f *fakeTimeline) Positions() int       { return f.n }
+func (f *fakeTimeline) Position() int        { return int(f.pos.Load()) }
+func (f *fakeTimeline) Start() int64         { return base }
+func (f *fakeTimeline) TimeAt(pos int) int64 { return base + int64(pos)*1e9 }
+func (f *fakeTimeline) Find(t int64) int     { return max(0, min(f.n, int((t-base)/1e9))) }
+func (f *fakeTimeline) Seek(pos int) error {
+	if pos < 0 || pos > f.n {
+		return fmt.Errorf("seek to %d of %d", pos, f.n)
+	}
+	f.pos.Store(int32(pos))
+	return nil
+}
+
+// TestTimelineKeys moves the time cursor with every key: steps, jumps, go
+// to, and play.
+func TestTimelineKeys(t *testing.T) {
+	screen := newScreen(t)
+	tl := &fakeTimeline{treeSource: treeSource{tree: sample()}, n: 600}
+	tl.pos.Store(100)
+	done := make(chan error, 1)
+	go func() { done <- New(screen, tl).Run(context.Background()) }()
+	at := func(pos int) {
+		t.Helper()
+		waitScreen(t, screen, fmt.Sprintf("event %d", pos), func(l []string) bool {
+			return strings.Contains(l[0], fmt.Sprintf("event %d/600", pos))
+		})
+	}
+	at(100)
+	for _, c := range []struct {
+		key  rune
+		want int
+	}{{'.', 101}, {',', 100}, {']', 110}, {'[', 100}, {'}', 160}, {'{', 100}} {
+		screen.InjectKey(tcell.KeyRune, c.key, 0)
+		at(c.want)
+	}
+	screen.InjectKey(tcell.KeyRight, 0, 0)
+	at(101)
+	screen.InjectKey(tcell.KeyLeft, 0, 0)
+	at(100)
+
+	screen.InjectKey(tcell.KeyRune, 'g', 0)
+	for _, r := range "+300s" {
+		screen.InjectKey(tcell.KeyRune, r, 0)
+	}
+	screen.InjectKey(tcell.KeyEnter, 0, 0)
+	at(300)
+	waitScreen(t, screen, "the cursor's time", func(l []string) bool {
+		return strings.Contains(l[0], "2026-11-23T10:08:00Z (+300.000s)")
+	})
+	// A time outside the recording is refused, and the cursor stays.
+	screen.InjectKey(tcell.KeyRune, 'g', 0)
+	for _, r := range "+1h" {
+		screen.InjectKey(tcell.KeyRune, r, 0)
+	}
+	screen.InjectKey(tcell.KeyEnter, 0, 0)
+	waitScreen(t, screen, "the refusal", func(l []string) bool { return has(l, "is outside the recording") && has(l, "event 300/600") })
+
+	// Played at 64x, a second moves the cursor by about a minute.
+	for range 6 {
+		screen.InjectKey(tcell.KeyRune, '+', 0)
+	}
+	screen.InjectKey(tcell.KeyRune, 'p', 0)
+	waitScreen(t, screen, "playing", func(l []string) bool { return strings.Contains(l[0], "▶ 6") })
+	waitScreen(t, screen, "the cursor moving", func(l []string) bool { return tl.Position() >= 330 })
+	screen.InjectKey(tcell.KeyRune, 'p', 0)
+	waitScreen(t, screen, "paused", func(l []string) bool { return strings.Contains(l[0], "paused") })
+	stopped := tl.Position()
+	time.Sleep(300 * time.Millisecond)
+	if tl.Position() != stopped {
+		t.Errorf("paused, the cursor still moved from %d to %d", stopped, tl.Position())
+	}
+	screen.InjectKey(tcell.KeyRune, 'q', 0)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
