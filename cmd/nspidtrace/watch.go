@@ -412,6 +412,7 @@ type replayWatch struct {
 	start int64
 
 	pos     int
+	at      int64 // the instant the cursor stands at
 	tree    *pidmap.Tree
 	running bool
 	target  chan int
@@ -461,9 +462,9 @@ func openReplayWatch(o *options, pid uint32) (*replayWatch, error) {
 		return nil, err
 	}
 	w.start = rep.Start
-	pos := len(w.times)
+	pos, t := len(w.times), rep.End
 	if o.at != "" {
-		t := at.Time
+		t = at.Time
 		if at.Relative {
 			t = rep.Start + int64(at.Offset)
 		}
@@ -473,7 +474,7 @@ func openReplayWatch(o *options, pid uint32) (*replayWatch, error) {
 		}
 		pos = w.Find(t)
 	}
-	if err := w.Seek(pos); err != nil {
+	if err := w.Seek(pos, t); err != nil {
 		w.close()
 		return nil, err
 	}
@@ -521,9 +522,12 @@ func (w *replayWatch) Find(t int64) int {
 	return lo
 }
 
+func (w *replayWatch) Instant() int64 { return w.at }
+
 // Seek moves the cursor to pos: forward from the parked replay, or back by
 // a new replay from the start.
-func (w *replayWatch) Seek(pos int) error {
+func (w *replayWatch) Seek(pos int, at int64) error {
+	w.at = at
 	if w.running && pos < w.pos {
 		w.target <- -1 // abandon it
 		<-w.parked
@@ -572,7 +576,7 @@ func (w *replayWatch) park(target int) {
 
 // selection resolves the view at the cursor's instant.
 func (w *replayWatch) selection() (watchSelection, error) {
-	q := &query{tree: w.tree, asOf: w.TimeAt(w.pos), fromFile: true}
+	q := &query{tree: w.tree, asOf: w.at, fromFile: true}
 	ref := uint32(0)
 	var err error
 	if isPID(w.o.pidns) {
@@ -594,7 +598,7 @@ func (w *replayWatch) selection() (watchSelection, error) {
 }
 
 func (w *replayWatch) Frame(st *watch.State) watch.Frame {
-	now := w.TimeAt(w.pos)
+	now := w.at
 	sel, err := w.selection()
 	if err != nil {
 		return watch.Frame{Processes: w.tree.Len(), Namespaces: w.tree.Namespaces(), Now: now,
@@ -608,7 +612,7 @@ func (w *replayWatch) Frame(st *watch.State) watch.Frame {
 }
 
 func (w *replayWatch) Details(key events.Key) []string {
-	return details(w.tree, key, w.TimeAt(w.pos))
+	return details(w.tree, key, w.at)
 }
 
 // close ends a parked replay and closes the files.

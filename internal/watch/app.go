@@ -28,12 +28,17 @@ type Timeline interface {
 	Source
 	Positions() int
 	Position() int
-	// TimeAt is the instant the tree stands at, at pos (Unix ns).
+	// TimeAt is the time of the event before pos (Unix ns): the earliest
+	// instant at which the tree stands as at pos.
 	TimeAt(pos int) int64
 	// Find is the position of instant t (Unix ns): after every event up to
 	// t, as `--at t` replays it.
 	Find(t int64) int
-	Seek(pos int) error
+	// Seek moves the cursor to pos, standing at instant at (from TimeAt(pos)
+	// up to the next event's time).
+	Seek(pos int, at int64) error
+	// Instant is the instant the cursor stands at.
+	Instant() int64
 	// Start is the recording's start (Unix ns): "+90s" counts from it.
 	Start() int64
 }
@@ -161,14 +166,12 @@ func (a *App) tick() error {
 	now := time.Now()
 	a.playClock += float64(now.Sub(a.lastPlay)) * a.speed
 	a.lastPlay = now
-	pos := a.tl.Find(int64(math.Min(a.playClock, math.MaxInt64/2)))
-	if pos >= a.tl.Positions() {
-		pos, a.playing = a.tl.Positions(), false
+	end := a.tl.TimeAt(a.tl.Positions())
+	t := int64(math.Min(a.playClock, float64(end)))
+	if t >= end {
+		a.playing = false
 	}
-	if pos != a.tl.Position() {
-		return a.seek(pos)
-	}
-	return nil
+	return a.seekTime(t)
 }
 
 // refresh takes a new frame from the source and keeps the selection on
@@ -217,9 +220,20 @@ func (a *App) select_(i int) {
 	}
 }
 
-// seek moves the time cursor and redraws from there.
+// seek moves the time cursor to pos, at its event's time, and redraws.
 func (a *App) seek(pos int) error {
-	if err := a.tl.Seek(max(0, min(pos, a.tl.Positions()))); err != nil {
+	pos = max(0, min(pos, a.tl.Positions()))
+	return a.seekTo(pos, a.tl.TimeAt(pos))
+}
+
+// seekTime moves the time cursor to instant t (within the recording).
+func (a *App) seekTime(t int64) error {
+	t = max(a.tl.Start(), min(t, a.tl.TimeAt(a.tl.Positions())))
+	return a.seekTo(a.tl.Find(t), t)
+}
+
+func (a *App) seekTo(pos int, at int64) error {
+	if err := a.tl.Seek(pos, at); err != nil {
 		return err
 	}
 	a.refresh()
@@ -352,7 +366,7 @@ func (a *App) togglePause() {
 		a.playing = false
 		a.status = "at the end of the recording"
 	}
-	a.playClock, a.lastPlay = float64(a.tl.TimeAt(a.tl.Position())), time.Now()
+	a.playClock, a.lastPlay = float64(a.tl.Instant()), time.Now()
 }
 
 // step moves the time cursor by n events.
@@ -367,7 +381,7 @@ func (a *App) step(n int) error {
 // jump moves the time cursor by d of recorded time.
 func (a *App) jump(d time.Duration) error {
 	a.playing = false
-	return a.seek(a.tl.Find(a.tl.TimeAt(a.tl.Position()) + int64(d)))
+	return a.seekTime(a.tl.Instant() + int64(d))
 }
 
 // prompt edits the filter or the time to go to.
@@ -421,7 +435,7 @@ func (a *App) goTo(s string) error {
 		return nil
 	}
 	a.playing = false
-	return a.seek(a.tl.Find(t))
+	return a.seekTime(t)
 }
 
 func (a *App) openDetails() {

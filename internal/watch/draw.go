@@ -50,13 +50,14 @@ func (a *App) drawHeader(w int) {
 		// The cursor first: it is what a replay is about, and the title
 		// (the file) is long.
 		pos := a.tl.Position()
-		offset := float64(a.tl.TimeAt(pos)-a.tl.Start()) / 1e9
+		at := a.tl.Instant()
+		offset := float64(at-a.tl.Start()) / 1e9
 		play := "paused"
 		if a.playing {
 			play = "▶ " + strconv.FormatFloat(a.speed, 'g', 4, 64) + "x"
 		}
 		parts = append(parts, play, fmt.Sprintf("event %d/%d", pos, a.tl.Positions()),
-			fmt.Sprintf("%s (+%.3fs)", pidmap.FormatTime(a.tl.TimeAt(pos)), offset))
+			fmt.Sprintf("%s (+%.3fs)", pidmap.FormatTime(at), offset))
 	}
 	parts = append(parts, f.Title, fmt.Sprintf("%d of %d processes", len(f.Rows), f.Processes), fmt.Sprintf("%d pid ns", f.Namespaces))
 	if a.tl == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,10 +171,25 @@ func (s *treeSource) Details(key events.Key) []string {
 	return []string{fmt.Sprintf("details of %d", key.PID)}
 }
 
-// finiScreen records that the terminal was restored.
+// finiScreen records that the terminal was restored, and lets the test
+// read the screen while the app draws (the simulation hands out the cells
+// it draws into).
 type finiScreen struct {
 	tcell.SimulationScreen
 	finished atomic.Bool
+	mu       sync.Mutex
+}
+
+func (s *finiScreen) Show() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.SimulationScreen.Show()
+}
+
+func (s *finiScreen) Sync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.SimulationScreen.Sync()
 }
 
 func (s *finiScreen) Fini() {
@@ -181,13 +197,22 @@ func (s *finiScreen) Fini() {
 	s.SimulationScreen.Fini()
 }
 
+// Init is done by newScreen, before the test reads the screen from its
+// own goroutine (the simulation's Init takes no lock).
+func (s *finiScreen) Init() error { return nil }
+
 func newScreen(t *testing.T) *finiScreen {
 	s := &finiScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	if err := s.SimulationScreen.Init(); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 
 // text is the screen's content, one string per line.
-func text(s tcell.SimulationScreen) []string {
+func text(s *finiScreen) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	cells, w, h := s.GetContents()
 	lines := make([]string, h)
 	for y := range h {
@@ -203,7 +228,7 @@ func text(s tcell.SimulationScreen) []string {
 }
 
 // waitScreen polls the simulated screen until ok accepts it.
-func waitScreen(t *testing.T, s tcell.SimulationScreen, what string, ok func([]string) bool) {
+func waitScreen(t *testing.T, s *finiScreen, what string, ok func([]string) bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for lines := text(s); len(lines) == 0 || !ok(lines); lines = text(s) {
@@ -304,7 +329,6 @@ func TestAppEndsWithContext(t *testing.T) {
 // the screen's edge.
 func TestDrawEscapes(t *testing.T) {
 	screen := newScreen(t)
-	screen.Init()
 	defer screen.Fini()
 	screen.SetSize(20, 2)
 	end := drawText(screen, 0, 0, 20, "a\x1b[2Jb\u202ec", tcell.StyleDefault)
@@ -345,6 +369,7 @@ type fakeTimeline struct {
 	treeSource
 	n   int
 	pos atomic.Int32
+	at  atomic.Int64
 }
 
 func (f *fakeTimeline) Positions() int       { return f.n }
@@ -352,11 +377,13 @@ func (f *fakeTimeline) Position() int        { return int(f.pos.Load()) }
 func (f *fakeTimeline) Start() int64         { return base }
 func (f *fakeTimeline) TimeAt(pos int) int64 { return base + int64(pos)*1e9 }
 func (f *fakeTimeline) Find(t int64) int     { return max(0, min(f.n, int((t-base)/1e9))) }
-func (f *fakeTimeline) Seek(pos int) error {
-	if pos < 0 || pos > f.n {
-		return fmt.Errorf("seek to %d of %d", pos, f.n)
+func (f *fakeTimeline) Instant() int64       { return f.at.Load() }
+func (f *fakeTimeline) Seek(pos int, at int64) error {
+	if pos < 0 || pos > f.n || f.Find(at) != pos {
+		return fmt.Errorf("seek to %d at %d of %d", pos, at, f.n)
 	}
 	f.pos.Store(int32(pos))
+	f.at.Store(at)
 	return nil
 }
 
@@ -365,7 +392,7 @@ func (f *fakeTimeline) Seek(pos int) error {
 func TestTimelineKeys(t *testing.T) {
 	screen := newScreen(t)
 	tl := &fakeTimeline{treeSource: treeSource{tree: sample()}, n: 600}
-	tl.pos.Store(100)
+	tl.Seek(100, tl.TimeAt(100))
 	done := make(chan error, 1)
 	go func() { done <- New(screen, tl).Run(context.Background()) }()
 	at := func(pos int) {
