@@ -352,3 +352,33 @@ func TestWatchNeedsTerminal(t *testing.T) {
 		t.Errorf("watch into a buffer: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestWatchContainerRestart: watch --container follows the container by
+// name across docker restart: the old init is shown killed, the new one
+// appears as PID 1 of the container, with the host PID docker reports, and
+// a docker exec'd shell's exit code shows.
+func TestWatchContainerRestart(t *testing.T) {
+	testenv.Docker(t)
+	name := uniqueName("wr")
+	testenv.DockerRun(t, []string{"--name", name}, "sleep", "600")
+	before := testenv.DockerPID(t, name)
+	tm := testenv.StartTmux(t, 200, 30, fmt.Sprintf("%s watch --container %s; sleep 60", binPath, name))
+	shows := func(pids string, what string) func([]string) bool {
+		return func(s []string) bool {
+			return slices.ContainsFunc(watchRows(s), func(r watchRow) bool {
+				return strings.HasPrefix(r.pids, pids) && strings.Contains(r.line, what)
+			})
+		}
+	}
+	tm.WaitFor("the container's init", 10*time.Second, shows(fmt.Sprintf("%d/1", before), "sleep 600"))
+
+	testenv.DockerCmd(t, "restart", "-t", "1", name)
+	after := testenv.DockerPID(t, name)
+	tm.WaitFor("the new init, and the old one killed", 5*time.Second, func(s []string) bool {
+		return shows(fmt.Sprintf("%d/1", after), "sleep 600")(s) && shows(fmt.Sprintf("%d/1", before), "sleep [signal 9]")(s)
+	})
+	exec.Command("docker", "exec", name, "sh", "-c", "sleep 0.5; exit 7").Run()
+	tm.WaitFor("the exec'd shell's exit", 5*time.Second, func(s []string) bool {
+		return testenv.Contains(s, "sh [exit 7]") && testenv.Contains(s, "container "+name)
+	})
+}
