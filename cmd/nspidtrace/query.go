@@ -211,11 +211,7 @@ func newDecoder(log zerolog.Logger) (events.Decoder, error) {
 
 // replay reads --from up to --at into tree, calling each with every event.
 func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events.Event, []byte) error) (*pidmap.Replay, error) {
-	at, err := pidmap.ParseAt(o.at)
-	if err != nil {
-		return nil, usagef("bad --at: %v", err)
-	}
-	files, err := openRecordings(o.from)
+	at, files, err := openTimeline(o)
 	if err != nil {
 		return nil, err
 	}
@@ -224,19 +220,43 @@ func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events
 			f.file.Close()
 		}
 	}()
-	from := strings.Join(o.from, ", ")
 	rep, err := pidmap.ReplayFiles(inputs(files), at, tree, each)
+	if err != nil {
+		return nil, replayError(err, o, len(files))
+	}
+	logReplay(log, rep)
+	return rep, nil
+}
+
+// openTimeline reads --at and opens --from's files, oldest first; the
+// caller closes them.
+func openTimeline(o *options) (pidmap.At, []recordingFile, error) {
+	at, err := pidmap.ParseAt(o.at)
+	if err != nil {
+		return at, nil, usagef("bad --at: %v", err)
+	}
+	files, err := openRecordings(o.from)
+	return at, files, err
+}
+
+// replayError is err, from replaying n files of --from, with its exit code:
+// 2 for a file that is not a recording, 3 for an instant outside it.
+func replayError(err error, o *options, n int) error {
+	from := strings.Join(o.from, ", ")
 	var rerr *pidmap.RangeError
 	switch {
 	case errors.Is(err, pidmap.ErrNotRecording):
-		return nil, usageError{fmt.Sprintf("--from %s: %v", from, err)}
+		return usageError{fmt.Sprintf("--from %s: %v", from, err)}
 	case errors.As(err, &rerr):
-		return nil, notFoundError{fmt.Errorf("--at %w", err)}
-	case err != nil && len(files) == 1:
-		return nil, fmt.Errorf("%s: %w", from, err)
-	case err != nil:
-		return nil, fmt.Errorf("--from %s: %w", from, err)
+		return notFoundError{fmt.Errorf("--at %w", err)}
+	case n == 1:
+		return fmt.Errorf("%s: %w", from, err)
 	}
+	return fmt.Errorf("--from %s: %w", from, err)
+}
+
+// logReplay says what a replay noticed about the recording.
+func logReplay(log zerolog.Logger, rep *pidmap.Replay) {
 	log.Debug().Int("files", rep.Files).Int("lines", rep.Lines).Msg("replayed")
 	if rep.Truncated {
 		log.Warn().Int("line", rep.Lines).Msg("the recording ends in the middle of a line (the recorder stopped abruptly): answering from the lines before it")
@@ -247,7 +267,6 @@ func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events
 	if rep.Skipped > 0 {
 		log.Warn().Int("lines", rep.Skipped).Msg("skipped lines of event types this version does not know")
 	}
-	return rep, nil
 }
 
 // refInRecording resolves a PID-form --pidns against a recording: the pid

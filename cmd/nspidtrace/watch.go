@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,7 +91,7 @@ func runWatch(ctx context.Context, o *options, args []string, stdout, stderr io.
 
 	var src watch.Source
 	if len(o.from) > 0 {
-		rw, err := openReplayWatch(o, pid)
+		rw, err := openReplayWatch(o, pid, log)
 		if err != nil {
 			return err
 		}
@@ -428,17 +427,13 @@ type parked struct {
 
 // openReplayWatch reads the recording once to index its events, then
 // places the cursor at --at (default: the end).
-func openReplayWatch(o *options, pid uint32) (*replayWatch, error) {
+func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, error) {
 	if o.given["pidns"] && !isPID(o.pidns) {
 		if _, err := resolvePidNS(o.pidns); err != nil {
 			return nil, err
 		}
 	}
-	at, err := pidmap.ParseAt(o.at)
-	if err != nil {
-		return nil, usagef("bad --at: %v", err)
-	}
-	files, err := openRecordings(o.from)
+	at, files, err := openTimeline(o)
 	if err != nil {
 		return nil, err
 	}
@@ -449,18 +444,12 @@ func openReplayWatch(o *options, pid uint32) (*replayWatch, error) {
 		w.times = append(w.times, last)
 		return false
 	}}
-	from := strings.Join(o.from, ", ")
 	rep, err := w.replay(index, pidmap.NewTree(0))
-	switch {
-	case errors.Is(err, pidmap.ErrNotRecording):
-		err = usageError{fmt.Sprintf("--from %s: %v", from, err)}
-	case err != nil:
-		err = fmt.Errorf("--from %s: %w", from, err)
-	}
 	if err != nil {
 		w.close()
-		return nil, err
+		return nil, replayError(err, o, len(files))
 	}
+	logReplay(log, rep)
 	w.start = rep.Start
 	pos, t := len(w.times), rep.End
 	if o.at != "" {
