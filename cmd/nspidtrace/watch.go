@@ -173,7 +173,7 @@ func under(tree *pidmap.Tree, p, root *pidmap.Proc) bool {
 	return false
 }
 
-// frame builds a frame of tree as q sees it; note says why nothing is shown.
+// frame builds a frame of tree as sel shows it, at instant now.
 func frame(tree *pidmap.Tree, sel watchSelection, st *watch.State, now int64, names users.Names) watch.Frame {
 	f := watch.Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: sel.title()}
 	f.Rows = watch.Rows(tree, sel, st, now, names)

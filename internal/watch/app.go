@@ -112,7 +112,9 @@ func New(screen tcell.Screen, src Source) *App {
 
 // Run draws until the viewer quits or ctx is done. The terminal is
 // restored on every way out, a panic included: deferred calls run before a
-// panic is printed, and nothing else here runs on another goroutine.
+// panic is printed. Only tcell's input reader runs on another goroutine,
+// and it calls none of this package's code; a Source's own goroutines must
+// hand their panics over (cmd/nspidtrace's do).
 func (a *App) Run(ctx context.Context) error {
 	if err := a.screen.Init(); err != nil {
 		return fmt.Errorf("open the terminal: %w", err)

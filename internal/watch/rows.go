@@ -1,7 +1,12 @@
 // Package watch draws the process tree full screen and keeps it up to date:
 // `nspidtrace watch`. What it draws comes from a Source (the live tree, or a
 // recording at a time cursor); this package turns a pidmap.Tree into rows,
-// and rows and keys into a terminal screen (tcell).
+// and rows and keys into a terminal screen.
+//
+// The terminal is github.com/gdamore/tcell: terminfo, key decoding, resize
+// and restoring the terminal's modes are what a hand-written layer gets
+// wrong, and tcell is maintained, tested (its simulation screen drives this
+// package's tests) and small beside full frameworks.
 //
 // Everything in a row that a process controls (comm, argv, container
 // names) is made safe for the terminal when drawn, not before: rows keep
