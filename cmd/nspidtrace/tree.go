@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -89,11 +90,10 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			fmt.Fprintf(w, "%s%s%s%s\n", prefix, branch, label(p, level), q.notes(p))
 			prefix += childPrefix
 		}
-		children := p.Children()
+		// The last child shown gets └─, whether or not a later one is hidden.
+		children := slices.DeleteFunc(p.Children(), func(c *pidmap.Proc) bool { return !q.selected(c) })
 		for i, c := range children {
-			if q.selected(c) {
-				visit(c, prefix, i == len(children)-1, false)
-			}
+			visit(c, prefix, i == len(children)-1, false)
 		}
 	}
 	for _, r := range roots {
