@@ -107,7 +107,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		for a := p.Parent(); a != nil; a = a.Parent() {
 			pids := "-" // outside the namespace looked from
 			if a.Levels() > q.level() {
-				pids = pidsFrom(a, q.level())
+				pids = a.PIDsFrom(q.level())
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), safeArgs(a))
 		}

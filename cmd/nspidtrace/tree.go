@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -109,25 +108,13 @@ func label(p *pidmap.Proc, level int) string {
 	var b strings.Builder
 	b.WriteString(termsafe.String(p.CommString()))
 	b.WriteByte('(')
-	b.WriteString(pidsFrom(p, level))
+	b.WriteString(p.PIDsFrom(level))
 	if level > 0 {
 		fmt.Fprintf(&b, ", host %d", p.PID)
 	}
 	b.WriteByte(')')
 	if parent := p.Parent(); (parent != nil && parent.NS() != p.NS()) || (parent == nil && p.NS().Level > level) {
 		fmt.Fprintf(&b, " [pid:[%d]]", p.NS().Inode)
-	}
-	return b.String()
-}
-
-// pidsFrom is p's PID at each level from level down: "12573/52/1".
-func pidsFrom(p *pidmap.Proc, level int) string {
-	var b strings.Builder
-	for i := level; i < p.Levels(); i++ {
-		if i > level {
-			b.WriteByte('/')
-		}
-		b.WriteString(strconv.FormatUint(uint64(p.NSPid(i)), 10))
 	}
 	return b.String()
 }

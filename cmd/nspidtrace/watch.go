@@ -161,16 +161,20 @@ func under(tree *pidmap.Tree, p, root *pidmap.Proc) bool {
 	if p == root {
 		return true
 	}
-	a := p.Parent()
-	if p.Exited {
-		a = tree.Get(p.PPID)
-	}
-	for ; a != nil; a = a.Parent() {
+	for a := parentOf(tree, p); a != nil; a = a.Parent() {
 		if a == root {
 			return true
 		}
 	}
 	return false
+}
+
+// parentOf is p's parent in tree; for an exited p, the parent it had.
+func parentOf(tree *pidmap.Tree, p *pidmap.Proc) *pidmap.Proc {
+	if p.Exited {
+		return tree.Get(p.PPID)
+	}
+	return p.Parent()
 }
 
 // frame builds a frame of tree as sel shows it, at instant now.
@@ -218,15 +222,12 @@ func details(tree *pidmap.Tree, key events.Key, when int64) []string {
 	lines = append(lines, "", "its proc object:")
 	lines = append(lines, fields(events.AppendJSON(nil, &ev))...)
 	lines = append(lines, "", "ancestors, parent first:")
-	a := p.Parent()
-	if p.Exited {
-		a = tree.Get(p.PPID)
-	}
+	a := parentOf(tree, p)
 	if a == nil {
 		lines = append(lines, fmt.Sprintf("  host PID %d, not in the tree", p.PPID))
 	}
 	for ; a != nil; a = a.Parent() {
-		lines = append(lines, "  "+a.CommString()+"("+watch.PIDsFrom(a, 0)+")")
+		lines = append(lines, "  "+a.CommString()+"("+a.PIDsFrom(0)+")")
 	}
 	return lines
 }

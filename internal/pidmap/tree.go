@@ -2,6 +2,7 @@ package pidmap
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 )
@@ -482,6 +483,19 @@ func (p *Proc) Argv() []string {
 	var ev events.Event
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
 	return ev.Argv()
+}
+
+// PIDsFrom is p's PID at each level from level down, "12573/52/1"; ""
+// when p is not visible at level.
+func (p *Proc) PIDsFrom(level int) string {
+	var b []byte
+	for i := level; i < len(p.nspid); i++ {
+		if i > level {
+			b = append(b, '/')
+		}
+		b = strconv.AppendUint(b, uint64(p.nspid[i]), 10)
+	}
+	return string(b)
 }
 
 // RawArgs returns p's argv as recorded: NUL-separated and bounded. The

@@ -240,17 +240,10 @@ func argsAfterFirst(raw []byte) string {
 // PIDsFrom is p's PID at each level from level down, "12573/52/1"; its
 // host PID in parentheses where p is not visible at level.
 func PIDsFrom(p *pidmap.Proc, level int) string {
-	if level >= p.Levels() {
-		return "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
+	if pids := p.PIDsFrom(level); pids != "" {
+		return pids
 	}
-	var b strings.Builder
-	for i := level; i < p.Levels(); i++ {
-		if i > level {
-			b.WriteByte('/')
-		}
-		b.WriteString(strconv.FormatUint(uint64(p.NSPid(i)), 10))
-	}
-	return b.String()
+	return "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
 }
 
 // ExitString says briefly how a process ended.
