@@ -47,7 +47,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	q, err := oneShotQuery(o, stderr)
+	q, err := oneShotQuery(o, pid, stderr)
 	if err != nil {
 		return err
 	}

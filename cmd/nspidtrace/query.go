@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -140,10 +141,12 @@ func (q *query) load(o *options, log zerolog.Logger) error {
 }
 
 // oneShotQuery starts <pid> and tree, which answer once and exit: it checks
-// --output, makes the logger and opens the query. Garbage collection is
-// off: the command holds at most the kernel's BTF and the tree (a recording
-// is streamed), and no collection is worth its time (measured: 5 of 56 ms).
-func oneShotQuery(o *options, stderr io.Writer) (*query, error) {
+// --output, makes the logger and opens the query. For <pid>, pid is the
+// PID asked about, and /proc answers when it can (lineageQuery); tree
+// passes 0. Garbage collection is off: the command holds at most the
+// kernel's BTF and the tree (a recording is streamed), and no collection is
+// worth its time (measured: 5 of 56 ms).
+func oneShotQuery(o *options, pid uint32, stderr io.Writer) (*query, error) {
 	if err := o.checkOutput(); err != nil {
 		return nil, err
 	}
@@ -152,7 +155,49 @@ func oneShotQuery(o *options, stderr io.Writer) (*query, error) {
 		return nil, err
 	}
 	debug.SetGCPercent(-1)
+	if pid != 0 {
+		if q := lineageQuery(o, pid, log); q != nil {
+			return q, nil
+		}
+	}
 	return openQuery(o, log)
+}
+
+// kernelOnlyEnv, set to 1, makes <pid> ask the kernel's task iterator even
+// where /proc would answer: to compare the two (docs/cli.md).
+const kernelOnlyEnv = "NSPIDTRACE_KERNEL_ONLY"
+
+// lineageQuery answers <pid> from /proc alone (procfs.Lineage) where /proc
+// shows all the answer needs: live, as root, from the host's pid namespace
+// (where NStgid holds every level), as text, without --pidns or
+// --container. JSON carries the process's key, its start in nanoseconds,
+// which /proc counts only in clock ticks: it asks the iterator. nil when the
+// iterator must answer; it then gives the same answer, or the error.
+func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
+	if o.output == "json" || len(o.from) > 0 || o.pidns != "" || o.container != "" ||
+		os.Getenv(kernelOnlyEnv) == "1" || os.Geteuid() != 0 || !procfs.InHostPidNS(procfs.ProcRoot) {
+		return nil
+	}
+	h, err := loader.Hierarchy()
+	if err != nil {
+		return nil // the iterator's path says what is wrong with it
+	}
+	r, err := cgroup.NewResolver(h, "/")
+	if err != nil {
+		return nil
+	}
+	start := time.Now()
+	tree, err := procfs.Lineage(procfs.ProcRoot, int(pid), func(pid int) (*events.Cgroup, error) {
+		return r.OfProcess(procfs.ProcRoot, pid)
+	})
+	if err != nil {
+		log.Debug().Err(err).Msg("asking the kernel's task iterator")
+		return nil
+	}
+	q := &query{tree: tree, asOf: time.Now().UnixNano(), own: tree.Namespace(procfs.InitPidNS)}
+	q.view = q.own
+	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("answered from /proc")
+	return q
 }
 
 // snapshotTree builds the process tree from the kernel's task iterator or,

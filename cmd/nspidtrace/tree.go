@@ -46,7 +46,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			return err
 		}
 	}
-	q, err := oneShotQuery(o, stderr)
+	q, err := oneShotQuery(o, 0, stderr)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -135,6 +136,24 @@ func subsysIndex(cgroups []byte, name string) (uint32, error) {
 		i++
 	}
 	return 0, fmt.Errorf("/proc/cgroups does not list the %s controller", name)
+}
+
+// lineOf returns the path /proc/PID/cgroup (its content, data) gives for
+// hierarchy h: the "0::PATH" line for cgroup v2, else the line whose
+// controllers include h's.
+func (h Hierarchy) lineOf(data []byte) (string, bool) {
+	for line := range strings.Lines(string(data)) {
+		// ID:CONTROLLERS:PATH; the path may hold ':'.
+		_, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), ":")
+		controllers, path, ok2 := strings.Cut(rest, ":")
+		if !ok || !ok2 {
+			continue
+		}
+		if h.Subsys == Unified && controllers == "" || h.Subsys != Unified && slices.Contains(strings.Split(controllers, ","), h.Controller) {
+			return path, true
+		}
+	}
+	return "", false
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space).

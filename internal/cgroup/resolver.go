@@ -3,6 +3,7 @@ package cgroup
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,6 +69,11 @@ func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
 		return cg
 	}
 	path, _ := r.path(id)
+	return r.remember(id, path)
+}
+
+// remember names the cgroup id at path with its container and keeps it.
+func (r *Resolver) remember(id uint64, path string) *events.Cgroup {
 	var c *events.Container
 	if path != "" {
 		if c = container.Identify(path); c != nil {
@@ -80,6 +86,32 @@ func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
 	}
 	r.byID[id] = cg
 	return cg
+}
+
+// OfProcess returns the cgroup of process pid in r's hierarchy, as
+// procfs at procRoot shows it (/proc/PID/cgroup): the same value Cgroup
+// gives for the ID the kernel side reads, found without BPF.
+func (r *Resolver) OfProcess(procRoot string, pid int) (*events.Cgroup, error) {
+	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "cgroup"))
+	if err != nil {
+		return nil, err
+	}
+	path, ok := r.h.lineOf(data)
+	if !ok {
+		return nil, fmt.Errorf("/proc/%d/cgroup has no line for %s", pid, r.h)
+	}
+	below, ok := strings.CutPrefix(path, r.h.Root)
+	if !ok || r.h.Root != "/" && below != "" && below[0] != '/' {
+		return nil, fmt.Errorf("cgroup %s of process %d is not below the mounted %s", path, pid, r.h.Root)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(r.h.Mount, below), &st); err != nil {
+		return nil, fmt.Errorf("cgroup of process %d: %w", pid, err)
+	}
+	if cg, ok := r.byID[st.Ino]; ok {
+		return cg, nil
+	}
+	return r.remember(st.Ino, path), nil
 }
 
 // path finds the cgroup path of id: the directory its file handle opens,

@@ -12,7 +12,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -274,10 +273,25 @@ func checkPrivileges() (Features, error) {
 	if os.Geteuid() != 0 && !hasBPFCapabilities() {
 		return features, ErrNoPrivileges
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
+	if err := removeMemlock(features); err != nil {
 		return features, fmt.Errorf("raise the memlock limit for BPF maps: %w", err)
 	}
 	return features, nil
+}
+
+// removeMemlock lifts RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF
+// maps to (later ones charge the memory cgroup and ignore it). It is what
+// cilium/ebpf's rlimit package does, without that package's start-up probe:
+// its init loads a BPF map in every run of every command (0.9 ms), where
+// lifting the limit unasked costs one system call, made only before a load.
+// Where it may not be lifted (no CAP_SYS_RESOURCE, as in some containers),
+// a kernel with bpf_loop (5.17) is past 5.11 and does not need it.
+func removeMemlock(f Features) error {
+	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf); err != nil && !f.Loop {
+		return err
+	}
+	return nil
 }
 
 // loadSpec parses the embedded BPF object, with each program name standing

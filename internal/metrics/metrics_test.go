@@ -3,6 +3,7 @@ package metrics
 import (
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,11 +83,48 @@ func TestServe(t *testing.T) {
 		"nspidtrace_tree_processes 110",
 		"nspidtrace_tree_pid_namespaces 2",
 		"nspidtrace_ring_buffer_used_bytes 4096",
-		"nspidtrace_ring_buffer_size_bytes 1.6777216e+07",
+		"nspidtrace_ring_buffer_size_bytes 16777216",
 		"nspidtrace_tree_synced 1",
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	checkExposition(t, body)
+}
+
+// sampleLine is a sample of the text exposition format as nspidtrace
+// writes it: a name, at most a type label, an integer.
+var sampleLine = regexp.MustCompile(`^([a-z_]+)(\{type="[a-z]+"\})? [0-9]+$`)
+
+// checkExposition checks what Prometheus needs of the text format: every
+// sample belongs to the family whose HELP and TYPE lines came just before
+// it, and no family appears twice.
+func checkExposition(t *testing.T, body string) {
+	t.Helper()
+	seen := map[string]bool{}
+	family := ""
+	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if name, ok := strings.CutPrefix(line, "# HELP "); ok {
+			family, _, _ = strings.Cut(name, " ")
+			if seen[family] {
+				t.Errorf("family %s appears twice", family)
+			}
+			seen[family] = true
+			i++
+			if i == len(lines) || !regexp.MustCompile(`^# TYPE `+family+` (counter|gauge)$`).MatchString(lines[i]) {
+				t.Errorf("HELP %s is not followed by its TYPE line", family)
+			}
+			continue
+		}
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil || m[1] != family {
+			t.Errorf("line %q is not a sample of family %q", line, family)
+		}
+	}
+	if len(seen) != 10 {
+		t.Errorf("%d families, want 10", len(seen))
 	}
 }
