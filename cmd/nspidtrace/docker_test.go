@@ -111,6 +111,9 @@ func TestDockerContainerByName(t *testing.T) {
 		t.Errorf("docker exec'd process: entered_by %q, outside_init_cgroup %v, container %+v", execd.EnteredBy, execd.Outside, execd.Container)
 	}
 	compareWithStatus(t, execd)
+	// From the host, /proc answers for both as the task iterator does.
+	sameFromProcAndKernel(t, init)
+	sameFromProcAndKernel(t, int(execd.PID))
 	stdout, _, _ = runBinary(t, "tree", "--container", name)
 	wantRow := fmt.Sprintf("sleep(%d, host %d) [pid:[%d]] [entered from containerd-shim(", execd.NSPid[1], execd.PID, execd.PidNS[1])
 	if !strings.Contains(stdout, wantRow) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -368,4 +369,119 @@ func TestKeysAreTheKernels(t *testing.T) {
 	if err != nil || time.Since(when) > time.Hour || time.Since(when) < 0 {
 		t.Errorf("start %q (%v) is not this test's start", l.Start, err)
 	}
+}
+
+// runBinaryEnv is runBinary with extra environment variables.
+func runBinaryEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+}
+
+// sameFromProcAndKernel checks that `nspidtrace PID` (and with
+// --ancestors) answered from /proc alone prints, byte for byte, what the
+// kernel's task iterator gives: the fast path of procfs.Lineage must not
+// change an answer. It fails when /proc did not answer.
+func sameFromProcAndKernel(t *testing.T, pid int) {
+	t.Helper()
+	for _, extra := range [][]string{nil, {"--ancestors"}} {
+		args := append(slices.Clone(extra), "--log-level", "debug", strconv.Itoa(pid))
+		fast, fastErr, code := runBinary(t, args...)
+		if code != exitOK || !strings.Contains(fastErr, "answered from /proc") {
+			t.Fatalf("nspidtrace %s: exit %d, not answered from /proc: %s", strings.Join(args, " "), code, fastErr)
+		}
+		kernel, kernelErr, code := runBinaryEnv(t, []string{kernelOnlyEnv + "=1"}, args...)
+		if code != exitOK || strings.Contains(kernelErr, "answered from /proc") {
+			t.Fatalf("%s=1 nspidtrace %s: exit %d: %s", kernelOnlyEnv, strings.Join(args, " "), code, kernelErr)
+		}
+		if fast != kernel {
+			t.Errorf("nspidtrace %s: /proc and the task iterator differ\n/proc:\n%s\niterator:\n%s", strings.Join(args, " "), fast, kernel)
+		}
+	}
+}
+
+// TestPIDFromProcIsTheKernels compares the two ways `nspidtrace <pid>`
+// answers, for processes 0 to 32 pid namespaces deep (a namespace's init
+// and a process forked inside it), and for a process nsenter put into a
+// namespace from outside, whose init is no ancestor of it.
+func TestPIDFromProcIsTheKernels(t *testing.T) {
+	testenv.Require(t)
+	for _, depth := range []int{0, 1, 2, 5, 31, 32} {
+		t.Run(fmt.Sprintf("depth%d", depth), func(t *testing.T) {
+			var argv []string
+			for range depth {
+				argv = append(argv, "unshare", "--pid", "--fork")
+			}
+			argv = append(argv, "sh", "-c", "sleep 30 & wait")
+			cmd := exec.Command(argv[0], argv[1:]...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			var sh, sleep int
+			waitFor(t, "the chain", func() bool {
+				pids, _ := procfs.Descendants(procfs.ProcRoot, cmd.Process.Pid)
+				sh, sleep = 0, 0
+				for _, p := range pids {
+					comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+					switch strings.TrimSpace(string(comm)) {
+					case "sh":
+						sh = int(p)
+					case "sleep":
+						sleep = int(p)
+					}
+				}
+				return sh != 0 && sleep != 0
+			})
+			for _, pid := range []int{sh, sleep} {
+				sameFromProcAndKernel(t, pid)
+			}
+			out, _, _ := runBinary(t, strconv.Itoa(sleep))
+			if rows := strings.Count(out, "\n"); rows != depth+4 { // comm, user, header, levels
+				t.Errorf("sleep %d levels deep: %d rows\n%s", depth, rows, out)
+			}
+		})
+	}
+
+	t.Run("nsenter", func(t *testing.T) {
+		inner := testenv.NewPidNS(t).Holder
+		enter := exec.Command("nsenter", "-t", strconv.Itoa(inner), "--pid", "sh", "-c", "sleep 30 & wait")
+		if err := enter.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { enter.Process.Kill(); enter.Wait() })
+		var sh, sleep int
+		waitFor(t, "the entered sh and its sleep", func() bool {
+			pids, _ := procfs.Descendants(procfs.ProcRoot, enter.Process.Pid)
+			for _, p := range pids {
+				switch comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); strings.TrimSpace(string(comm)) {
+				case "sh":
+					sh = int(p)
+				case "sleep":
+					sleep = int(p)
+				}
+			}
+			return sh != 0 && sleep != 0
+		})
+		sameFromProcAndKernel(t, sh)
+		sameFromProcAndKernel(t, sleep)
+		// nsenter joins no cgroup: the init's is not sh's only when the
+		// test runs in another cgroup than NewPidNS's holder, so the
+		// cgroup clause is not asked for.
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", inner))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, _, _ := runBinary(t, strconv.Itoa(sh)); !strings.Contains(out, fmt.Sprintf("entered %s from nsenter(%d)", ns, enter.Process.Pid)) {
+			t.Errorf("the entered sh is not said to have entered from nsenter(%d):\n%s", enter.Process.Pid, out)
+		}
+	})
 }
