@@ -19,6 +19,7 @@ const volatile bool with_threads = false;   /* also thread fork/exit */
 const volatile __u32 target_pidns = 0;      /* only processes inside this pid ns (0: all) */
 const volatile __u64 wakeup_bytes = 1;      /* wake the reader once this much is pending */
 const volatile bool with_zombies = false;   /* the iterator also dumps unreaped processes */
+const volatile bool with_args = true;       /* the iterator copies argv (not for `tree` as text) */
 const volatile __u64 signal_mask = 0;       /* report signal n when bit n-1 is set */
 /*
  * The cgroup hierarchy cgroup_id is read from: the cgroup v2 hierarchy
@@ -688,8 +689,8 @@ static __always_inline int dump_task_record(struct bpf_iter__task *ctx, const bo
 	x->args_len = 0;
 	x->pad = 0;
 
-	/* Copy argv, bounded; kernel threads have none. */
-	mm = BPF_CORE_READ(task, mm);
+	/* Copy argv, bounded, when asked; kernel threads have none. */
+	mm = with_args ? BPF_CORE_READ(task, mm) : NULL;
 	if (mm && compat) {
 		x->e.flags |= NSPT_F_ARGS_UNREAD;
 	} else if (mm) {

@@ -31,6 +31,7 @@ type options struct {
 	duration          time.Duration
 	ancestors         int  // trace: the lineage's depth on exec lines
 	showAncestors     bool // <pid>: print the lineage
+	noArgs            bool // tree as text: argv is not shown, so not copied
 
 	force bool
 	host  string // trace: on every line; record: in the header

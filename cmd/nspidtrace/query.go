@@ -128,7 +128,7 @@ func (q *query) load(o *options, log zerolog.Logger) error {
 		return nil
 	}
 	var err error
-	if q.tree, q.fallback, err = snapshotTree(log); err != nil {
+	if q.tree, q.fallback, err = snapshotTree(log, !o.noArgs); err != nil {
 		return err
 	}
 	q.asOf = q.tree.Time()
@@ -203,7 +203,7 @@ func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
 // snapshotTree builds the process tree from the kernel's task iterator or,
 // without the privileges for BPF, from /proc (saying so on stderr; then the
 // tree holds only processes whose namespaces the caller may read).
-func snapshotTree(log zerolog.Logger) (tree *pidmap.Tree, fallback bool, err error) {
+func snapshotTree(log zerolog.Logger, args bool) (tree *pidmap.Tree, fallback bool, err error) {
 	dec, err := newDecoder(log)
 	if err != nil {
 		return nil, false, err
@@ -211,7 +211,7 @@ func snapshotTree(log zerolog.Logger) (tree *pidmap.Tree, fallback bool, err err
 	tree = pidmap.NewTree(0)
 	var ev events.Event
 	start := time.Now()
-	err = loader.ReadSnapshot(func(raw []byte) error {
+	err = loader.ReadSnapshot(args, func(raw []byte) error {
 		if err := dec.Decode(raw, &ev); err != nil {
 			return err
 		}

@@ -46,6 +46,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			return err
 		}
 	}
+	o.noArgs = o.output != "json"
 	q, err := oneShotQuery(o, 0, stderr)
 	if err != nil {
 		return err

@@ -67,7 +67,7 @@ func TestKernelIDsResolve(t *testing.T) {
 		dec := events.Decoder{BootToUnix: boot, Cgroups: r}
 		var got, self *events.Cgroup
 		var ev events.Event
-		err = loader.ReadSnapshot(func(raw []byte) error {
+		err = loader.ReadSnapshot(true, func(raw []byte) error {
 			if err := dec.Decode(raw, &ev); err != nil {
 				return err
 			}

@@ -134,7 +134,7 @@ func TestCompatBuildMatches(t *testing.T) {
 	deep := nestedSleeper(t)
 	snapshot := func() map[uint32]events.Event {
 		procs := map[uint32]events.Event{}
-		err := ReadSnapshot(func(raw []byte) error {
+		err := ReadSnapshot(true, func(raw []byte) error {
 			var ev events.Event
 			if err := (&events.Decoder{}).Decode(raw, &ev); err != nil {
 				return err

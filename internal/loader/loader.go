@@ -273,9 +273,7 @@ func checkPrivileges() (Features, error) {
 	if os.Geteuid() != 0 && !hasBPFCapabilities() {
 		return features, ErrNoPrivileges
 	}
-	if err := removeMemlock(features); err != nil {
-		return features, fmt.Errorf("raise the memlock limit for BPF maps: %w", err)
-	}
+	removeMemlock()
 	return features, nil
 }
 
@@ -284,14 +282,12 @@ func checkPrivileges() (Features, error) {
 // cilium/ebpf's rlimit package does, without that package's start-up probe:
 // its init loads a BPF map in every run of every command (0.9 ms), where
 // lifting the limit unasked costs one system call, made only before a load.
-// Where it may not be lifted (no CAP_SYS_RESOURCE, as in some containers),
-// a kernel with bpf_loop (5.17) is past 5.11 and does not need it.
-func removeMemlock(f Features) error {
+// Where it may not be lifted (no CAP_SYS_RESOURCE, as in some containers)
+// nothing is lost on 5.11 and later; on older kernels a load that then
+// fails says so (explainLoadError).
+func removeMemlock() {
 	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
-	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf); err != nil && !f.Loop {
-		return err
-	}
-	return nil
+	unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
 }
 
 // loadSpec parses the embedded BPF object, with each program name standing
@@ -321,7 +317,7 @@ func explainLoadError(err error, f Features) error {
 	var verr *ebpf.VerifierError
 	switch {
 	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("load BPF programs: %w (needs root, or CAP_BPF and CAP_PERFMON; a lockdown or seccomp policy can also forbid BPF)", err)
+		return fmt.Errorf("load BPF programs: %w (needs root, or CAP_BPF and CAP_PERFMON; a lockdown or seccomp policy can also forbid BPF; before Linux 5.11, so can a low memlock limit, ulimit -l, that could not be lifted without CAP_SYS_RESOURCE)", err)
 	case errors.As(err, &verr):
 		return fmt.Errorf("the verifier of this kernel (%s) rejected nspidtrace's BPF programs (please report this, with the output of nspidtrace version): %w", f.Release, err)
 	case errors.Is(err, ebpf.ErrNotSupported):

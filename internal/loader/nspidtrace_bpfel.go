@@ -114,6 +114,7 @@ const (
 	nspidtraceVarUnusedRenameEvent        = "unused_rename_event"
 	nspidtraceVarUnusedSignalEvent        = "unused_signal_event"
 	nspidtraceVarWakeupBytes              = "wakeup_bytes"
+	nspidtraceVarWithArgs                 = "with_args"
 	nspidtraceVarWithThreads              = "with_threads"
 	nspidtraceVarWithZombies              = "with_zombies"
 )
@@ -203,6 +204,7 @@ type nspidtraceVariableSpecs struct {
 	UnusedRenameEvent *ebpf.VariableSpec `ebpf:"unused_rename_event"`
 	UnusedSignalEvent *ebpf.VariableSpec `ebpf:"unused_signal_event"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WithArgs          *ebpf.VariableSpec `ebpf:"with_args"`
 	WithThreads       *ebpf.VariableSpec `ebpf:"with_threads"`
 	WithZombies       *ebpf.VariableSpec `ebpf:"with_zombies"`
 }
@@ -255,6 +257,7 @@ type nspidtraceVariables struct {
 	UnusedRenameEvent *ebpf.Variable `ebpf:"unused_rename_event"`
 	UnusedSignalEvent *ebpf.Variable `ebpf:"unused_signal_event"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WithArgs          *ebpf.Variable `ebpf:"with_args"`
 	WithThreads       *ebpf.Variable `ebpf:"with_threads"`
 	WithZombies       *ebpf.Variable `ebpf:"with_zombies"`
 }

@@ -16,7 +16,7 @@ import (
 // with events.Decoder) for every live process the caller's pid namespace
 // can see, each with its PIDs at every level, host included.
 func (t *Tracer) Snapshot(handle func(raw []byte) error) error {
-	return iterate(t.objs.DumpTask, t.features, handle)
+	return iterate(t.objs.DumpTask, t.features.Compat(), handle)
 }
 
 // iterObjects is the task iterator alone, for one-shot questions that need
@@ -28,7 +28,9 @@ type iterObjects struct {
 
 // ReadSnapshot loads only the task iterator, runs it once as Snapshot does
 // (with zombies too, marked: see events.Event.Zombie) and unloads it.
-func ReadSnapshot(handle func(raw []byte) error) error {
+// Without args, records carry no argv: copying every process's argv is most
+// of the iterator's time, and `tree` as text does not show it.
+func ReadSnapshot(args bool, handle func(raw []byte) error) error {
 	features, err := checkPrivileges()
 	if err != nil {
 		return err
@@ -44,21 +46,24 @@ func ReadSnapshot(handle func(raw []byte) error) error {
 	if err := spec.Variables[nspidtraceVarCgroupSubsys].Set(cgroupSubsys()); err != nil {
 		return fmt.Errorf("set %s: %w", nspidtraceVarCgroupSubsys, err)
 	}
+	if err := spec.Variables[nspidtraceVarWithArgs].Set(args); err != nil {
+		return fmt.Errorf("set %s: %w", nspidtraceVarWithArgs, err)
+	}
 	var objs iterObjects
 	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
 		return explainLoadError(err, features)
 	}
 	defer objs.ProcScratch.Close()
 	defer objs.DumpTask.Close()
-	return iterate(objs.DumpTask, features, handle)
+	return iterate(objs.DumpTask, args && features.Compat(), handle)
 }
 
-// iterate runs the task iterator prog and hands each record to handle. On
-// kernels whose iterator cannot read argv (Features.CopyFromUserTask), it
-// fills argv in from /proc first.
-func iterate(prog *ebpf.Program, features Features, handle func(raw []byte) error) error {
+// iterate runs the task iterator prog and hands each record to handle.
+// With argvFromProc, for the compat build, whose iterator cannot read argv
+// (Features.CopyFromUserTask), it fills argv in from /proc first.
+func iterate(prog *ebpf.Program, argvFromProc bool, handle func(raw []byte) error) error {
 	var argv *procArgv
-	if features.Compat() {
+	if argvFromProc {
 		argv = newProcArgv()
 	}
 	it, err := link.AttachIter(link.IterOptions{Program: prog})
