@@ -186,6 +186,7 @@ func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
 	if err != nil {
 		return nil
 	}
+	defer r.Close()
 	start := time.Now()
 	tree, err := procfs.Lineage(procfs.ProcRoot, int(pid), func(pid int) (*events.Cgroup, error) {
 		return r.OfProcess(procfs.ProcRoot, pid)

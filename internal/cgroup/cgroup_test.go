@@ -67,6 +67,29 @@ func TestChoose(t *testing.T) {
 	}
 }
 
+// TestLineOf reads /proc/PID/cgroup the way the kernel side reads IDs: the
+// v2 line for cgroup v2, the line of the chosen controller on cgroup v1
+// (also when mounted with others), a path with ':' whole.
+func TestLineOf(t *testing.T) {
+	data := []byte("12:cpu,cpuacct:/docker/abc\n4:memory:/a:b\n3:pids:/system.slice/x.service\n1:name=systemd:/\n0::/user.slice\n")
+	for _, tt := range []struct {
+		h    Hierarchy
+		want string
+	}{
+		{Hierarchy{Subsys: Unified}, "/user.slice"},
+		{Hierarchy{Controller: "pids"}, "/system.slice/x.service"},
+		{Hierarchy{Controller: "cpuacct"}, "/docker/abc"},
+		{Hierarchy{Controller: "memory"}, "/a:b"},
+	} {
+		if got, ok := tt.h.lineOf(data); !ok || got != tt.want {
+			t.Errorf("%v: %q, %v; want %q", tt.h, got, ok, tt.want)
+		}
+	}
+	if got, ok := (Hierarchy{Controller: "blkio"}).lineOf(data); ok {
+		t.Errorf("blkio, which the file lacks: %q", got)
+	}
+}
+
 func TestUnescape(t *testing.T) {
 	if got := unescape(`/mnt/with\040space\134x`); got != `/mnt/with space\x` {
 		t.Errorf("unescape: %q", got)
