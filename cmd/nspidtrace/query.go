@@ -155,6 +155,10 @@ func oneShotQuery(o *options, pid uint32, stderr io.Writer) (*query, error) {
 		return nil, err
 	}
 	debug.SetGCPercent(-1)
+	// The flags are checked before either path answers.
+	if err := checkSelection(o); err != nil {
+		return nil, err
+	}
 	if pid != 0 {
 		if q := lineageQuery(o, pid, log); q != nil {
 			return q, nil
