@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -18,15 +17,7 @@ import (
 // runBinary runs nspidtrace with args and returns stdout, stderr and the exit code.
 func runBinary(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(binPath, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()
+	return runBinaryEnv(t, nil, args...)
 }
 
 func TestBadInput(t *testing.T) {
