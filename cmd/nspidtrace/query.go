@@ -182,13 +182,9 @@ func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
 		os.Getenv(kernelOnlyEnv) == "1" || os.Geteuid() != 0 || !procfs.InHostPidNS(procfs.ProcRoot) {
 		return nil
 	}
-	h, err := loader.Hierarchy()
+	r, err := cgroupResolver()
 	if err != nil {
 		return nil // the iterator's path says what is wrong with it
-	}
-	r, err := cgroup.NewResolver(h, "/")
-	if err != nil {
-		return nil
 	}
 	defer r.Close()
 	start := time.Now()
@@ -245,18 +241,24 @@ func newDecoder(log zerolog.Logger) (events.Decoder, error) {
 		return events.Decoder{}, err
 	}
 	dec := events.Decoder{BootToUnix: boot}
-	h, err := loader.Hierarchy()
-	var r *cgroup.Resolver
-	if err == nil {
-		r, err = cgroup.NewResolver(h, "/")
-	}
+	r, err := cgroupResolver()
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot read the cgroup hierarchy: cgroups and containers are not named")
 		return dec, nil
 	}
-	log.Debug().Stringer("hierarchy", h).Msg("cgroups")
+	log.Debug().Stringer("hierarchy", r.Hierarchy()).Msg("cgroups")
 	dec.Cgroups = r
 	return dec, nil
+}
+
+// cgroupResolver opens the hierarchy the kernel side reads cgroup IDs
+// from, naming containers from the host's runtimes.
+func cgroupResolver() (*cgroup.Resolver, error) {
+	h, err := loader.Hierarchy()
+	if err != nil {
+		return nil, err
+	}
+	return cgroup.NewResolver(h, "/")
 }
 
 // replay reads --from up to --at into tree, calling each with every event.

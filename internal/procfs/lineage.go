@@ -1,7 +1,6 @@
 package procfs
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -77,8 +76,8 @@ func Lineage(root string, pid int, cgroupOf func(pid int) (*events.Cgroup, error
 	}
 
 	if err := read(pid); err != nil {
-		if errors.Is(err, ErrNoProcess) && isZombie(root, pid) {
-			return nil, fmt.Errorf("process %d is a zombie: %w", pid, ErrIncomplete)
+		if errors.Is(err, errZombie) {
+			return nil, fmt.Errorf("process %d: %w: its exit status", pid, ErrIncomplete)
 		}
 		return nil, err
 	}
@@ -126,20 +125,4 @@ func initOf(root string, pid int) (int, error) {
 	err = errno
 	// Before 6.11 only a walk of every process would find it.
 	return 0, fmt.Errorf("%w: the init of process %d's pid namespace: %v", ErrIncomplete, pid, err)
-}
-
-// isZombie reports whether process pid exited and waits to be reaped.
-func isZombie(root string, pid int) bool {
-	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	// The comm, in parentheses, may hold anything: the state follows
-	// the last ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 || i+2 >= len(data) {
-		return false
-	}
-	state := data[i+2]
-	return state == 'Z' || state == 'X'
 }

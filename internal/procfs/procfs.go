@@ -26,6 +26,10 @@ const ProcRoot = "/proc"
 // ErrNoProcess means /proc has no such process (it never existed or exited).
 var ErrNoProcess = errors.New("no such process")
 
+// errZombie means the process exited and only waits to be reaped: for
+// every caller but Lineage, no process.
+var errZombie = fmt.Errorf("%w: a zombie, its parent has not reaped it", ErrNoProcess)
+
 // ErrNotFound means a namespace file does not exist.
 var ErrNotFound = errors.New("no such file")
 
@@ -134,8 +138,11 @@ func readStatus(dir string) (procStatus, error) {
 			st.nspid = parseUint32s(fields)
 		}
 	}
-	if st.nstgid == nil || st.zombie {
-		return st, ErrNoProcess // exited: a zombie only waits to be reaped
+	if st.zombie {
+		return st, errZombie
+	}
+	if st.nstgid == nil {
+		return st, ErrNoProcess
 	}
 	return st, nil
 }
