@@ -32,6 +32,13 @@ const volatile __u64 signal_mask = 0;       /* report signal n when bit n-1 is s
 const volatile __u32 cgroup_subsys = CGROUP_DFL;
 
 #define EXIT_ZOMBIE 0x20 /* include/linux/sched.h */
+#define PFA_NO_NEW_PRIVS 0 /* include/linux/sched.h: its bit in task->atomic_flags */
+
+/* include/linux/user_namespace.h */
+#define UID_GID_MAP_MAX_BASE_EXTENTS 5
+#define UID_GID_MAP_MAX_EXTENTS 340
+/* An ID of a map of more than 5 ranges, which the compat build does not search. */
+#define NSPT_UNREAD_ID 0xfffffffe
 
 /* Force emission of the record types for bpf2go -type. */
 const struct nspt_event *unused_event __attribute__((unused));
@@ -39,6 +46,7 @@ const struct nspt_exec_event *unused_exec_event __attribute__((unused));
 const struct nspt_proc_event *unused_proc_event __attribute__((unused));
 const struct nspt_rename_event *unused_rename_event __attribute__((unused));
 const struct nspt_signal_event *unused_signal_event __attribute__((unused));
+const struct nspt_cred_event *unused_cred_event __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -66,6 +74,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ns_entry);
 } ns_at_entry SEC(".maps");
+
+/* What a credential system call or exec started from, by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct nspt_ids);
+} ids_at_entry SEC(".maps");
+
+/*
+ * A thread that exec'd took its leader's thread ID: the exit of its execve
+ * is seen under that one.
+ */
+static __always_inline void move_ids_at_entry(__u32 from, __u32 to)
+{
+	struct nspt_ids *ids = bpf_map_lookup_elem(&ids_at_entry, &from);
+
+	if (!ids)
+		return;
+	bpf_map_update_elem(&ids_at_entry, &to, ids, BPF_ANY);
+	bpf_map_delete_elem(&ids_at_entry, &from);
+}
 
 /* The context of syscalls/sys_{enter,exit}_* tracepoints (see their format files). */
 struct syscall_enter_ctx {
@@ -143,7 +173,7 @@ static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 			ns[NSPT_NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
 		}
 	}
-	ns[NSPT_NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
+	ns[NSPT_NS_USER] = BPF_CORE_READ(task, real_cred, user_ns, ns.inum);
 	/* The active pid namespace is the deepest level of the task's own pid. */
 	{
 		struct pid *pid = BPF_CORE_READ(task, thread_pid);
@@ -235,6 +265,138 @@ static __always_inline void walk_levels(struct level_walk *w, __u32 level, const
 	}
 }
 
+/* The IDs, capabilities and security bits /proc/PID/status shows. */
+static __always_inline void read_ids(struct task_struct *task, struct nspt_ids *ids)
+{
+	const struct cred *c = BPF_CORE_READ(task, real_cred);
+
+	ids->uid = BPF_CORE_READ(c, uid.val);
+	ids->euid = BPF_CORE_READ(c, euid.val);
+	ids->suid = BPF_CORE_READ(c, suid.val);
+	ids->fsuid = BPF_CORE_READ(c, fsuid.val);
+	ids->gid = BPF_CORE_READ(c, gid.val);
+	ids->egid = BPF_CORE_READ(c, egid.val);
+	ids->sgid = BPF_CORE_READ(c, sgid.val);
+	ids->fsgid = BPF_CORE_READ(c, fsgid.val);
+	/* kernel_cap_t is a u64 from 6.3, two u32 words before: the same 8 bytes. */
+	bpf_core_read(&ids->cap_inheritable, sizeof(__u64), &c->cap_inheritable);
+	bpf_core_read(&ids->cap_permitted, sizeof(__u64), &c->cap_permitted);
+	bpf_core_read(&ids->cap_effective, sizeof(__u64), &c->cap_effective);
+	bpf_core_read(&ids->cap_bset, sizeof(__u64), &c->cap_bset);
+	bpf_core_read(&ids->cap_ambient, sizeof(__u64), &c->cap_ambient);
+	ids->securebits = BPF_CORE_READ(c, securebits);
+	ids->seccomp = 0;
+	if (bpf_core_field_exists(task->seccomp))
+		ids->seccomp = BPF_CORE_READ(task, seccomp.mode);
+	ids->no_new_privs = (BPF_CORE_READ(task, atomic_flags) >> PFA_NO_NEW_PRIVS) & 1;
+	ids->pad = 0;
+}
+
+/* A search of one ID map's extents for the one that holds a kernel ID. */
+struct extent_search {
+	struct uid_gid_extent *ext;
+	__u32 id;
+	__u32 result;
+};
+
+static long extent_search_cb(__u64 i, void *ctx)
+{
+	struct extent_search *s = ctx;
+	struct uid_gid_extent x = {};
+
+	bpf_probe_read_kernel(&x, sizeof(x), &s->ext[i]);
+	/* Unsigned: an ID below lower_first wraps past count. */
+	if (s->id - x.lower_first < x.count) {
+		s->result = x.first + (s->id - x.lower_first);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The kernel's map_id_up(): what kernel ID id is in the user namespace map
+ * belongs to, NSPT_UNMAPPED when no range holds it. Maps of up to five
+ * ranges hold them inline; longer ones (up to 340) point to an array, which
+ * the compat build does not search (NSPT_UNREAD_ID).
+ */
+static __always_inline __u32 map_id_up(struct uid_gid_map *map, __u32 id, const bool compat)
+{
+	struct extent_search s = { .id = id, .result = NSPT_UNMAPPED };
+	__u32 n = BPF_CORE_READ(map, nr_extents);
+	__u32 i;
+
+	if (n <= UID_GID_MAP_MAX_BASE_EXTENTS) {
+		s.ext = &map->extent[0];
+		for (i = 0; i < UID_GID_MAP_MAX_BASE_EXTENTS; i++) {
+			if (i >= n || extent_search_cb(i, &s))
+				break;
+		}
+	} else if (compat) {
+		s.result = NSPT_UNREAD_ID;
+	} else {
+		s.ext = BPF_CORE_READ(map, forward);
+		bpf_loop(n < UID_GID_MAP_MAX_EXTENTS ? n : UID_GID_MAP_MAX_EXTENTS, extent_search_cb, &s, 0);
+	}
+	return s.result;
+}
+
+/* A walk up a task's user namespaces, its own first, for user_level(). */
+struct user_walk {
+	struct nspt_cred *cred;
+	struct user_namespace *ns;
+	__u32 uid, gid; /* kernel IDs */
+};
+
+/* One user namespace of the walk: its inode, and the IDs as it sees them. 1 ends the walk. */
+static __always_inline long user_level(struct user_walk *w, const bool compat)
+{
+	struct user_namespace *ns = w->ns;
+	__u32 i;
+
+	if (!ns)
+		return 1;
+	i = BPF_CORE_READ(ns, level);
+	if (i >= NSPT_MAX_USER_LEVELS)
+		return 1;
+	w->cred->userns[i] = BPF_CORE_READ(ns, ns.inum);
+	if (i == 0) {
+		/* The host's user namespace: kernel IDs are its IDs. */
+		w->cred->ns_uid[0] = w->uid;
+		w->cred->ns_gid[0] = w->gid;
+		return 1;
+	}
+	w->cred->ns_uid[i] = map_id_up(&ns->uid_map, w->uid, compat);
+	w->cred->ns_gid[i] = map_id_up(&ns->gid_map, w->gid, compat);
+	w->ns = BPF_CORE_READ(ns, parent);
+	return 0;
+}
+
+static long user_level_cb(__u64 i, void *ctx)
+{
+	return user_level(ctx, false);
+}
+
+/* The credentials of task, at every level of user namespace. */
+static __always_inline void read_cred(struct task_struct *task, struct nspt_cred *cred, const bool compat)
+{
+	struct user_namespace *ns = BPF_CORE_READ(task, real_cred, user_ns);
+	struct user_walk w = { .cred = cred, .ns = ns };
+	__u32 level = BPF_CORE_READ(ns, level), i;
+
+	read_ids(task, &cred->ids);
+	w.uid = cred->ids.euid;
+	w.gid = cred->ids.egid;
+	cred->user_levels = level < NSPT_MAX_USER_LEVELS ? level + 1 : 0;
+	if (!compat) {
+		bpf_loop(NSPT_MAX_USER_LEVELS, user_level_cb, &w, 0);
+		return;
+	}
+	for (i = 0; i < NSPT_MAX_USER_LEVELS; i++) {
+		if (user_level(&w, true))
+			break;
+	}
+}
+
 /* Fill the fields every event has: identity at every level, namespaces, creds. */
 static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type, const bool compat)
 {
@@ -255,8 +417,6 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	e->pid = BPF_CORE_READ(task, tgid);
 	e->tid = BPF_CORE_READ(task, pid);
 	e->ppid = BPF_CORE_READ(parent, tgid);
-	e->uid = BPF_CORE_READ(task, cred, euid.val);
-	e->gid = BPF_CORE_READ(task, cred, egid.val);
 	e->levels = level + 1;
 	e->exit_status = 0;
 	e->ret = 0;
@@ -274,6 +434,9 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 
 	read_namespaces(task, e->ns);
 	e->cgroup_id = task_cgroup_id(task);
+	read_cred(task, &e->cred, compat);
+	e->uid = e->cred.ids.euid;
+	e->gid = e->cred.ids.egid;
 }
 
 static __always_inline void *reserve(__u64 size)
@@ -365,8 +528,10 @@ static __always_inline int exec_event(struct task_struct *task, pid_t old_pid, s
 		return 0;
 	fill_event(&x->e, task, NSPT_EXEC, compat);
 	/* A non-leader thread that exec'd has taken over the leader's PID. */
-	if (old_pid != BPF_CORE_READ(task, pid))
+	if (old_pid != BPF_CORE_READ(task, pid)) {
 		x->e.old_tid = old_pid;
+		move_ids_at_entry(old_pid, BPF_CORE_READ(task, pid));
+	}
 
 	/* Copy the filename the kernel resolved. */
 	n = bpf_probe_read_kernel_str(x->filename, sizeof(x->filename), BPF_CORE_READ(bprm, filename));
@@ -637,6 +802,94 @@ SEC("tracepoint/syscalls/sys_exit_unshare")
 int handle_unshare_exit_compat(struct syscall_exit_ctx *ctx)
 {
 	return ns_exit(ctx->ret, NSPT_UNSHARE, true);
+}
+
+/*
+ * Credential changes. handle_cred_enter runs at the entry of each system
+ * call that can change credentials (set*id, capset, seccomp, execve; the
+ * loader attaches it to each), handle_cred_exit at its exit: when the
+ * credentials differ, a cred record says from what to what.
+ */
+static __always_inline int cred_enter(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tid = bpf_get_current_pid_tgid();
+	struct nspt_ids ids;
+
+	if (!task_selected(task))
+		return 0;
+	read_ids(task, &ids);
+	bpf_map_update_elem(&ids_at_entry, &tid, &ids, BPF_ANY);
+	return 0;
+}
+
+static __always_inline bool ids_equal(const struct nspt_ids *a, const struct nspt_ids *b)
+{
+	return a->uid == b->uid && a->euid == b->euid && a->suid == b->suid && a->fsuid == b->fsuid &&
+	       a->gid == b->gid && a->egid == b->egid && a->sgid == b->sgid && a->fsgid == b->fsgid &&
+	       a->cap_inheritable == b->cap_inheritable && a->cap_permitted == b->cap_permitted &&
+	       a->cap_effective == b->cap_effective && a->cap_bset == b->cap_bset &&
+	       a->cap_ambient == b->cap_ambient && a->securebits == b->securebits &&
+	       a->seccomp == b->seccomp && a->no_new_privs == b->no_new_privs;
+}
+
+static __always_inline int cred_exit(__s32 nr, const bool compat)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tid = bpf_get_current_pid_tgid();
+	struct nspt_cred_event *x;
+	struct nspt_ids *old, now;
+
+	old = bpf_map_lookup_elem(&ids_at_entry, &tid);
+	if (!old)
+		return 0;
+	read_ids(task, &now);
+	if (!ids_equal(old, &now)) {
+		x = reserve(sizeof(*x));
+		if (x) {
+			fill_event(&x->e, task, NSPT_CRED, compat);
+			__builtin_memcpy(&x->old, old, sizeof(x->old));
+			x->syscall = nr;
+			x->pad = 0;
+			submit(x);
+		}
+	}
+	bpf_map_delete_elem(&ids_at_entry, &tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_setuid")
+int handle_cred_enter(struct syscall_enter_ctx *ctx)
+{
+	return cred_enter();
+}
+
+/* prctl(2) changes credentials with these options only; the rest cost nothing. */
+SEC("tracepoint/syscalls/sys_enter_prctl")
+int handle_prctl_enter(struct syscall_enter_ctx *ctx)
+{
+	switch (ctx->args[0]) {
+	case 8:  /* PR_SET_KEEPCAPS */
+	case 22: /* PR_SET_SECCOMP */
+	case 24: /* PR_CAPBSET_DROP */
+	case 28: /* PR_SET_SECUREBITS */
+	case 38: /* PR_SET_NO_NEW_PRIVS */
+	case 47: /* PR_CAP_AMBIENT */
+		return cred_enter();
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_setuid")
+int handle_cred_exit(struct syscall_exit_ctx *ctx)
+{
+	return cred_exit(ctx->nr, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_setuid")
+int handle_cred_exit_compat(struct syscall_exit_ctx *ctx)
+{
+	return cred_exit(ctx->nr, true);
 }
 
 /* Scratch space for the task iterator: a record is too big for the stack. */

@@ -15,6 +15,11 @@
 #define NSPT_NS_KINDS 10
 #define NSPT_FILENAME_LEN 256
 #define NSPT_ARGS_LEN 1024
+/* Levels 0..33 of user namespaces: the host's and 33 nested (the kernel
+ * refuses a 34th: create_user_ns() stops at a parent of level 32). */
+#define NSPT_MAX_USER_LEVELS 34
+/* An ID that has no mapping in a user namespace (the kernel's INVALID_UID). */
+#define NSPT_UNMAPPED 0xffffffff
 
 enum nspt_type {
 	NSPT_FORK = 1,
@@ -27,6 +32,7 @@ enum nspt_type {
 	/* 8 is user space's "end" of a recording */
 	NSPT_RENAME = 9, /* a process's comm changed, other than by exec */
 	NSPT_SIGNAL = 10, /* a signal was sent */
+	NSPT_CRED = 11, /* a process's credentials changed: set*id, capset, prctl, seccomp, exec */
 };
 
 /* Index into nspt_event.ns[]: the order of SPEC.md's `ns` object. */
@@ -49,6 +55,39 @@ enum nspt_ns_kind {
 #define NSPT_F_ZOMBIE 0x4         /* proc: exited, not yet reaped; exit_status holds its status */
 #define NSPT_F_ARGS_UNREAD 0x8    /* proc: argv was not read (no bpf_copy_from_user_task): read it from /proc */
 
+/*
+ * What credential system calls change: the IDs in the host's user namespace
+ * (the kernel's kuid/kgid), the capability sets, securebits, the seccomp
+ * mode and no_new_privs, as /proc/PID/status shows them.
+ */
+struct nspt_ids {
+	__u32 uid, euid, suid, fsuid;
+	__u32 gid, egid, sgid, fsgid;
+	__u64 cap_inheritable;
+	__u64 cap_permitted;
+	__u64 cap_effective;
+	__u64 cap_bset;
+	__u64 cap_ambient;
+	__u32 securebits;
+	__u32 seccomp;      /* SECCOMP_MODE_*: 0 disabled, 1 strict, 2 filter */
+	__u32 no_new_privs; /* 1 when set */
+	__u32 pad;
+};
+
+/*
+ * A process's credentials: its IDs, and its effective UID and GID as each
+ * user namespace from the host's to its own sees them (map_id_up() through
+ * each one's uid_map and gid_map; NSPT_UNMAPPED where one has no mapping).
+ */
+struct nspt_cred {
+	struct nspt_ids ids;
+	__u32 user_levels;                   /* valid entries below: own user ns level + 1 */
+	__u32 userns[NSPT_MAX_USER_LEVELS];  /* user namespace inode at each level, host first */
+	__u32 ns_uid[NSPT_MAX_USER_LEVELS];  /* effective UID as level i sees it */
+	__u32 ns_gid[NSPT_MAX_USER_LEVELS];  /* effective GID as level i sees it */
+	__u32 pad;
+};
+
 struct nspt_event {
 	__u64 ktime_ns; /* bpf_ktime_get_boot_ns() */
 	__u32 type;     /* enum nspt_type */
@@ -56,8 +95,8 @@ struct nspt_event {
 	__u32 pid;      /* host TGID */
 	__u32 tid;      /* host thread ID */
 	__u32 ppid;     /* host TGID of the real parent */
-	__u32 uid;      /* host effective UID */
-	__u32 gid;      /* host effective GID */
+	__u32 uid;      /* host effective UID (cred.ids.euid) */
+	__u32 gid;      /* host effective GID (cred.ids.egid) */
 	__u32 levels;   /* valid entries in nspid, pidns, nsppid: pid level + 1 */
 	__u32 nspid[NSPT_MAX_LEVELS];  /* TGID at each level, host first */
 	__u32 pidns[NSPT_MAX_LEVELS];  /* pid namespace inode at each level */
@@ -75,6 +114,7 @@ struct nspt_event {
 	__u64 parent_start_ns; /* the real parent's start, CLOCK_BOOTTIME */
 	__u64 cgroup_id;   /* kernfs ID of the task's cgroup in the hierarchy the
 			    * cgroup_subsys knob names: the inode of its directory */
+	struct nspt_cred cred; /* the task's objective credentials (real_cred) */
 };
 
 /* An exec record: the common record followed by filename and argv. */
@@ -111,6 +151,17 @@ struct nspt_signal_event {
 	__u32 sig;
 	__s32 result; /* enum trace_signal: 0 delivered, 1 ignored, 2 already
 		       * pending, 3 queue overflow, 4 delivered without info */
+};
+
+/*
+ * A cred record: the common record (with the credentials after the change)
+ * and what they were before it.
+ */
+struct nspt_cred_event {
+	struct nspt_event e;
+	struct nspt_ids old;
+	__s32 syscall; /* the system call's number: set*id, capset, prctl, seccomp, execve */
+	__u32 pad;
 };
 
 #endif /* NSPIDTRACE_H */

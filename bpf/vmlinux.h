@@ -89,7 +89,35 @@ struct cgroup_namespace {
 	struct ns_common ns;
 };
 
+/*
+ * The ID maps of a user namespace: up to 5 extents inline, more forwarded
+ * (4.15+). nr_extents moved into the union in 6.x; CO-RE finds it in an
+ * anonymous member either way.
+ */
+struct uid_gid_extent {
+	__u32 first;
+	__u32 lower_first;
+	__u32 count;
+};
+
+struct uid_gid_map {
+	union {
+		struct {
+			struct uid_gid_extent extent[5];
+			__u32 nr_extents;
+		};
+		struct {
+			struct uid_gid_extent *forward;
+			struct uid_gid_extent *reverse;
+		};
+	};
+};
+
 struct user_namespace {
+	struct uid_gid_map uid_map;
+	struct uid_gid_map gid_map;
+	struct user_namespace *parent;
+	int level;
 	struct ns_common ns;
 };
 
@@ -123,10 +151,31 @@ struct nsproxy {
 	struct cgroup_namespace *cgroup_ns;
 };
 
+/* 6.3+: one u64; before, two u32 words of the same bytes (little-endian). */
+typedef struct {
+	__u64 val;
+} kernel_cap_t;
+
 struct cred {
+	kuid_t uid;
+	kgid_t gid;
+	kuid_t suid;
+	kgid_t sgid;
 	kuid_t euid;
 	kgid_t egid;
+	kuid_t fsuid;
+	kgid_t fsgid;
+	unsigned int securebits;
+	kernel_cap_t cap_inheritable;
+	kernel_cap_t cap_permitted;
+	kernel_cap_t cap_effective;
+	kernel_cap_t cap_bset;
+	kernel_cap_t cap_ambient;
 	struct user_namespace *user_ns;
+};
+
+struct seccomp {
+	int mode;
 };
 
 struct signal_struct {
@@ -168,8 +217,11 @@ struct task_struct {
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
 	struct pid *thread_pid;
+	const struct cred *real_cred;
 	const struct cred *cred;
 	char comm[16];
+	unsigned long atomic_flags;
+	struct seccomp seccomp;
 	unsigned int in_execve: 1;
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;

@@ -23,8 +23,11 @@ type options struct {
 	logLevel, logFormat string
 
 	pidns, container, at string
+	netns                string // <pid>, tree, trace: only this network namespace
 	from                 fileList
-	output               string // <pid> and tree: text or json; record: the file
+	output               string // <pid> and tree: text, wide or json; record: the file
+	columns              string // <pid> and tree: the extra columns of text output
+	showArgs             bool   // tree: argv after each process, as pstree -a
 
 	pid, comm, events string
 	threads, snapshot bool
@@ -113,9 +116,14 @@ func queryFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.at, "at", "", "with --from, the instant `TIME`: RFC 3339 or +90s from the start (default: the end)")
 }
 
+// netnsFlag narrows <pid>, tree and trace to one network namespace.
+func netnsFlag(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.netns, "netns", "", "only processes in network namespace `NAME|REF`: an ip netns name, a runtime's netns file name, a container, a path such as /run/netns/NAME or /proc/N/ns/net, net:[INODE] or an inode")
+}
+
 // outputFlag is the output format of <pid> and tree.
 func outputFlag(fs *flag.FlagSet, o *options) {
-	const usage = "print as `FORMAT`: text, or json (one proc object per line, parents first)"
+	const usage = "print as `FORMAT`: text, wide (text with every column of --columns), or json (one proc object per line, parents first, with everything)"
 	fs.StringVar(&o.output, "output", "text", usage)
 	fs.StringVar(&o.output, "o", "text", usage)
 }
@@ -124,7 +132,10 @@ func outputFlag(fs *flag.FlagSet, o *options) {
 func oneShotFlags(fs *flag.FlagSet, o *options) {
 	logFlags(fs, o)
 	queryFlags(fs, o)
+	netnsFlag(fs, o)
 	outputFlag(fs, o)
+	fs.StringVar(&o.columns, "columns", "", "text output: also the columns in `LIST`, comma-separated: "+columnNames()+" (-o wide: all of them)")
+	fs.BoolVar(&o.showArgs, "a", false, "tree: each process's arguments after it, as pstree -a")
 }
 
 // flagAliases are short flags printed with their long name.
@@ -276,11 +287,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // filterFlags are flags whose empty value would select everything: given
 // empty (`--pidns "$(pidof -s nginx)"` with no nginx), they are an error.
-var filterFlags = []string{"pidns", "container", "comm", "events", "pid", "from", "at", "output", "host", "metrics", "rotate-size"}
+var filterFlags = []string{"pidns", "container", "netns", "comm", "events", "pid", "from", "at", "output", "columns", "host", "metrics", "rotate-size"}
 
 // checkGiven refuses flags given with a value that means nothing.
 func (o *options) checkGiven() error {
-	values := map[string]string{"pidns": o.pidns, "container": o.container, "comm": o.comm,
+	values := map[string]string{"pidns": o.pidns, "container": o.container, "netns": o.netns, "columns": o.columns, "comm": o.comm,
 		"events": o.events, "pid": o.pid, "from": o.from.nonEmpty(), "at": o.at, "output": o.output, "host": o.host, "metrics": o.metrics, "rotate-size": o.rotateSize}
 	for _, name := range filterFlags {
 		if o.given[name] && strings.TrimSpace(values[name]) == "" {
@@ -304,12 +315,16 @@ func (o *options) checkGiven() error {
 	return nil
 }
 
-// checkOutput validates -o/--output of <pid> and tree.
+// checkOutput validates -o/--output and --columns of <pid> and tree.
 func (o *options) checkOutput() error {
-	if o.output != "text" && o.output != "json" {
-		return usagef("bad --output %q (want text or json)", o.output)
+	if o.output != "text" && o.output != "wide" && o.output != "json" {
+		return usagef("bad --output %q (want text, wide or json)", o.output)
 	}
-	return nil
+	if o.columns != "" && o.output == "json" {
+		return usagef("--columns is for text output: JSON always carries everything")
+	}
+	_, err := parseColumns(o)
+	return err
 }
 
 var flagNameInError = regexp.MustCompile(`flag -([a-z][a-z-]+)`)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,5 +217,55 @@ func TestUnprivileged(t *testing.T) {
 	msg := strings.TrimSpace(stderr.String())
 	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "CAP_BPF") || !strings.Contains(msg, "root") {
 		t.Errorf("want one line naming what is missing, got %q", msg)
+	}
+}
+
+func TestCapsCompact(t *testing.T) {
+	const full = uint64(1)<<41 - 1
+	for _, tt := range []struct {
+		set  uint64
+		want string
+	}{
+		{0, "none"},
+		{full, "all"},
+		{full &^ (1<<21 | 1<<24), "all-sys_admin,sys_resource"},
+		{1<<0 | 1<<13, "chown,net_raw"},
+		{1 << 50, "cap_50"}, // a bit past the names this build has
+	} {
+		if got := capsCompact(tt.set, full); got != tt.want {
+			t.Errorf("capsCompact(%#x) = %q, want %q", tt.set, got, tt.want)
+		}
+	}
+}
+
+func TestColumnsFlag(t *testing.T) {
+	for _, tt := range []struct {
+		output, columns string
+		want            []string
+		bad             bool
+	}{
+		{"text", "", nil, false},
+		{"wide", "", []string{"user", "huser", "caps", "seccomp", "lsm", "netns", "state", "args"}, false},
+		{"text", "caps, netns,caps", []string{"caps", "netns"}, false},
+		{"text", "caps,bogus", nil, true},
+		{"json", "caps", nil, true},
+	} {
+		o := &options{output: tt.output, columns: tt.columns}
+		err := o.checkOutput()
+		if (err != nil) != tt.bad {
+			t.Errorf("-o %s --columns %q: %v", tt.output, tt.columns, err)
+			continue
+		}
+		if tt.bad {
+			continue
+		}
+		cols, _ := parseColumns(o)
+		var names []string
+		for _, c := range cols {
+			names = append(names, c.name)
+		}
+		if !slices.Equal(names, tt.want) {
+			t.Errorf("-o %s --columns %q: %v, want %v", tt.output, tt.columns, names, tt.want)
+		}
 	}
 }

@@ -31,6 +31,9 @@ var binPath string
 func TestMain(m *testing.M) {
 	testenv.RunHelperIfAsked()
 	switch os.Getenv("NSPIDTRACE_TEST_HELPER") {
+	case "seccomp":
+		runSeccompHelper()
+		return
 	case "threads":
 		runThreadsHelper()
 		return
@@ -82,6 +85,11 @@ func runThreadsHelper() {
 
 // line is one NDJSON line of the feed.
 type line struct {
+	Cred        *credJSON `json:"cred"`
+	OldCred     *credJSON `json:"old_cred"`
+	Syscall     string    `json:"syscall"`
+	CredChanged []string  `json:"cred_changed"`
+
 	Time       string            `json:"time"`
 	Type       string            `json:"type"`
 	Host       string            `json:"host"`

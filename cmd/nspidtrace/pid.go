@@ -30,6 +30,7 @@ Without root it answers from /proc, with the levels visible from here.`,
   sudo nspidtrace --pidns 12573 52               PID 52 in 12573's pid namespace
   sudo nspidtrace --container web 1 -o json      a container's init, as a proc object
   sudo nspidtrace --ancestors 12573              and who started it, up to the host's init
+  sudo nspidtrace -o wide 12573                  and its capabilities, seccomp, network namespace
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
 		oneShotFlags(fs, o)
@@ -73,6 +74,8 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if user := q.userLine(p); user != "" {
 		fmt.Fprintf(w, "user   %s\n", user)
 	}
+	cols, _ := parseColumns(o) // checked by oneShotQuery
+	writeColumnLines(w, newColumnCtx(q), p, cols)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first, also with --pidns or --container: the host
@@ -114,6 +117,33 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		tw.Flush()
 	}
 	return w.Flush()
+}
+
+// writeColumnLines writes a line for each of cols that the lines of <pid>
+// do not already show (the user, the arguments): the capability sets in
+// full, seccomp, the LSM label, the network namespace, the state.
+func writeColumnLines(w io.Writer, c *columnCtx, p *pidmap.Proc, cols []column) {
+	for _, col := range cols {
+		var value string
+		switch col.name {
+		case "user", "huser", "args":
+			continue
+		case "caps":
+			value = "-"
+			if cred := p.Cred(); cred != nil {
+				value = capsSummary(cred, c.full)
+			}
+		case "netns":
+			ino := p.Namespaces()[events.NSNet]
+			value = c.netns(p)
+			if ino != 0 && !strings.HasPrefix(value, "net:[") {
+				value += fmt.Sprintf(", net:[%d]", ino)
+			}
+		default:
+			value = col.value(c, p)
+		}
+		fmt.Fprintf(w, "%-6s %s\n", col.name, value)
+	}
 }
 
 // containerLine names p's container for a terminal: "container web

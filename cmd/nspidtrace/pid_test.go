@@ -392,7 +392,7 @@ func runBinaryEnv(t *testing.T, env []string, args ...string) (string, string, i
 // change an answer. It fails when /proc did not answer.
 func sameFromProcAndKernel(t *testing.T, pid int) {
 	t.Helper()
-	for _, extra := range [][]string{nil, {"--ancestors"}} {
+	for _, extra := range [][]string{nil, {"--ancestors"}, {"-o", "wide"}} {
 		args := append(slices.Clone(extra), "--log-level", "debug", strconv.Itoa(pid))
 		fast, fastErr, code := runBinary(t, args...)
 		if code != exitOK || !strings.Contains(fastErr, "answered from /proc") {

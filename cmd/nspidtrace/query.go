@@ -38,6 +38,9 @@ type query struct {
 	// container is --container's; its processes are those in its cgroup
 	// (events.Cgroup.In).
 	container *events.Container
+	// netns, when not 0, keeps only processes in that network namespace
+	// (--netns).
+	netns uint32
 
 	// own is the caller's pid namespace (live): /proc numbers processes
 	// as it sees them.
@@ -71,6 +74,9 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 		if ref, err = q.refInRecording(o.pidns); err != nil {
 			return nil, err
 		}
+	}
+	if q.netns, err = resolveNetNS(o.netns, q.tree, q.fromFile); err != nil {
+		return nil, err
 	}
 	return q, q.selectView(o.container, ref)
 }
@@ -178,7 +184,7 @@ const kernelOnlyEnv = "NSPIDTRACE_KERNEL_ONLY"
 // which /proc counts only in clock ticks: it asks the iterator. nil when the
 // iterator must answer; it then gives the same answer, or the error.
 func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
-	if o.output == "json" || len(o.from) > 0 || o.pidns != "" || o.container != "" ||
+	if o.output == "json" || len(o.from) > 0 || o.pidns != "" || o.container != "" || o.netns != "" ||
 		os.Getenv(kernelOnlyEnv) == "1" || os.Geteuid() != 0 || !procfs.InHostPidNS(procfs.ProcRoot) {
 		return nil
 	}
@@ -241,6 +247,13 @@ func newDecoder(log zerolog.Logger) (events.Decoder, error) {
 		return events.Decoder{}, err
 	}
 	dec := events.Decoder{BootToUnix: boot}
+	if procfs.LSMActive(procfs.ProcRoot) {
+		// The label is read when the record is decoded: a process that
+		// exec'd and exited at once has none on its line.
+		dec.LSM = func(pid uint32, dst []byte) int {
+			return procfs.ReadLSM(procfs.ProcRoot+"/"+strconv.FormatUint(uint64(pid), 10), dst)
+		}
+	}
 	r, err := cgroupResolver()
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot read the cgroup hierarchy: cgroups and containers are not named")
@@ -356,6 +369,9 @@ func (q *query) selectContainer(arg string) error {
 // with --container, one of the container's, or one that shares the pid
 // namespace the container made (marked by outsideContainer).
 func (q *query) selected(p *pidmap.Proc) bool {
+	if q.netns != 0 && p.Namespaces()[events.NSNet] != q.netns {
+		return false
+	}
 	if !q.narrowed {
 		return true
 	}
@@ -405,6 +421,17 @@ func (q *query) level() int {
 // process. Not found, the error names the last holder when the tree
 // remembers one.
 func (q *query) find(pid uint32) (*pidmap.Proc, error) {
+	p, err := q.findInView(pid)
+	if err == nil && q.netns != 0 {
+		if ino := p.Namespaces()[events.NSNet]; ino != q.netns {
+			return nil, notFoundError{fmt.Errorf("process %d is in network namespace net:[%d], not in --netns's net:[%d]", pid, ino, q.netns)}
+		}
+	}
+	return p, err
+}
+
+// findInView is find without --netns.
+func (q *query) findInView(pid uint32) (*pidmap.Proc, error) {
 	if p := q.view.Lookup(pid); p != nil {
 		return p, nil
 	}

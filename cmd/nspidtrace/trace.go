@@ -12,6 +12,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
+	"github.com/nspidtrace/nspidtrace/internal/netnames"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 )
@@ -20,25 +21,28 @@ var traceCommand = &command{
 	name:     "trace",
 	synopsis: "nspidtrace [flags] trace",
 	summary:  "live NDJSON event feed on stdout until Ctrl-C, SIGTERM or --duration",
-	about: `Writes one JSON object per line for every fork, exec, exit, setns, unshare and rename:
-time, type, the process at every level (pid, tid, ppid, nspid, pidns, nsppid,
-comm, ns, uid, gid), then the type's own fields. A "lost" line says the
-kernel dropped events (the live tree is resynchronised after it). Output is
-flushed whenever the kernel's buffer is drained, at least every 50 ms, and
-on every way out. With --from, it prints a recording's lines that pass the
+	about: `Writes one JSON object per line for every fork, exec, exit, setns, unshare, rename
+and credential change (cred: setuid, capset, a set-user-ID exec, ...): time,
+type, the process at every level (pid, tid, ppid, nspid, pidns, nsppid, comm,
+ns, uid, gid; exec and cred lines add its credentials, cred), then the type's
+own fields. A "lost" line says the kernel dropped events (the live tree is
+resynchronised after it). Output is flushed whenever the kernel's buffer is
+drained, at least every 50 ms, and on every way out. With --from, it prints a recording's lines that pass the
 filters, up to --at.`,
 	examples: `  sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
   sudo nspidtrace trace --container web --duration 1m > web.ndjson   followed across restarts
   sudo nspidtrace trace --pid $$ --threads          this shell and all it starts
   sudo nspidtrace trace --events signal,exit        who kills what, and how it ends
+  sudo nspidtrace trace --events cred --netns blue  who gained or dropped privileges in ip netns blue
   nspidtrace --from incident.ndjson trace --events exit | jq 'select(.signal == 9)'
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
 		logFlags(fs, o)
 		queryFlags(fs, o)
+		netnsFlag(fs, o)
 		fs.StringVar(&o.pid, "pid", "", "only process `N` and all its descendants, also those born later")
 		fs.StringVar(&o.comm, "comm", "", "only processes whose comm is `NAME`")
-		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename, and signal (default all but signal)")
+		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename,cred, and signal (default all but signal)")
 		fs.BoolVar(&o.threads, "threads", false, "also thread creation and exit (\"thread\": true)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")
@@ -70,6 +74,18 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	}
 	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
 		return err
+	}
+	if o.netns != "" {
+		// A container's name needs the live tree; the rest are read from
+		// files, but the tree also tells whether a process holds the
+		// namespace.
+		tree, _, err := snapshotTree(log, false)
+		if err != nil {
+			return err
+		}
+		if filter.NetNS, err = resolveNetNS(o.netns, tree, false); err != nil {
+			return err
+		}
 	}
 	var follow *containerFollower
 	pidView := filter.PidNS // where --pid's PID is read
@@ -163,6 +179,13 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
 		return err
 	}
+	if o.netns != "" {
+		ino, isRef, err := netnames.ParseRef(o.netns)
+		if err != nil || !isRef {
+			return usagef("with --from, give --netns as net:[INODE] or an inode: names and files name namespaces of the live system")
+		}
+		filter.NetNS = ino
+	}
 	if o.pid != "" {
 		pid, err := parsePID("--pid", o.pid)
 		if err != nil {
@@ -182,7 +205,9 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
+	netnsSeen := false
 	_, err = replay(o, log, tree, func(ev *events.Event, line []byte) error {
+		netnsSeen = netnsSeen || ev.NS[events.NSNet] == filter.NetNS
 		if follow != nil && !follow.keep(ev, tree) || !filter.Match(ev) {
 			return nil
 		}
@@ -191,6 +216,9 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	})
 	if ferr := w.Flush(); err == nil {
 		err = ferr
+	}
+	if err == nil && filter.NetNS != 0 && !netnsSeen {
+		return notFoundError{fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", o.netns, filter.NetNS)}
 	}
 	if err == nil && follow != nil && follow.c == nil {
 		return notFoundError{fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", o.container)}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -28,6 +29,7 @@ others in its pid namespace are shown marked.`,
 	examples: `  sudo nspidtrace tree --container web                 a container's processes
   sudo nspidtrace tree --pidns /proc/12573/ns/pid       the processes in a pid namespace
   sudo nspidtrace tree 12573 -o json | jq -c '{nspid, args}'
+  sudo nspidtrace tree --columns huser,caps,netns -a    who runs as whom, with what
   nspidtrace --from incident.ndjson --at +90s tree     the tree 90 s into a recording
 `,
 	flags: oneShotFlags,
@@ -46,7 +48,16 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			return err
 		}
 	}
-	o.noArgs = o.output != "json"
+	cols, err := parseColumns(o)
+	if err != nil {
+		return err
+	}
+	// The args column is the tree's last: argv after each process, as -a.
+	if i := slices.IndexFunc(cols, func(c column) bool { return c.name == "args" }); i >= 0 {
+		cols = slices.Delete(slices.Clone(cols), i, i+1)
+		o.showArgs = true
+	}
+	o.noArgs = o.output != "json" && !o.showArgs
 	q, err := oneShotQuery(o, 0, stderr)
 	if err != nil {
 		return err
@@ -68,9 +79,25 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			}
 		})
 	}
+	if len(roots) == 0 && q.netns != 0 {
+		return notFoundError{fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.netns)}
+	}
 	level := q.level()
 
 	w := bufio.NewWriterSize(stdout, 64<<10)
+	// With columns, the rows are a table with the tree last, as ps f has it.
+	var out io.Writer = w
+	var tw *tabwriter.Writer
+	var cc *columnCtx
+	if len(cols) > 0 && o.output != "json" {
+		cc = newColumnCtx(q)
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		out = tw
+		for _, c := range cols {
+			fmt.Fprintf(tw, "%s\t", c.title)
+		}
+		fmt.Fprintln(tw, "TREE")
+	}
 	var ev events.Event
 	var line []byte
 	var visit func(p *pidmap.Proc, prefix string, last, top bool)
@@ -87,7 +114,18 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 					branch, childPrefix = "└─", "  "
 				}
 			}
-			fmt.Fprintf(w, "%s%s%s%s\n", prefix, branch, label(p, level), q.notes(p))
+			for _, c := range cols {
+				// A cell is never empty (column.value), so a tab never
+				// closes a column early; tabs from a process were escaped.
+				fmt.Fprintf(out, "%s\t", c.value(cc, p))
+			}
+			args := ""
+			if o.showArgs {
+				if a := safeArgs(p); a != "" {
+					args = " " + a
+				}
+			}
+			fmt.Fprintf(out, "%s%s%s%s%s\n", prefix, branch, label(p, level), args, q.notes(p))
 			prefix += childPrefix
 		}
 		// The last child shown gets └─, whether or not a later one is hidden.
@@ -98,6 +136,9 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	}
 	for _, r := range roots {
 		visit(r, "", true, true)
+	}
+	if tw != nil {
+		tw.Flush()
 	}
 	return w.Flush()
 }

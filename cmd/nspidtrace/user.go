@@ -18,11 +18,14 @@ import (
 //	uid 0 (root)
 //	uid 33 (www-data; xfs in its root)              another mount namespace
 //	uid 100000 on the host; 0 (root) in its user namespace
+//	uid 100000 on the host; 0 in user:[4026532176]; 0 (root) in its user namespace
 //
-// Host names come from the host's /etc/passwd; names inside come from the
-// passwd file of p's own root (/proc/PID/root), read inside that root and
-// bounded, since p's users wrote it. "" when p cannot be read now (a
-// recording, an exited process, a PID taken by another process since).
+// with one step for every user namespace between the host's and its own,
+// as the kernel mapped the ID there (events.Cred). Host names come from the
+// host's /etc/passwd; names inside come from the passwd file of p's own root
+// (/proc/PID/root), read inside that root and bounded, since p's users
+// wrote it. "" when p cannot be read now (a recording, an exited process, a
+// PID taken by another process since).
 func (q *query) userLine(p *pidmap.Proc) string {
 	if q.fromFile || p.Zombie || p.Exited || q.own == nil {
 		return ""
@@ -51,18 +54,46 @@ func (q *query) userLine(p *pidmap.Proc) string {
 		return "uid " + withNames(p.UID, hostName, inRoot)
 	}
 
-	// Its own user namespace: the ID it sees is the host ID mapped back.
-	line := "uid " + withNames(p.UID, hostName) + " on the host; "
-	ranges, err := users.ReadUIDMap(procfs.ProcRoot, pid)
-	if err != nil {
-		return line + "? in its user namespace"
+	// Its own user namespace: the ID it sees is the host ID mapped back,
+	// through every namespace between.
+	line := "uid " + withNames(p.UID, hostName) + " on the host"
+	cred := p.Cred()
+	if cred == nil || cred.UserLevels < 2 {
+		ranges, err := users.ReadUIDMap(procfs.ProcRoot, pid)
+		if err != nil {
+			return line + "; ? in its user namespace"
+		}
+		inside, err := users.Inside(ranges, p.UID)
+		if err != nil {
+			return line + "; " + unmappedID + " in its user namespace"
+		}
+		return line + "; " + withNames(inside, lookup(root, inside)) + " in its user namespace"
 	}
-	inside, err := users.Inside(ranges, p.UID)
-	if err != nil {
-		return line + "unmapped in its user namespace (it sees the overflow ID, nobody)"
+	for i := 1; i < cred.UserLevels; i++ {
+		own := i == cred.UserLevels-1
+		var id string
+		switch uid := cred.NSUID[i]; uid {
+		case events.UnmappedID:
+			id = unmappedID
+		case events.UnreadID:
+			id = "?"
+		default:
+			id = strconv.FormatUint(uint64(uid), 10)
+			if own {
+				id = withNames(uid, lookup(root, uid))
+			}
+		}
+		if own {
+			line += "; " + id + " in its user namespace"
+		} else {
+			line += fmt.Sprintf("; %s in user:[%d]", id, cred.UserNS[i])
+		}
 	}
-	return line + withNames(inside, lookup(root, inside)) + " in its user namespace"
+	return line
 }
+
+// unmappedID says that an ID has no mapping in a user namespace.
+const unmappedID = "unmapped (it sees the overflow ID, nobody)"
 
 // withNames writes "33 (www-data; xfs in its root)", leaving out empty
 // names, and the parentheses when all are.

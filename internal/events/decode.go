@@ -26,6 +26,10 @@ type Decoder struct {
 	BootToUnix int64
 	// Cgroups, when set, names the cgroup IDs records carry.
 	Cgroups CgroupResolver
+	// LSM, when set, copies process pid's security-module label into dst
+	// and returns its length, for exec, proc and cred records: the kernel
+	// side records none.
+	LSM func(pid uint32, dst []byte) int
 }
 
 // CgroupResolver names the cgroup a kernel cgroup ID stands for.
@@ -41,7 +45,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		return fmt.Errorf("record of %d bytes is shorter than the %d-byte header", len(raw), RecordSize)
 	}
 	typ := Type(ne.Uint32(raw[OffType:]))
-	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc && typ != TypeRename && typ != TypeSignal {
+	if (typ < TypeFork || typ > TypeUnshare) && typ != TypeProc && typ != TypeRename && typ != TypeSignal && typ != TypeCred {
 		return fmt.Errorf("record has unknown type %d", typ)
 	}
 	levels := int(ne.Uint32(raw[OffLevels:]))
@@ -78,6 +82,10 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.StartBoot = ne.Uint64(raw[OffStart:])
 	ev.ParentStartBoot = ne.Uint64(raw[OffPStart:])
 	ev.CgroupID = ne.Uint64(raw[OffCgroupID:])
+	decodeCred(raw[OffCred:], &ev.Cred)
+	if d.LSM != nil && (typ == TypeExec || typ == TypeProc || typ == TypeCred) {
+		ev.Cred.LSMLen = uint8(d.LSM(ev.PID, ev.Cred.LSM[:]))
+	}
 	ev.Cgroup = nil
 	if d.Cgroups != nil && ev.CgroupID != 0 {
 		ev.Cgroup = d.Cgroups.Cgroup(ev.CgroupID)
@@ -105,6 +113,12 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		decodeSender(raw[OffSender:], &ev.Sig)
 		ev.Sig.Number = ne.Uint32(raw[OffSig:])
 		ev.Sig.Result = int32(ne.Uint32(raw[OffSigResult:]))
+	case TypeCred:
+		if len(raw) < CredRecordSize {
+			return fmt.Errorf("cred record of %d bytes is shorter than %d", len(raw), CredRecordSize)
+		}
+		decodeIDs(raw[OffOldIDs:], &ev.OldIDs)
+		ev.Syscall = int32(ne.Uint32(raw[OffSyscall:]))
 	case TypeRename:
 		if len(raw) < RenameRecordSize {
 			return fmt.Errorf("rename record of %d bytes is shorter than %d", len(raw), RenameRecordSize)

@@ -31,6 +31,8 @@ func TestDocsCoverEveryField(t *testing.T) {
 		ev.Ancestors[0] = Ancestor{PID: 1, NSPid: 1, StartBoot: 1}
 		ev.NAncestors = 1
 		ev.OldNS[NSNet] = 1
+		ev.Cred = Cred{Known: true, UserLevels: 1}
+		ev.Cred.SetLSM([]byte("unconfined"))
 		lines = AppendJSON(lines, &ev)
 	}
 	h := Header{Format: RecordFormat, Version: 1}

@@ -73,6 +73,8 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 			buf = append(buf, `,"old_tid":`...)
 			buf = strconv.AppendUint(buf, uint64(ev.OldTID), 10)
 		}
+	case TypeCred:
+		buf = appendCredChange(buf, ev)
 	case TypeProc:
 		if ev.Zombie {
 			buf = append(buf, `,"state":"zombie"`...)
@@ -171,6 +173,9 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	buf = strconv.AppendUint(buf, uint64(ev.UID), 10)
 	buf = append(buf, `,"gid":`...)
 	buf = strconv.AppendUint(buf, uint64(ev.GID), 10)
+	if ev.Cred.Known && (ev.Type == TypeExec || ev.Type == TypeProc || ev.Type == TypeCred) {
+		buf = appendCred(buf, &ev.Cred)
+	}
 	if ev.Cgroup != nil {
 		buf = append(buf, ev.Cgroup.json...)
 	}

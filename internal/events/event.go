@@ -31,6 +31,8 @@ const (
 	TypeRename
 	// TypeSignal: a signal was sent to the subject; Sig holds the rest.
 	TypeSignal
+	// TypeCred: the subject's credentials changed; OldIDs holds them before.
+	TypeCred
 	typeEnd
 
 	// TypeMax is the largest type: types index arrays [TypeMax+1].
@@ -48,6 +50,7 @@ var typeNames = [typeEnd]string{
 	TypeEnd:     "end",
 	TypeRename:  "rename",
 	TypeSignal:  "signal",
+	TypeCred:    "cred",
 }
 
 // String returns the type's name as it appears in the NDJSON `type` field.
@@ -76,7 +79,7 @@ func (s TypeSet) Has(t Type) bool { return s&(1<<t) != 0 }
 func (s *TypeSet) Add(t Type) { *s |= 1 << t }
 
 // LifecycleTypes are the types `trace --events` selects from.
-var LifecycleTypes = []Type{TypeFork, TypeExec, TypeExit, TypeSetns, TypeUnshare, TypeRename}
+var LifecycleTypes = []Type{TypeFork, TypeExec, TypeExit, TypeSetns, TypeUnshare, TypeRename, TypeCred}
 
 // SelectableTypes are the types `trace --events` takes: the lifecycle, and
 // signals, which are asked for by name.
@@ -100,7 +103,7 @@ func ParseTypeSet(list string) (TypeSet, error) {
 	for _, name := range strings.Split(list, ",") {
 		t, err := ParseType(strings.TrimSpace(name))
 		if err != nil || !slices.Contains(SelectableTypes, t) {
-			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare, rename, signal)", name)
+			return 0, fmt.Errorf("unknown event type %q (want fork, exec, exit, setns, unshare, rename, cred, signal)", name)
 		}
 		set.Add(t)
 	}
@@ -152,8 +155,16 @@ type Event struct {
 	PidNS  [MaxLevels]uint32
 	NSPPid [MaxLevels]uint32
 
-	NS       [NSKinds]uint32
+	NS [NSKinds]uint32
+	// UID and GID are the effective IDs in the host's user namespace
+	// (Cred.EUID and Cred.EGID when Cred is known).
 	UID, GID uint32
+	// Cred: the subject's credentials at every user-namespace level. On
+	// TypeCred, OldIDs are those before the change and Syscall the system
+	// call's number that made it.
+	Cred    Cred
+	OldIDs  IDs
+	Syscall int32
 
 	// CgroupID is the kernel's ID of the subject's cgroup (0: unknown), and
 	// Cgroup what it names, when a CgroupResolver or a recording told.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawRecord builds a kernel record the way the BPF side lays it out.
@@ -21,12 +23,35 @@ type rawRecord struct {
 	oldTID, reaper                       uint32
 	filename                             string
 	args                                 string
+	ids                                  IDs
+	userNS, nsUID, nsGID                 []uint32 // user namespace levels
+	oldIDs                               IDs      // cred records
+	syscall                              int32
+}
+
+// putIDs writes ids as struct nspt_ids.
+func putIDs(b []byte, ids *IDs) {
+	put := binary.NativeEndian.PutUint32
+	for i, v := range []uint32{ids.UID, ids.EUID, ids.SUID, ids.FSUID, ids.GID, ids.EGID, ids.SGID, ids.FSGID} {
+		put(b[4*i:], v)
+	}
+	for i, set := range []int{CapInh, CapPrm, CapEff, CapBnd, CapAmb} {
+		binary.NativeEndian.PutUint64(b[32+8*i:], ids.Caps[set])
+	}
+	put(b[72:], ids.Securebits)
+	put(b[76:], uint32(ids.Seccomp))
+	if ids.NoNewPrivs {
+		put(b[80:], 1)
+	}
 }
 
 func (r rawRecord) bytes() []byte {
 	size := RecordSize
-	if Type(r.typ) == TypeExec {
+	switch Type(r.typ) {
+	case TypeExec:
 		size = ExecRecordSize
+	case TypeCred:
+		size = CredRecordSize
 	}
 	b := make([]byte, size)
 	put := binary.NativeEndian.PutUint32
@@ -54,6 +79,17 @@ func (r rawRecord) bytes() []byte {
 	binary.NativeEndian.PutUint64(b[OffArg:], r.arg)
 	put(b[OffOldTID:], r.oldTID)
 	put(b[OffReaper:], r.reaper)
+	putIDs(b[OffCred:], &r.ids)
+	put(b[OffCred+OffUserLevels:], uint32(len(r.userNS)))
+	for i := range r.userNS {
+		put(b[OffCred+OffUserNS+4*i:], r.userNS[i])
+		put(b[OffCred+OffNSUID+4*i:], r.nsUID[i])
+		put(b[OffCred+OffNSGID+4*i:], r.nsGID[i])
+	}
+	if Type(r.typ) == TypeCred {
+		putIDs(b[OffOldIDs:], &r.oldIDs)
+		put(b[OffSyscall:], uint32(r.syscall))
+	}
 	if Type(r.typ) == TypeExec {
 		put(b[OffFilenameLen:], uint32(len(r.filename)))
 		put(b[OffArgsLen:], uint32(len(r.args)))
@@ -79,13 +115,21 @@ func TestDecodeAndEncode(t *testing.T) {
 		name: "exec in a container, as the docs' example",
 		rec: rawRecord{typ: 2, pid: 12573, tid: 12573, ppid: 12572, ktime: 1e9,
 			nspid: []uint32{12573, 52}, pidns: []uint32{4026531836, 4026532156}, nsppid: []uint32{12572, 51},
-			ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00"},
+			ns: containerNS, comm: "nginx", filename: "/usr/sbin/nginx", args: "nginx\x00-g\x00daemon off;\x00",
+			ids:    IDs{Caps: [CapSets]uint64{CapEff: 0x3, CapPrm: 0x3, CapBnd: 0xa80425fb}, Seccomp: 2},
+			userNS: []uint32{4026531837}, nsUID: []uint32{0}, nsGID: []uint32{0}},
 		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exec","pid":12573,"tid":12573,"ppid":12572,` +
 			`"nspid":[12573,52],"pidns":[4026531836,4026532156],"nsppid":[12572,51],"comm":"nginx",` +
 			`"filename":"/usr/sbin/nginx","args":["nginx","-g","daemon off;"],` +
 			`"ns":{"cgroup":4026531835,"ipc":4026532158,"mnt":4026532155,"net":4026532160,"pid":4026532156,` +
 			`"pid_for_children":4026532156,"time":4026531834,"time_for_children":4026531834,` +
-			`"user":4026531837,"uts":4026532157},"uid":0,"gid":0}`,
+			`"user":4026531837,"uts":4026532157},"uid":0,"gid":0,` +
+			`"cred":{"uid":0,"euid":0,"suid":0,"fsuid":0,"gid":0,"egid":0,"sgid":0,"fsgid":0,` +
+			`"cap_eff":["cap_chown","cap_dac_override"],"cap_prm":["cap_chown","cap_dac_override"],"cap_inh":[],` +
+			`"cap_bnd":["cap_chown","cap_dac_override","cap_fowner","cap_fsetid","cap_kill","cap_setgid",` +
+			`"cap_setuid","cap_setpcap","cap_net_bind_service","cap_net_raw","cap_sys_chroot","cap_mknod",` +
+			`"cap_audit_write","cap_setfcap"],"cap_amb":[],"securebits":0,"seccomp":"filter","no_new_privs":false,` +
+			`"userns":[{"ns":4026531837,"uid":0,"gid":0}]}}`,
 	}, {
 		name: "fork of a container's init: parent invisible inside",
 		rec: rawRecord{typ: 1, pid: 900, tid: 900, ppid: 899, uid: 1000, gid: 1000, ktime: 1e9,
@@ -136,10 +180,30 @@ func TestDecodeAndEncode(t *testing.T) {
 		name: "exec by a non-leader thread, comm needing escapes",
 		rec: rawRecord{typ: 2, pid: 10, tid: 10, ppid: 1, ktime: 1e9, oldTID: 12,
 			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS,
-			comm: "a\"b\\c\n\x01\xff", filename: "/bin/x", args: "x\x00"},
+			comm: "a\"b\\c\n\x01\xff", filename: "/bin/x", args: "x\x00",
+			ids:    IDs{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000, GID: 100, EGID: 100, SGID: 100, FSGID: 100, Caps: [CapSets]uint64{CapBnd: 1 << 45}, NoNewPrivs: true},
+			userNS: []uint32{4026531837, 4026532200, 4026532300}, nsUID: []uint32{1000, 0, UnmappedID}, nsGID: []uint32{100, UnreadID, 7}},
 		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"exec","pid":10,"tid":10,"ppid":1,` +
 			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"a\"b\\c\n\u0001�",` +
-			`"filename":"/bin/x","args":["x"],` + hostNSJSON + `,"uid":0,"gid":0,"old_tid":12}`,
+			`"filename":"/bin/x","args":["x"],` + hostNSJSON + `,"uid":0,"gid":0,` +
+			`"cred":{"uid":1000,"euid":1000,"suid":1000,"fsuid":1000,"gid":100,"egid":100,"sgid":100,"fsgid":100,` +
+			`"cap_eff":[],"cap_prm":[],"cap_inh":[],"cap_bnd":["cap_45"],"cap_amb":[],"securebits":0,"seccomp":"disabled","no_new_privs":true,` +
+			`"userns":[{"ns":4026531837,"uid":1000,"gid":100},{"ns":4026532200,"uid":0},{"ns":4026532300,"uid":null,"gid":7}]},"old_tid":12}`,
+	}, {
+		name: "setresuid: what changed, from what to what",
+		rec: rawRecord{typ: 11, pid: 10, tid: 10, ppid: 1, ktime: 1e9, uid: 1000, gid: 0,
+			nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1}, ns: hostNS, comm: "setpriv",
+			ids:    IDs{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000, Caps: [CapSets]uint64{CapBnd: 3}},
+			oldIDs: IDs{Caps: [CapSets]uint64{CapEff: 1, CapPrm: 1, CapBnd: 3}},
+			userNS: []uint32{4026531837}, nsUID: []uint32{1000}, nsGID: []uint32{0}, syscall: unix.SYS_SETRESUID},
+		want: `{"time":"2026-11-23T07:39:05.123456789Z","type":"cred","pid":10,"tid":10,"ppid":1,` +
+			`"nspid":[10],"pidns":[4026531836],"nsppid":[1],"comm":"setpriv",` + hostNSJSON + `,"uid":1000,"gid":0,` +
+			`"cred":{"uid":1000,"euid":1000,"suid":1000,"fsuid":1000,"gid":0,"egid":0,"sgid":0,"fsgid":0,` +
+			`"cap_eff":[],"cap_prm":[],"cap_inh":[],"cap_bnd":["cap_chown","cap_dac_override"],"cap_amb":[],"securebits":0,"seccomp":"disabled","no_new_privs":false,` +
+			`"userns":[{"ns":4026531837,"uid":1000,"gid":0}]},"syscall":"setresuid",` +
+			`"old_cred":{"uid":0,"euid":0,"suid":0,"fsuid":0,"gid":0,"egid":0,"sgid":0,"fsgid":0,` +
+			`"cap_eff":["cap_chown"],"cap_prm":["cap_chown"],"cap_inh":[],"cap_bnd":["cap_chown","cap_dac_override"],"cap_amb":[],"securebits":0,"seccomp":"disabled","no_new_privs":false},` +
+			`"cred_changed":["uid","euid","suid","fsuid","cap_eff","cap_prm"]}`,
 	}}
 	d := Decoder{BootToUnix: bootToUnix}
 	for _, tt := range tests {

@@ -10,6 +10,8 @@ type Filter struct {
 	Types TypeSet
 	// PidNS, when not 0, keeps processes inside that pid namespace.
 	PidNS uint32
+	// NetNS, when not 0, keeps processes in that network namespace.
+	NetNS uint32
 	// Comm, when not empty, keeps processes with that comm.
 	Comm []byte
 
@@ -49,6 +51,9 @@ func (f *Filter) Match(ev *Event) bool {
 		return false
 	}
 	if f.PidNS != 0 && ev.Level(f.PidNS) < 0 {
+		return false
+	}
+	if f.NetNS != 0 && ev.NS[NSNet] != f.NetNS {
 		return false
 	}
 	if len(f.Comm) > 0 && !bytes.Equal(f.Comm, ev.Comm[:ev.CommLen]) {

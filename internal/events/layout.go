@@ -39,6 +39,43 @@ type RawEvent struct {
 
 	ParentStartNs uint64
 	CgroupId      uint64
+	Cred          RawCred
+}
+
+// RawIDs is struct nspt_ids: what credential system calls change.
+type RawIDs struct {
+	_                      structs.HostLayout
+	Uid, Euid, Suid, Fsuid uint32
+	Gid, Egid, Sgid, Fsgid uint32
+	CapInheritable         uint64
+	CapPermitted           uint64
+	CapEffective           uint64
+	CapBset                uint64
+	CapAmbient             uint64
+	Securebits, Seccomp    uint32
+	NoNewPrivs, Pad        uint32
+}
+
+// RawCred is struct nspt_cred: the IDs, and the effective UID and GID at
+// every level of user namespace.
+type RawCred struct {
+	_          structs.HostLayout
+	Ids        RawIDs
+	UserLevels uint32
+	Userns     [34]uint32 // NSPT_MAX_USER_LEVELS
+	NsUid      [34]uint32
+	NsGid      [34]uint32
+	Pad        uint32
+}
+
+// RawCredEvent is struct nspt_cred_event: the common record, with the
+// credentials after the change, those before it and the system call.
+type RawCredEvent struct {
+	_       structs.HostLayout
+	E       RawEvent
+	Old     RawIDs
+	Syscall int32
+	Pad     uint32
 }
 
 // RawExecEvent is struct nspt_exec_event.
@@ -83,6 +120,10 @@ type RawSignalEvent struct {
 // plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
 const MaxLevels = len(RawEvent{}.Nspid)
 
+// MaxUserLevels is the number of user-namespace levels an Event can hold:
+// the host's and the 33 the kernel lets nest below it.
+const MaxUserLevels = len(RawCred{}.Userns)
+
 // Sizes of the bounded byte fields.
 const (
 	CommLen     = len(RawEvent{}.Comm)
@@ -115,7 +156,17 @@ const (
 	OffStart      = int(unsafe.Offsetof(RawEvent{}.StartNs))
 	OffPStart     = int(unsafe.Offsetof(RawEvent{}.ParentStartNs))
 	OffCgroupID   = int(unsafe.Offsetof(RawEvent{}.CgroupId))
+	OffCred       = int(unsafe.Offsetof(RawEvent{}.Cred))
 	RecordSize    = int(unsafe.Sizeof(RawEvent{}))
+
+	OffUserLevels = int(unsafe.Offsetof(RawCred{}.UserLevels))
+	OffUserNS     = int(unsafe.Offsetof(RawCred{}.Userns))
+	OffNSUID      = int(unsafe.Offsetof(RawCred{}.NsUid))
+	OffNSGID      = int(unsafe.Offsetof(RawCred{}.NsGid))
+
+	OffOldIDs      = int(unsafe.Offsetof(RawCredEvent{}.Old))
+	OffSyscall     = int(unsafe.Offsetof(RawCredEvent{}.Syscall))
+	CredRecordSize = int(unsafe.Sizeof(RawCredEvent{}))
 
 	OffFilenameLen = int(unsafe.Offsetof(RawExecEvent{}.FilenameLen))
 	OffArgsLen     = int(unsafe.Offsetof(RawExecEvent{}.ArgsLen))

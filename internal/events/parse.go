@@ -167,6 +167,15 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			ev.UID, err = p.uint32()
 		case "gid":
 			ev.GID, err = p.uint32()
+		case "cred":
+			err = p.parseCred(&ev.Cred)
+		case "old_cred":
+			err = p.parseOldIDs(&ev.OldIDs)
+		case "syscall":
+			var s []byte
+			if s, err = p.string(); err == nil {
+				ev.Syscall = parseSyscall(s)
+			}
 		case "start":
 			var s []byte
 			if s, err = p.string(); err != nil {

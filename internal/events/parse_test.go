@@ -23,6 +23,17 @@ func goldenLines(t *testing.T) []string {
 			nsppid: []uint32{1}, ns: hostNS, oldNS: hostNS, comm: "unshare"},
 		{typ: 2, pid: 10, tid: 10, ppid: 1, ktime: 1e9, oldTID: 12, nspid: []uint32{10}, pidns: []uint32{4026531836}, nsppid: []uint32{1},
 			ns: hostNS, comm: "a\"b\\c\n\x01é", filename: "/bin/x", args: "x\x00"},
+		// Credentials: user namespace levels mapped, unmapped and unread,
+		// capabilities with and without names, and a change of them.
+		{typ: 2, pid: 11, tid: 11, ppid: 1, ktime: 1e9, nspid: []uint32{11}, pidns: []uint32{4026531836}, nsppid: []uint32{1},
+			ns: hostNS, comm: "ping", filename: "/bin/ping", args: "ping\x00",
+			ids:    IDs{UID: 1000, EUID: 0, SUID: 0, FSUID: 0, GID: 5, EGID: 5, SGID: 5, FSGID: 5, Caps: [CapSets]uint64{CapEff: 1 << 13, CapPrm: 1 << 13, CapInh: 1, CapBnd: AllCaps | 1<<50, CapAmb: 1 << 40}, Securebits: 0x2f, Seccomp: 2, NoNewPrivs: true},
+			userNS: []uint32{4026531837, 4026532200, 4026532300}, nsUID: []uint32{0, UnmappedID, UnreadID}, nsGID: []uint32{5, 5, UnmappedID}},
+		{typ: 11, pid: 12, tid: 13, ppid: 1, ktime: 1e9, nspid: []uint32{12}, pidns: []uint32{4026531836}, nsppid: []uint32{1},
+			ns: hostNS, comm: "su", syscall: 1 << 20,
+			ids:    IDs{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000, Seccomp: 1},
+			oldIDs: IDs{Caps: [CapSets]uint64{CapEff: AllCaps}},
+			userNS: []uint32{4026531837}, nsUID: []uint32{1000}, nsGID: []uint32{0}},
 	} {
 		var ev Event
 		if err := d.Decode(rec.bytes(), &ev); err != nil {
@@ -35,6 +46,8 @@ func goldenLines(t *testing.T) []string {
 	proc.NSPid[0], proc.PidNS[0], proc.NSPPid[0] = 7, 4026531836, 1
 	proc.SetComm("bash")
 	proc.SetArgs([]string{"bash", "-c", "echo \"hi\"\t"})
+	proc.Cred = Cred{Known: true, UserLevels: 1}
+	proc.Cred.SetLSM([]byte("docker-default (enforce)\n"))
 	return append(lines, string(AppendJSON(nil, &lost)), string(AppendJSON(nil, &proc)))
 }
 

@@ -23,6 +23,9 @@ func TestRecordLayout(t *testing.T) {
 		{reflect.TypeFor[nspidtraceNsptProcEvent](), reflect.TypeFor[events.RawProcEvent]()},
 		{reflect.TypeFor[nspidtraceNsptRenameEvent](), reflect.TypeFor[events.RawRenameEvent]()},
 		{reflect.TypeFor[nspidtraceNsptSignalEvent](), reflect.TypeFor[events.RawSignalEvent]()},
+		{reflect.TypeFor[nspidtraceNsptCredEvent](), reflect.TypeFor[events.RawCredEvent]()},
+		{reflect.TypeFor[nspidtraceNsptEvent]().Field(reflect.TypeFor[nspidtraceNsptEvent]().NumField() - 1).Type, reflect.TypeFor[events.RawCred]()},
+		{reflect.TypeFor[nspidtraceNsptIds](), reflect.TypeFor[events.RawIDs]()},
 	}
 	for _, p := range pairs {
 		if p.c.Size() != p.goType.Size() {
@@ -76,10 +79,13 @@ func TestSpec(t *testing.T) {
 		"dump_task":            {ebpf.Tracing, ebpf.AttachTraceIter, "iter.s/task"},
 		"handle_rename":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/task_rename"},
 		"handle_signal":        {ebpf.Tracing, ebpf.AttachTraceRawTp, "tp_btf/signal_generate"},
+		"handle_cred_enter":    {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_setuid"},
+		"handle_prctl_enter":   {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_prctl"},
+		"handle_cred_exit":     {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_setuid"},
 	}
 	// Each program that fills records has a build for 5.8–5.17.
 	for _, name := range slices.Collect(maps.Keys(want)) {
-		if name == "handle_setns_enter" || name == "handle_unshare_enter" {
+		if strings.HasSuffix(name, "_enter") {
 			continue
 		}
 		w := want[name]
@@ -101,7 +107,8 @@ func TestSpec(t *testing.T) {
 			t.Errorf("%s: type %s attach %s section %q, want %s %s %q", name, p.Type, p.AttachType, p.SectionName, w.typ, w.attachType, w.section)
 		}
 	}
-	maps := map[string]ebpf.MapType{"events": ebpf.RingBuf, "lost": ebpf.PerCPUArray, "ns_at_entry": ebpf.LRUHash, "proc_scratch": ebpf.PerCPUArray}
+	maps := map[string]ebpf.MapType{"events": ebpf.RingBuf, "lost": ebpf.PerCPUArray, "ns_at_entry": ebpf.LRUHash,
+		"ids_at_entry": ebpf.LRUHash, "proc_scratch": ebpf.PerCPUArray}
 	for name, typ := range maps {
 		if m := spec.Maps[name]; m == nil || m.Type != typ {
 			t.Errorf("map %s: %v, want type %s", name, m, typ)

@@ -67,6 +67,9 @@ type programs struct {
 	HandleSetnsExit    *ebpf.Program `ebpf:"handle_setns_exit"`
 	HandleUnshareEnter *ebpf.Program `ebpf:"handle_unshare_enter"`
 	HandleUnshareExit  *ebpf.Program `ebpf:"handle_unshare_exit"`
+	HandleCredEnter    *ebpf.Program `ebpf:"handle_cred_enter"`
+	HandlePrctlEnter   *ebpf.Program `ebpf:"handle_prctl_enter"`
+	HandleCredExit     *ebpf.Program `ebpf:"handle_cred_exit"`
 	DumpTask           *ebpf.Program `ebpf:"dump_task"`
 }
 
@@ -74,7 +77,7 @@ func (o *objects) Close() error {
 	p := &o.programs
 	return errors.Join(o.nspidtraceMaps.Close(), _NspidtraceClose(p.HandleFork, p.HandleExec, p.HandleExit,
 		p.HandleRename, p.HandleSignal, p.HandleSetnsEnter, p.HandleSetnsExit, p.HandleUnshareEnter,
-		p.HandleUnshareExit, p.DumpTask))
+		p.HandleUnshareExit, p.HandleCredEnter, p.HandlePrctlEnter, p.HandleCredExit, p.DumpTask))
 }
 
 // Open checks the kernel, loads the BPF objects and attaches every program.
@@ -160,9 +163,16 @@ type hook struct {
 	prog    *ebpf.Program
 }
 
+// credSyscalls are the system calls that can change a process's
+// credentials: handle_cred_enter and handle_cred_exit run at their entry
+// and exit (prctl has its own entry program, which looks at the option).
+// setgroups is not among them: the supplementary groups are not reported.
+var credSyscalls = []string{"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
+	"setfsuid", "setfsgid", "capset", "seccomp", "prctl", "execve", "execveat"}
+
 // tracing lists the programs that run on tracepoints, in attach order.
 func (o *objects) tracing() []hook {
-	return []hook{
+	hooks := []hook{
 		{"sched_process_fork", false, o.HandleFork},
 		{"sched_process_exec", false, o.HandleExec},
 		{"sched_process_exit", false, o.HandleExit},
@@ -173,6 +183,14 @@ func (o *objects) tracing() []hook {
 		{"sys_enter_unshare", true, o.HandleUnshareEnter},
 		{"sys_exit_unshare", true, o.HandleUnshareExit},
 	}
+	for _, name := range credSyscalls {
+		enter := o.HandleCredEnter
+		if name == "prctl" {
+			enter = o.HandlePrctlEnter
+		}
+		hooks = append(hooks, hook{"sys_enter_" + name, true, enter}, hook{"sys_exit_" + name, true, o.HandleCredExit})
+	}
+	return hooks
 }
 
 // attach links every program to its hook; links are closed by Close.
@@ -246,8 +264,13 @@ func (t *Tracer) Lost() (uint64, error) {
 	for _, v := range perCPU {
 		n += v
 	}
-	for _, p := range t.objs.tracing() {
-		if st, err := p.prog.Stats(); err == nil {
+	counted := map[*ebpf.Program]bool{} // one program can run on many hooks
+	for _, h := range t.objs.tracing() {
+		if counted[h.prog] {
+			continue
+		}
+		counted[h.prog] = true
+		if st, err := h.prog.Stats(); err == nil {
 			n += st.RecursionMisses
 		}
 	}

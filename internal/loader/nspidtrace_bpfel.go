@@ -21,6 +21,14 @@ type nspidtraceNsEntry struct {
 	_   [4]byte
 }
 
+type nspidtraceNsptCredEvent struct {
+	_       structs.HostLayout
+	E       nspidtraceNsptEvent
+	Old     nspidtraceNsptIds
+	Syscall int32
+	Pad     uint32
+}
+
 type nspidtraceNsptEvent struct {
 	_             structs.HostLayout
 	KtimeNs       uint64
@@ -46,6 +54,15 @@ type nspidtraceNsptEvent struct {
 	StartNs       uint64
 	ParentStartNs uint64
 	CgroupId      uint64
+	Cred          struct {
+		_          structs.HostLayout
+		Ids        nspidtraceNsptIds
+		UserLevels uint32
+		Userns     [34]uint32
+		NsUid      [34]uint32
+		NsGid      [34]uint32
+		Pad        uint32
+	}
 }
 
 type nspidtraceNsptExecEvent struct {
@@ -55,6 +72,27 @@ type nspidtraceNsptExecEvent struct {
 	ArgsLen     uint32
 	Filename    [256]int8
 	Args        [1024]int8
+}
+
+type nspidtraceNsptIds struct {
+	_              structs.HostLayout
+	Uid            uint32
+	Euid           uint32
+	Suid           uint32
+	Fsuid          uint32
+	Gid            uint32
+	Egid           uint32
+	Sgid           uint32
+	Fsgid          uint32
+	CapInheritable uint64
+	CapPermitted   uint64
+	CapEffective   uint64
+	CapBset        uint64
+	CapAmbient     uint64
+	Securebits     uint32
+	Seccomp        uint32
+	NoNewPrivs     uint32
+	Pad            uint32
 }
 
 type nspidtraceNsptProcEvent struct {
@@ -84,17 +122,22 @@ type nspidtraceNsptSignalEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	nspidtraceMapEvents                   = "events"
+	nspidtraceMapIdsAtEntry               = "ids_at_entry"
 	nspidtraceMapLost                     = "lost"
 	nspidtraceMapNsAtEntry                = "ns_at_entry"
 	nspidtraceMapProcScratch              = "proc_scratch"
 	nspidtraceProgDumpTask                = "dump_task"
 	nspidtraceProgDumpTaskCompat          = "dump_task_compat"
+	nspidtraceProgHandleCredEnter         = "handle_cred_enter"
+	nspidtraceProgHandleCredExit          = "handle_cred_exit"
+	nspidtraceProgHandleCredExitCompat    = "handle_cred_exit_compat"
 	nspidtraceProgHandleExec              = "handle_exec"
 	nspidtraceProgHandleExecCompat        = "handle_exec_compat"
 	nspidtraceProgHandleExit              = "handle_exit"
 	nspidtraceProgHandleExitCompat        = "handle_exit_compat"
 	nspidtraceProgHandleFork              = "handle_fork"
 	nspidtraceProgHandleForkCompat        = "handle_fork_compat"
+	nspidtraceProgHandlePrctlEnter        = "handle_prctl_enter"
 	nspidtraceProgHandleRename            = "handle_rename"
 	nspidtraceProgHandleRenameCompat      = "handle_rename_compat"
 	nspidtraceProgHandleSetnsEnter        = "handle_setns_enter"
@@ -108,6 +151,7 @@ const (
 	nspidtraceVarCgroupSubsys             = "cgroup_subsys"
 	nspidtraceVarSignalMask               = "signal_mask"
 	nspidtraceVarTargetPidns              = "target_pidns"
+	nspidtraceVarUnusedCredEvent          = "unused_cred_event"
 	nspidtraceVarUnusedEvent              = "unused_event"
 	nspidtraceVarUnusedExecEvent          = "unused_exec_event"
 	nspidtraceVarUnusedProcEvent          = "unused_proc_event"
@@ -163,12 +207,16 @@ type nspidtraceSpecs struct {
 type nspidtraceProgramSpecs struct {
 	DumpTask                *ebpf.ProgramSpec `ebpf:"dump_task"`
 	DumpTaskCompat          *ebpf.ProgramSpec `ebpf:"dump_task_compat"`
+	HandleCredEnter         *ebpf.ProgramSpec `ebpf:"handle_cred_enter"`
+	HandleCredExit          *ebpf.ProgramSpec `ebpf:"handle_cred_exit"`
+	HandleCredExitCompat    *ebpf.ProgramSpec `ebpf:"handle_cred_exit_compat"`
 	HandleExec              *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExecCompat        *ebpf.ProgramSpec `ebpf:"handle_exec_compat"`
 	HandleExit              *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleExitCompat        *ebpf.ProgramSpec `ebpf:"handle_exit_compat"`
 	HandleFork              *ebpf.ProgramSpec `ebpf:"handle_fork"`
 	HandleForkCompat        *ebpf.ProgramSpec `ebpf:"handle_fork_compat"`
+	HandlePrctlEnter        *ebpf.ProgramSpec `ebpf:"handle_prctl_enter"`
 	HandleRename            *ebpf.ProgramSpec `ebpf:"handle_rename"`
 	HandleRenameCompat      *ebpf.ProgramSpec `ebpf:"handle_rename_compat"`
 	HandleSetnsEnter        *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
@@ -186,6 +234,7 @@ type nspidtraceProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	IdsAtEntry  *ebpf.MapSpec `ebpf:"ids_at_entry"`
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
 	NsAtEntry   *ebpf.MapSpec `ebpf:"ns_at_entry"`
 	ProcScratch *ebpf.MapSpec `ebpf:"proc_scratch"`
@@ -198,6 +247,7 @@ type nspidtraceVariableSpecs struct {
 	CgroupSubsys      *ebpf.VariableSpec `ebpf:"cgroup_subsys"`
 	SignalMask        *ebpf.VariableSpec `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
+	UnusedCredEvent   *ebpf.VariableSpec `ebpf:"unused_cred_event"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedProcEvent   *ebpf.VariableSpec `ebpf:"unused_proc_event"`
@@ -230,6 +280,7 @@ func (o *nspidtraceObjects) Close() error {
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
+	IdsAtEntry  *ebpf.Map `ebpf:"ids_at_entry"`
 	Lost        *ebpf.Map `ebpf:"lost"`
 	NsAtEntry   *ebpf.Map `ebpf:"ns_at_entry"`
 	ProcScratch *ebpf.Map `ebpf:"proc_scratch"`
@@ -238,6 +289,7 @@ type nspidtraceMaps struct {
 func (m *nspidtraceMaps) Close() error {
 	return _NspidtraceClose(
 		m.Events,
+		m.IdsAtEntry,
 		m.Lost,
 		m.NsAtEntry,
 		m.ProcScratch,
@@ -251,6 +303,7 @@ type nspidtraceVariables struct {
 	CgroupSubsys      *ebpf.Variable `ebpf:"cgroup_subsys"`
 	SignalMask        *ebpf.Variable `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
+	UnusedCredEvent   *ebpf.Variable `ebpf:"unused_cred_event"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedProcEvent   *ebpf.Variable `ebpf:"unused_proc_event"`
@@ -268,12 +321,16 @@ type nspidtraceVariables struct {
 type nspidtracePrograms struct {
 	DumpTask                *ebpf.Program `ebpf:"dump_task"`
 	DumpTaskCompat          *ebpf.Program `ebpf:"dump_task_compat"`
+	HandleCredEnter         *ebpf.Program `ebpf:"handle_cred_enter"`
+	HandleCredExit          *ebpf.Program `ebpf:"handle_cred_exit"`
+	HandleCredExitCompat    *ebpf.Program `ebpf:"handle_cred_exit_compat"`
 	HandleExec              *ebpf.Program `ebpf:"handle_exec"`
 	HandleExecCompat        *ebpf.Program `ebpf:"handle_exec_compat"`
 	HandleExit              *ebpf.Program `ebpf:"handle_exit"`
 	HandleExitCompat        *ebpf.Program `ebpf:"handle_exit_compat"`
 	HandleFork              *ebpf.Program `ebpf:"handle_fork"`
 	HandleForkCompat        *ebpf.Program `ebpf:"handle_fork_compat"`
+	HandlePrctlEnter        *ebpf.Program `ebpf:"handle_prctl_enter"`
 	HandleRename            *ebpf.Program `ebpf:"handle_rename"`
 	HandleRenameCompat      *ebpf.Program `ebpf:"handle_rename_compat"`
 	HandleSetnsEnter        *ebpf.Program `ebpf:"handle_setns_enter"`
@@ -290,12 +347,16 @@ func (p *nspidtracePrograms) Close() error {
 	return _NspidtraceClose(
 		p.DumpTask,
 		p.DumpTaskCompat,
+		p.HandleCredEnter,
+		p.HandleCredExit,
+		p.HandleCredExitCompat,
 		p.HandleExec,
 		p.HandleExecCompat,
 		p.HandleExit,
 		p.HandleExitCompat,
 		p.HandleFork,
 		p.HandleForkCompat,
+		p.HandlePrctlEnter,
 		p.HandleRename,
 		p.HandleRenameCompat,
 		p.HandleSetnsEnter,

@@ -15,9 +15,10 @@ const DefaultExitedKept = 4096
 // every pid-namespace level, its parent and its namespaces, kept true by
 // applying the kernel's events in order. It is not safe for concurrent use.
 type Tree struct {
-	procs      map[uint32]*Proc  // live processes by host TGID
-	namespaces map[uint32]*PidNS // pid namespaces by inode
-	nssets     map[NSSet]*NSSet  // interned namespace sets: most processes share one
+	procs      map[uint32]*Proc             // live processes by host TGID
+	namespaces map[uint32]*PidNS            // pid namespaces by inode
+	nssets     map[NSSet]*NSSet             // interned namespace sets: most processes share one
+	creds      map[events.Cred]*events.Cred // interned credentials, as nssets
 
 	exited     []*Proc // ring of recently exited processes, at most keep
 	next       int     // where the next exited process goes in the ring
@@ -59,6 +60,7 @@ type Proc struct {
 	CommLen  uint8
 	args     []byte // NUL-separated argv, bounded
 	UID, GID uint32
+	cred     *events.Cred // interned; nil when no event told
 	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when
 	// unknown): with PID, its key. StartTime is the same instant in Unix ns.
 	Start     uint64
@@ -100,6 +102,7 @@ func NewTree(keep int) *Tree {
 		procs:      make(map[uint32]*Proc),
 		namespaces: make(map[uint32]*PidNS),
 		nssets:     make(map[NSSet]*NSSet),
+		creds:      make(map[events.Cred]*events.Cred),
 		keep:       keep,
 		lastHolder: make(map[uint32]*Proc),
 	}
@@ -137,7 +140,7 @@ func (t *Tree) apply(ev *events.Event) *Proc {
 		if !ev.Thread {
 			t.exit(ev)
 		}
-	case events.TypeRename, events.TypeSetns, events.TypeUnshare, events.TypeSignal:
+	case events.TypeRename, events.TypeSetns, events.TypeUnshare, events.TypeSignal, events.TypeCred:
 		p := t.procs[ev.PID]
 		if p == nil || !sameProcess(p, ev) {
 			return nil
@@ -145,6 +148,11 @@ func (t *Tree) apply(ev *events.Event) *Proc {
 		switch ev.Type {
 		case events.TypeRename:
 			p.Comm, p.CommLen = ev.Comm, ev.CommLen
+		case events.TypeCred:
+			// /proc/PID/status shows the leader's credentials.
+			if ev.TID == ev.PID {
+				p.setCred(t, ev)
+			}
 		case events.TypeSetns, events.TypeUnshare:
 			// /proc/PID/ns shows the leader's: a non-leader thread's
 			// change is its own.
@@ -187,7 +195,12 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	p.nsset = t.intern(ev.NS)
 	p.seen = t.gen
 	p.Comm, p.CommLen = ev.Comm, ev.CommLen
-	p.UID, p.GID = ev.UID, ev.GID
+	p.setCred(t, ev)
+	if isNew && p.cred == nil && p.parent != nil {
+		// A recording's fork line carries no credentials: a child
+		// starts with its parent's.
+		p.cred = p.parent.cred
+	}
 	if ev.StartBoot != 0 {
 		p.Start = ev.StartBoot
 	}
@@ -280,6 +293,26 @@ func (t *Tree) namespace(inode uint32, level int, parent *PidNS) *PidNS {
 	}
 	return ns
 }
+
+// setCred records ev's IDs, and its credentials when it carries them.
+func (p *Proc) setCred(t *Tree, ev *events.Event) {
+	p.UID, p.GID = ev.UID, ev.GID
+	if !ev.Cred.Known {
+		return
+	}
+	if c, ok := t.creds[ev.Cred]; ok {
+		p.cred = c
+		return
+	}
+	c := new(events.Cred)
+	*c = ev.Cred
+	t.creds[*c] = c
+	p.cred = c
+}
+
+// Cred returns p's credentials, nil when no event told them. The caller
+// must not modify them: they are shared.
+func (p *Proc) Cred() *events.Cred { return p.cred }
 
 func (t *Tree) intern(set NSSet) *NSSet {
 	if s, ok := t.nssets[set]; ok {
@@ -529,6 +562,9 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	}
 	if p.nsset != nil {
 		ev.NS = *p.nsset
+	}
+	if p.cred != nil {
+		ev.Cred = *p.cred
 	}
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -63,6 +64,10 @@ func Lineage(root string, pid int, cgroupOf func(pid int) (*events.Cgroup, error
 		}
 		if ev.PidNS[ev.Levels-1] == 0 {
 			return fmt.Errorf("process %d: %w: its namespaces are not ours to read", pid, ErrIncomplete)
+		}
+		if slices.Contains(ev.Cred.NSUID[:ev.Cred.UserLevels], events.UnreadID) ||
+			slices.Contains(ev.Cred.NSGID[:ev.Cred.UserLevels], events.UnreadID) {
+			return fmt.Errorf("process %d: %w: its IDs in user namespaces between its own and the host's", pid, ErrIncomplete)
 		}
 		if cgroupOf != nil {
 			cg, err := cgroupOf(pid)

@@ -55,11 +55,14 @@ func readProc(root string, pid int, ev *events.Event, withParent bool) error {
 	if len(st.nstgid) == 0 || len(st.nstgid) > events.MaxLevels {
 		return fmt.Errorf("%s/status: NStgid has %d levels", dir, len(st.nstgid))
 	}
-	*ev = events.Event{Type: events.TypeProc, Time: time.Now().UnixNano(), PID: st.nstgid[0], TID: st.nstgid[0], PPID: st.ppid, UID: st.uid, GID: st.gid}
+	*ev = events.Event{Type: events.TypeProc, Time: time.Now().UnixNano(), PID: st.nstgid[0], TID: st.nstgid[0], PPID: st.ppid,
+		UID: st.ids.EUID, GID: st.ids.EGID}
+	ev.Cred.IDs = st.ids
+	ev.Cred.Known = true
 	ev.Levels = len(st.nstgid)
 	copy(ev.NSPid[:], st.nstgid)
 
-	chain, err := pidnsChain(filepath.Join(dir, "ns", "pid"))
+	chain, err := nsChain(filepath.Join(dir, "ns", "pid"), events.MaxLevels)
 	if err != nil && !errors.Is(err, unix.EACCES) {
 		return err
 	}
@@ -86,6 +89,10 @@ func readProc(root string, pid int, ev *events.Event, withParent bool) error {
 		}
 		ev.NS[k] = ino
 	}
+	if err := readUserLevels(dir, &ev.Cred); err != nil {
+		return err
+	}
+	ev.Cred.LSMLen = uint8(ReadLSM(dir, ev.Cred.LSM[:]))
 	var comm [events.CommLen + 1]byte
 	if data, err := readSmall(filepath.Join(dir, "comm"), comm[:]); err == nil {
 		ev.SetComm(strings.TrimSuffix(string(data), "\n"))
@@ -99,8 +106,8 @@ func readProc(root string, pid int, ev *events.Event, withParent bool) error {
 
 type procStatus struct {
 	tgid, ppid    uint32
-	uid, gid      uint32
-	nstgid, nspid []uint32 // the thread group's and the thread's IDs at every level
+	ids           events.IDs // securebits are not in status: 0
+	nstgid, nspid []uint32   // the thread group's and the thread's IDs at every level
 	zombie        bool
 }
 
@@ -128,10 +135,19 @@ func readStatus(dir string) (procStatus, error) {
 			st.tgid = parseUint32(fields, 0)
 		case "PPid":
 			st.ppid = parseUint32(fields, 0)
-		case "Uid":
-			st.uid = parseUint32(fields, 1) // real, effective, saved, fs
+		case "Uid": // real, effective, saved, fs
+			st.ids.UID, st.ids.EUID, st.ids.SUID, st.ids.FSUID = parseUint32(fields, 0), parseUint32(fields, 1), parseUint32(fields, 2), parseUint32(fields, 3)
 		case "Gid":
-			st.gid = parseUint32(fields, 1)
+			st.ids.GID, st.ids.EGID, st.ids.SGID, st.ids.FSGID = parseUint32(fields, 0), parseUint32(fields, 1), parseUint32(fields, 2), parseUint32(fields, 3)
+		case "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb":
+			if len(fields) > 0 {
+				set, _ := strconv.ParseUint(fields[0], 16, 64)
+				st.ids.Caps[capSetOf(key)] = set
+			}
+		case "Seccomp":
+			st.ids.Seccomp = events.SeccompMode(parseUint32(fields, 0))
+		case "NoNewPrivs":
+			st.ids.NoNewPrivs = parseUint32(fields, 0) != 0
 		case "NStgid":
 			st.nstgid = parseUint32s(fields)
 		case "NSpid":
@@ -206,9 +222,9 @@ func nsInode(path string) (uint32, error) {
 	return uint32(st.Ino), nil
 }
 
-// pidnsChain returns the inodes of the pid namespace at path and of each of
-// its parents up to the caller's own pid namespace, innermost first.
-func pidnsChain(path string) ([]uint32, error) {
+// nsChain returns the inodes of the pid or user namespace at path and of
+// each of its parents up to the caller's own, innermost first: at most max.
+func nsChain(path string, max int) ([]uint32, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
@@ -217,7 +233,7 @@ func pidnsChain(path string) ([]uint32, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	var chain []uint32
-	for len(chain) <= events.MaxLevels {
+	for len(chain) <= max {
 		var st unix.Stat_t
 		err := unix.Fstat(fd, &st)
 		if err == nil {
@@ -235,7 +251,7 @@ func pidnsChain(path string) ([]uint32, error) {
 		fd = parent
 	}
 	unix.Close(fd)
-	return nil, fmt.Errorf("%s: more than %d nested pid namespaces", path, events.MaxLevels)
+	return nil, fmt.Errorf("%s: more than %d nested namespaces", path, max)
 }
 
 // ListPIDs returns the TGIDs of every process in procfs at root.
@@ -307,19 +323,40 @@ func ReadCmdline(root string, pid int, buf []byte) (n int, truncated bool, err e
 // StartTicks returns when process pid started, as /proc/PID/stat counts it:
 // clock ticks (USER_HZ) since boot.
 func StartTicks(root string, pid int) (uint64, error) {
-	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	fields, err := statFields(root, pid)
 	if err != nil {
 		return 0, err
 	}
-	// The comm, in parentheses, may hold anything: fields start after the last ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%d/stat: no comm", pid)
-	}
-	// Field 3 (state) comes first here; starttime is field 22.
-	fields := strings.Fields(string(data[i+1:]))
 	if len(fields) < 20 {
 		return 0, fmt.Errorf("%d/stat: %d fields", pid, len(fields)+2)
 	}
 	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// State returns process pid's state letter, as ps shows it: R, S, D, Z, T…
+func State(root string, pid int) (string, error) {
+	fields, err := statFields(root, pid)
+	if err != nil {
+		return "", err
+	}
+	return fields[0], nil
+}
+
+// statFields returns the fields of /proc/PID/stat after the comm: the
+// state (field 3) first.
+func statFields(root string, pid int) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil, err
+	}
+	// The comm, in parentheses, may hold anything: fields start after the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("%d/stat: no comm", pid)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%d/stat: no state", pid)
+	}
+	return fields, nil
 }

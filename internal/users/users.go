@@ -67,17 +67,22 @@ func ReadUIDMap(root string, pid int) ([]IDRange, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseIDMap(data)
+}
+
+// ParseIDMap reads the lines of a uid_map or gid_map file.
+func ParseIDMap(data []byte) ([]IDRange, error) {
 	var ranges []IDRange
 	for line := range bytes.Lines(data) {
 		f := bytes.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("uid_map line %q", line)
+			return nil, fmt.Errorf("ID map line %q", line)
 		}
 		var r [3]uint32
 		for i := range r {
 			n, err := strconv.ParseUint(string(f[i]), 10, 32)
 			if err != nil {
-				return nil, fmt.Errorf("uid_map line %q: %w", line, err)
+				return nil, fmt.Errorf("ID map line %q: %w", line, err)
 			}
 			r[i] = uint32(n)
 		}

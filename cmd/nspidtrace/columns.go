@@ -1,0 +1,254 @@
+package main
+
+// The extra columns of <pid> and tree as text (--columns, -o wide): who a
+// process is, what it may do and where its network is, as psgo's
+// descriptors and ps -o show them.
+
+import (
+	"fmt"
+	"math/bits"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/users"
+)
+
+// column is one --columns name: its title and its value for a process.
+// Values are escaped for a terminal and never empty ("-" when unknown).
+type column struct {
+	name, title, about string
+	value              func(c *columnCtx, p *pidmap.Proc) string
+}
+
+var allColumns = []column{
+	{"user", "USER", "the effective user as the process's own user namespace sees it, named from its root's /etc/passwd", (*columnCtx).user},
+	{"huser", "HUSER", "the effective user on the host, named from the host's /etc/passwd", (*columnCtx).hostUser},
+	{"caps", "CAPS", "the effective capabilities: all, none, a list, or all-LIST for all but those", (*columnCtx).caps},
+	{"seccomp", "SECCOMP", "the seccomp mode (disabled, strict, filter), +nnp with no_new_privs", (*columnCtx).seccomp},
+	{"lsm", "LSM", "the AppArmor or SELinux label, where a module sets one", (*columnCtx).lsm},
+	{"netns", "NETNS", "the network namespace: its ip netns or runtime name, its container, or net:[INODE]", (*columnCtx).netns},
+	{"state", "STATE", "the process state of /proc/PID/stat (live), Z for a zombie", (*columnCtx).state},
+	{"args", "ARGS", "the arguments (tree: after each process, as -a)", (*columnCtx).args},
+}
+
+// columnNames lists the column names, for --help.
+func columnNames() string {
+	names := make([]string, len(allColumns))
+	for i, c := range allColumns {
+		names[i] = c.name
+	}
+	return strings.Join(names, ",")
+}
+
+// parseColumns returns the columns --columns and -o wide ask for.
+func parseColumns(o *options) ([]column, error) {
+	if o.output == "wide" {
+		return allColumns, nil
+	}
+	if o.columns == "" {
+		return nil, nil
+	}
+	var cols []column
+	for _, name := range strings.Split(o.columns, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(allColumns, func(c column) bool { return c.name == name })
+		if i < 0 {
+			return nil, usagef("--columns: unknown column %q (want %s)", name, columnNames())
+		}
+		if !slices.ContainsFunc(cols, func(c column) bool { return c.name == name }) {
+			cols = append(cols, allColumns[i])
+		}
+	}
+	return cols, nil
+}
+
+// columnCtx holds what the columns look up once for many processes.
+type columnCtx struct {
+	q     *query
+	live  bool
+	full  uint64 // every capability this kernel has
+	host  users.Names
+	roots map[uint32]users.Names // passwd of each mount namespace's root
+	net   *netnsNamer
+}
+
+func newColumnCtx(q *query) *columnCtx {
+	c := &columnCtx{q: q, live: !q.fromFile, full: events.AllCaps, roots: map[uint32]users.Names{}}
+	if c.live {
+		if data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+			if last, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && last >= 0 && last < 63 {
+				c.full = 1<<(last+1) - 1
+			}
+		}
+		c.host, _ = users.Read("/")
+	}
+	c.net = newNetnsNamer(q)
+	return c
+}
+
+// livePID is p's PID as /proc shows it, 0 when /proc cannot (a recording,
+// an exited process, a PID since taken by another).
+func (c *columnCtx) livePID(p *pidmap.Proc) int {
+	if !c.live || p.Exited || c.q.own == nil {
+		return 0
+	}
+	level := p.LevelOf(c.q.own)
+	if level < 0 {
+		return 0
+	}
+	pid := int(p.NSPid(level))
+	if !sameProcess(pid, p) {
+		return 0
+	}
+	return pid
+}
+
+// ownLevelID is p's effective UID as its own user namespace sees it.
+func ownLevelID(cred *events.Cred) (uint32, bool) {
+	if cred == nil || cred.UserLevels == 0 {
+		return 0, false
+	}
+	id := cred.NSUID[cred.UserLevels-1]
+	return id, id != events.UnmappedID && id != events.UnreadID
+}
+
+func (c *columnCtx) user(p *pidmap.Proc) string {
+	cred := p.Cred()
+	uid, ok := ownLevelID(cred)
+	if !ok {
+		if cred != nil && cred.UserLevels > 0 && cred.NSUID[cred.UserLevels-1] == events.UnmappedID {
+			return "nobody(unmapped)"
+		}
+		return c.hostUser(p)
+	}
+	if name := c.rootNames(p)[uid]; name != "" {
+		return termsafe.String(name)
+	}
+	if cred.UserLevels == 1 && c.host[uid] != "" {
+		return termsafe.String(c.host[uid])
+	}
+	return strconv.FormatUint(uint64(uid), 10)
+}
+
+// rootNames are the user names of p's root filesystem, read once per mount
+// namespace, inside the root and bounded (users.Read).
+func (c *columnCtx) rootNames(p *pidmap.Proc) users.Names {
+	mnt := p.Namespaces()[events.NSMnt]
+	if names, ok := c.roots[mnt]; ok {
+		return names
+	}
+	var names users.Names
+	if pid := c.livePID(p); pid != 0 {
+		names, _ = users.Read(fmt.Sprintf("%s/%d/root", procfs.ProcRoot, pid))
+	}
+	c.roots[mnt] = names
+	return names
+}
+
+func (c *columnCtx) hostUser(p *pidmap.Proc) string {
+	if name := c.host[p.UID]; name != "" {
+		return termsafe.String(name)
+	}
+	return strconv.FormatUint(uint64(p.UID), 10)
+}
+
+func (c *columnCtx) caps(p *pidmap.Proc) string {
+	if cred := p.Cred(); cred != nil {
+		return capsCompact(cred.Caps[events.CapEff], c.full)
+	}
+	return "-"
+}
+
+// capsCompact writes a capability set briefly: "all", "none", the names
+// without "cap_" (chown,kill), or for a set with most of them, "all-" and
+// those it lacks (all-sys_admin,net_admin).
+func capsCompact(set, full uint64) string {
+	switch {
+	case set == 0:
+		return "none"
+	case set == full:
+		return "all"
+	case set&full == set && bits.OnesCount64(set) > bits.OnesCount64(full)/2:
+		return "all-" + capList(full&^set)
+	}
+	return capList(set)
+}
+
+func capList(set uint64) string {
+	var names []string
+	for set != 0 {
+		n := bits.TrailingZeros64(set)
+		set &^= 1 << n
+		names = append(names, strings.TrimPrefix(events.CapName(n), "cap_"))
+	}
+	return strings.Join(names, ",")
+}
+
+func (c *columnCtx) seccomp(p *pidmap.Proc) string {
+	cred := p.Cred()
+	if cred == nil {
+		return "-"
+	}
+	s := cred.Seccomp.String()
+	if cred.NoNewPrivs {
+		s += "+nnp"
+	}
+	return s
+}
+
+func (c *columnCtx) lsm(p *pidmap.Proc) string {
+	if cred := p.Cred(); cred != nil && cred.LSMLen > 0 {
+		return termsafe.String(cred.LSMString())
+	}
+	return "-"
+}
+
+func (c *columnCtx) netns(p *pidmap.Proc) string {
+	return c.net.label(p.Namespaces()[events.NSNet])
+}
+
+func (c *columnCtx) state(p *pidmap.Proc) string {
+	if p.Zombie {
+		return "Z"
+	}
+	if pid := c.livePID(p); pid != 0 {
+		if st, err := procfs.State(procfs.ProcRoot, pid); err == nil {
+			return st
+		}
+	}
+	return "-"
+}
+
+func (c *columnCtx) args(p *pidmap.Proc) string {
+	if a := safeArgs(p); a != "" {
+		return a
+	}
+	return "-"
+}
+
+// capsSummary is the caps line of <pid>: each set compact, sets of the
+// same value together ("eff,prm,bnd all; inh,amb none").
+func capsSummary(cred *events.Cred, full uint64) string {
+	var parts []string
+	done := make([]bool, events.CapSets)
+	for i := range events.CapSets {
+		if done[i] {
+			continue
+		}
+		names := []string{events.CapSetNames[i]}
+		for j := i + 1; j < events.CapSets; j++ {
+			if !done[j] && cred.Caps[j] == cred.Caps[i] {
+				done[j] = true
+				names = append(names, events.CapSetNames[j])
+			}
+		}
+		parts = append(parts, strings.Join(names, ",")+" "+capsCompact(cred.Caps[i], full))
+	}
+	return strings.Join(parts, "; ")
+}
