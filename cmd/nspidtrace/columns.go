@@ -185,7 +185,12 @@ func capList(set uint64) string {
 	for set != 0 {
 		n := bits.TrailingZeros64(set)
 		set &^= 1 << n
-		names = append(names, strings.TrimPrefix(events.CapName(n), "cap_"))
+		name := events.CapName(n)
+		// "cap_" is left out, but not of a bit without a name ("cap_50").
+		if short := strings.TrimPrefix(name, "cap_"); strings.Trim(short, "0123456789") != "" {
+			name = short
+		}
+		names = append(names, name)
 	}
 	return strings.Join(names, ",")
 }
