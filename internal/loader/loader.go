@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -226,13 +227,22 @@ func injected(step string) error {
 	return failStep(step)
 }
 
-// detach closes the links, newest first, so the kernel stops producing.
+// detach closes the links, so the kernel stops producing.
+//
+// The links are closed at once, each in its goroutine: closing a syscall
+// tracepoint's link waits for an RCU grace period in the kernel (some 60 ms
+// here), and one after the other the 30 of them kept a stopping trace
+// waiting 1.6 s.
 func (t *Tracer) detach() {
-	for i := len(t.links) - 1; i >= 0; i-- {
-		if err := t.links[i].Close(); err != nil {
-			t.log.Warn().Err(err).Msg("detach program")
-		}
+	var wg sync.WaitGroup
+	for _, l := range t.links {
+		wg.Go(func() {
+			if err := l.Close(); err != nil {
+				t.log.Warn().Err(err).Msg("detach program")
+			}
+		})
 	}
+	wg.Wait()
 	t.links = nil
 }
 
