@@ -74,8 +74,10 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if user := q.userLine(p); user != "" {
 		fmt.Fprintf(w, "user   %s\n", user)
 	}
-	cols, _ := parseColumns(o) // checked by oneShotQuery
-	writeColumnLines(w, newColumnCtx(q), p, cols)
+	// Columns look up names (netns files, passwd): only when asked for.
+	if cols, _ := parseColumns(o); len(cols) > 0 { // checked by oneShotQuery
+		writeColumnLines(w, newColumnCtx(q), p, cols)
+	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
 	// Every level, host first, also with --pidns or --container: the host

@@ -1,10 +1,12 @@
 package events
 
 import (
+	"bytes"
 	"fmt"
 	"math/bits"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // IDs are what credential system calls change: the user and group IDs in
@@ -132,7 +134,7 @@ func (c *Cred) LSMString() string { return string(c.LSM[:c.LSMLen]) }
 
 // SetLSM stores label, trimmed of the newline /proc adds and bounded.
 func (c *Cred) SetLSM(label []byte) {
-	label = []byte(strings.TrimRight(string(label), "\n\x00"))
+	label = bytes.TrimRight(label, "\n\x00")
 	c.LSMLen = uint8(copy(c.LSM[:], truncUTF8(label, MaxLSM)))
 }
 
@@ -146,18 +148,22 @@ func (c *Cred) Level(ns uint32) int {
 	return -1
 }
 
-// decodeIDs reads a struct nspt_ids.
+// decodeIDs reads a struct nspt_ids, at RawIDs' offsets.
 func decodeIDs(raw []byte, ids *IDs) {
-	u := func(off int) uint32 { return ne.Uint32(raw[off:]) }
-	ids.UID, ids.EUID, ids.SUID, ids.FSUID = u(0), u(4), u(8), u(12)
-	ids.GID, ids.EGID, ids.SGID, ids.FSGID = u(16), u(20), u(24), u(28)
-	// The C order is inheritable, permitted, effective, bounding, ambient.
-	for i, set := range [CapSets]int{CapInh, CapPrm, CapEff, CapBnd, CapAmb} {
-		ids.Caps[set] = ne.Uint64(raw[32+8*i:])
-	}
-	ids.Securebits = u(72)
-	ids.Seccomp = SeccompMode(min(u(76), 255))
-	ids.NoNewPrivs = u(80) != 0
+	u := func(off uintptr) uint32 { return ne.Uint32(raw[off:]) }
+	var r RawIDs
+	ids.UID, ids.EUID = u(unsafe.Offsetof(r.Uid)), u(unsafe.Offsetof(r.Euid))
+	ids.SUID, ids.FSUID = u(unsafe.Offsetof(r.Suid)), u(unsafe.Offsetof(r.Fsuid))
+	ids.GID, ids.EGID = u(unsafe.Offsetof(r.Gid)), u(unsafe.Offsetof(r.Egid))
+	ids.SGID, ids.FSGID = u(unsafe.Offsetof(r.Sgid)), u(unsafe.Offsetof(r.Fsgid))
+	ids.Caps[CapInh] = ne.Uint64(raw[unsafe.Offsetof(r.CapInheritable):])
+	ids.Caps[CapPrm] = ne.Uint64(raw[unsafe.Offsetof(r.CapPermitted):])
+	ids.Caps[CapEff] = ne.Uint64(raw[unsafe.Offsetof(r.CapEffective):])
+	ids.Caps[CapBnd] = ne.Uint64(raw[unsafe.Offsetof(r.CapBset):])
+	ids.Caps[CapAmb] = ne.Uint64(raw[unsafe.Offsetof(r.CapAmbient):])
+	ids.Securebits = u(unsafe.Offsetof(r.Securebits))
+	ids.Seccomp = SeccompMode(min(u(unsafe.Offsetof(r.Seccomp)), 255))
+	ids.NoNewPrivs = u(unsafe.Offsetof(r.NoNewPrivs)) != 0
 }
 
 // decodeCred reads a struct nspt_cred.
