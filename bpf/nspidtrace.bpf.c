@@ -48,6 +48,12 @@ const struct nspt_rename_event *unused_rename_event __attribute__((unused));
 const struct nspt_signal_event *unused_signal_event __attribute__((unused));
 const struct nspt_cred_event *unused_cred_event __attribute__((unused));
 
+/*
+ * The tracing programs' maps. A one-shot answer loads only the task iterator,
+ * from an object built with NSPT_ITER_ONLY (internal/loader/gen.go): parsing
+ * the whole object would cost it more than the answer.
+ */
+#ifndef NSPT_ITER_ONLY
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* resized from Go */
@@ -96,6 +102,7 @@ static __always_inline void move_ids_at_entry(__u32 from, __u32 to)
 	bpf_map_update_elem(&ids_at_entry, &to, ids, BPF_ANY);
 	bpf_map_delete_elem(&ids_at_entry, &from);
 }
+#endif /* NSPT_ITER_ONLY */
 
 /* The context of syscalls/sys_{enter,exit}_* tracepoints (see their format files). */
 struct syscall_enter_ctx {
@@ -130,6 +137,7 @@ static __always_inline __u32 pid_level(struct pid *pid)
 	return level < NSPT_MAX_LEVELS ? level : NSPT_MAX_LEVELS - 1;
 }
 
+#ifndef NSPT_ITER_ONLY
 /* Whether task lives in target_pidns, at any level. */
 static __always_inline bool task_selected(struct task_struct *task)
 {
@@ -154,6 +162,7 @@ static __always_inline bool task_selected(struct task_struct *task)
 	}
 	return false;
 }
+#endif /* NSPT_ITER_ONLY */
 
 static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
 {
@@ -439,6 +448,26 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	e->gid = e->cred.ids.egid;
 }
 
+/*
+ * The bounded argv area of mm: its start in *start, its length (at most
+ * NSPT_ARGS_LEN, flagging a longer one in *flags) as the result. Exec reads
+ * it from the new image, the task iterator from each process's memory.
+ */
+static __always_inline unsigned long argv_area(struct mm_struct *mm, unsigned long *start, __u32 *flags)
+{
+	unsigned long len;
+
+	*start = BPF_CORE_READ(mm, arg_start);
+	len = BPF_CORE_READ(mm, arg_end) - *start;
+	if (len > NSPT_ARGS_LEN) {
+		len = NSPT_ARGS_LEN;
+		*flags |= NSPT_F_ARGS_TRUNCATED;
+	}
+	return len;
+}
+
+#ifndef NSPT_ITER_ONLY /* the tracing programs: not in the iterator-only object */
+
 static __always_inline void *reserve(__u64 size)
 {
 	void *e = bpf_ringbuf_reserve(&events, size, 0);
@@ -493,24 +522,6 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork_compat, struct task_struct *parent, struct task_struct *child)
 {
 	return fork_event(child, true);
-}
-
-/*
- * The bounded argv area of mm: its start in *start, its length (at most
- * NSPT_ARGS_LEN, flagging a longer one in *flags) as the result. Exec reads
- * it from the new image, the task iterator from each process's memory.
- */
-static __always_inline unsigned long argv_area(struct mm_struct *mm, unsigned long *start, __u32 *flags)
-{
-	unsigned long len;
-
-	*start = BPF_CORE_READ(mm, arg_start);
-	len = BPF_CORE_READ(mm, arg_end) - *start;
-	if (len > NSPT_ARGS_LEN) {
-		len = NSPT_ARGS_LEN;
-		*flags |= NSPT_F_ARGS_TRUNCATED;
-	}
-	return len;
 }
 
 static __always_inline int exec_event(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm,
@@ -891,6 +902,7 @@ int handle_cred_exit_compat(struct syscall_exit_ctx *ctx)
 {
 	return cred_exit(ctx->nr, true);
 }
+#endif /* NSPT_ITER_ONLY */
 
 /* Scratch space for the task iterator: a record is too big for the stack. */
 struct {

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,6 +60,65 @@ func BenchmarkStormOverhead(b *testing.B) {
 		b.ReportMetric(float64(lost), "lost")
 		b.ReportMetric(float64(seen)/pairs, "lines/run")
 	}
+}
+
+// BenchmarkTraceMemory measures the resident memory of `nspidtrace trace >
+// file` on a machine with 10,000 more live processes than it had (the trace
+// starts with them in its tree, and prints them: --snapshot), and over a churn of forkexec storms after:
+// rss-start once tracing started, rss-churn-first and rss-churn-last after
+// the first and the last round, and the high-water mark (VmHWM) at the end.
+// Targets: every figure <= 40 MiB, and churn-last no more than churn-first
+// plus a few MiB (flat: nothing grows with processes that came and went).
+func BenchmarkTraceMemory(b *testing.B) {
+	testenv.Require(b)
+	const live, rounds, perRound = 10000, 8, 2000
+	testenv.Hold(b, live)
+	for range b.N {
+		s := startTrace(b, "--snapshot")
+		start := residentMiB(b, s.cmd.Process.Pid, "VmRSS")
+		var churn []float64
+		for range rounds {
+			testenv.Storm(b, nil, "forkexec", perRound)
+			churn = append(churn, residentMiB(b, s.cmd.Process.Pid, "VmRSS"))
+		}
+		peak := residentMiB(b, s.cmd.Process.Pid, "VmHWM")
+		lines := s.stop(b, syscall.SIGINT)
+		procs := 0
+		for _, l := range lines {
+			if l.Type == "proc" {
+				procs++
+			}
+		}
+		if procs < live {
+			b.Fatalf("the trace started with %d proc lines, want at least %d", procs, live)
+		}
+		b.ReportMetric(start, "MiB-rss-start")
+		b.ReportMetric(churn[0], "MiB-rss-churn-first")
+		b.ReportMetric(churn[len(churn)-1], "MiB-rss-churn-last")
+		b.ReportMetric(peak, "MiB-hwm")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+// residentMiB reads a memory figure of /proc/PID/status ("VmRSS",
+// "VmHWM"), in MiB.
+func residentMiB(b *testing.B, pid int, field string) float64 {
+	b.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				b.Fatalf("%s: %q: %v", field, l, err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
 }
 
 // quantile returns the q-quantile of v (nearest rank).

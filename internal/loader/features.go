@@ -9,8 +9,9 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
+
+	"github.com/nspidtrace/nspidtrace/internal/kernelbtf"
 )
 
 // MinKernel is the oldest Linux release nspidtrace runs on: BPF ring
@@ -18,9 +19,38 @@ import (
 // README and docs/kernel.md name the same version.
 const MinKernel = "5.8"
 
-// kernelTypes is the kernel's BTF, decoded once per process and shared by
-// the feature probes and every program load.
-var kernelTypes = btf.NewCache()
+// kernelIndex is the kernel's BTF, indexed once (kernelbtf: a few ms, where
+// decoding all of it takes 30–40) for the feature probe and the task
+// iterator's load. Open releases it once the programs are loaded: a trace
+// runs for hours, and the index keeps the BTF's pages resident.
+var kernelIndex struct {
+	sync.Mutex
+	k *kernelbtf.Kernel
+}
+
+// kernelBTF returns the kernel's BTF index, reading it on first use.
+func kernelBTF() (*kernelbtf.Kernel, error) {
+	kernelIndex.Lock()
+	defer kernelIndex.Unlock()
+	if kernelIndex.k == nil {
+		k, err := kernelbtf.Open()
+		if err != nil {
+			return nil, err
+		}
+		kernelIndex.k = k
+	}
+	return kernelIndex.k, nil
+}
+
+// releaseKernelBTF drops the index; the next kernelBTF reads it again.
+func releaseKernelBTF() {
+	kernelIndex.Lock()
+	defer kernelIndex.Unlock()
+	if kernelIndex.k != nil {
+		kernelIndex.k.Close()
+		kernelIndex.k = nil
+	}
+}
 
 // Features are what the running kernel's BPF offers, as far as nspidtrace
 // chooses by it. They are read from the kernel's BTF, which names every
@@ -57,35 +87,50 @@ func (f Features) Missing() string {
 // requirement is one kernel feature nspidtrace cannot do without.
 type requirement struct {
 	what, since string
-	has         func(*btf.Spec) bool
+	has         func(kernelFacts) bool
 }
 
 var requirements = []requirement{
 	{"BPF ring buffers", "5.8", enumHas("bpf_map_type", "BPF_MAP_TYPE_RINGBUF")},
-	{"BPF task iterators", "5.8", typeExists[*btf.Func]("bpf_iter_task")},
+	{"BPF task iterators", "5.8", typeExists("bpf_iter_task")},
 	{"bpf_ktime_get_boot_ns", "5.8", enumHas("bpf_func_id", "BPF_FUNC_ktime_get_boot_ns")},
-	{"BTF tracepoints (tp_btf) on sched_process_fork", "5.5", typeExists[*btf.Typedef]("btf_trace_sched_process_fork")},
+	{"BTF tracepoints (tp_btf) on sched_process_fork", "5.5", typeExists("btf_trace_sched_process_fork")},
+}
+
+// probedTypes are the kernel types the probe looks at, by name.
+var probedTypes = map[string][]kernelbtf.Kind{
+	"bpf_map_type":                 {kernelbtf.KindEnum},
+	"bpf_func_id":                  {kernelbtf.KindEnum},
+	"bpf_iter_task":                {kernelbtf.KindFunc},
+	"btf_trace_sched_process_fork": {kernelbtf.KindTypedef},
+}
+
+// kernelFacts are the probed types, found in one pass over the kernel's.
+type kernelFacts struct {
+	k     *kernelbtf.Kernel
+	found map[string][]kernelbtf.TypeID
 }
 
 // ProbeFeatures reads the kernel's features once per process. It fails,
 // naming the first missing feature and the release that brought it, on a
 // kernel nspidtrace cannot run on.
 var ProbeFeatures = sync.OnceValues(func() (Features, error) {
-	return probeFeatures(kernelTypes.Kernel)
+	return probeFeatures(kernelBTF)
 })
 
 // probe is ProbeFeatures, but for tests that make this kernel look older.
 var probe = ProbeFeatures
 
-func probeFeatures(kernel func() (*btf.Spec, error)) (Features, error) {
+func probeFeatures(kernel func() (*kernelbtf.Kernel, error)) (Features, error) {
 	f := Features{Release: release()}
-	spec, err := kernel()
+	k, err := kernel()
 	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
+		if errors.Is(err, kernelbtf.ErrNoBTF) {
 			return f, errNoBTF
 		}
 		return f, fmt.Errorf("read the kernel's BTF: %w", err)
 	}
+	spec := kernelFacts{k, k.Find(probedTypes)}
 	for _, r := range requirements {
 		if !r.has(spec) {
 			return f, fmt.Errorf("this kernel (%s) has no %s, which came in Linux %s: nspidtrace needs Linux %s or newer", f.Release, r.what, r.since, MinKernel)
@@ -100,14 +145,11 @@ var errNoBTF = errors.New("the kernel has no BTF (/sys/kernel/btf/vmlinux is mis
 
 // enumHas reports whether the kernel's enum holds the value: the kernel
 // knows a helper when its BPF_FUNC_ value is in enum bpf_func_id.
-func enumHas(enum, value string) func(*btf.Spec) bool {
-	return func(spec *btf.Spec) bool {
-		var e *btf.Enum
-		if spec.TypeByName(enum, &e) != nil {
-			return false
-		}
-		for _, v := range e.Values {
-			if v.Name == value {
+func enumHas(enum, value string) func(kernelFacts) bool {
+	return func(f kernelFacts) bool {
+		for _, id := range f.found[enum] {
+			values, err := f.k.EnumValues(id)
+			if err == nil && slices.Contains(values, value) {
 				return true
 			}
 		}
@@ -115,11 +157,9 @@ func enumHas(enum, value string) func(*btf.Spec) bool {
 	}
 }
 
-func typeExists[T btf.Type](name string) func(*btf.Spec) bool {
-	return func(spec *btf.Spec) bool {
-		var t T
-		return spec.TypeByName(name, &t) == nil
-	}
+// typeExists reports whether the kernel has the probed type name.
+func typeExists(name string) func(kernelFacts) bool {
+	return func(f kernelFacts) bool { return len(f.found[name]) > 0 }
 }
 
 func release() string {

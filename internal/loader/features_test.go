@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -19,13 +18,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/kernelbtf"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
-// kernelBTF builds the BTF of a pretend kernel that has the helpers and
+// fakeKernel builds the BTF of a pretend kernel that has the helpers and
 // map types named, the task iterator, and the fork tracepoint, less what
 // drop names.
-func kernelBTF(t *testing.T, drop ...string) func() (*btf.Spec, error) {
+func fakeKernel(t *testing.T, drop ...string) func() (*kernelbtf.Kernel, error) {
 	t.Helper()
 	enum := func(name string, values ...string) *btf.Enum {
 		e := &btf.Enum{Name: name, Size: 4}
@@ -54,7 +54,7 @@ func kernelBTF(t *testing.T, drop ...string) func() (*btf.Spec, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func() (*btf.Spec, error) { return btf.LoadSpecFromReader(bytes.NewReader(raw)) }
+	return func() (*kernelbtf.Kernel, error) { return kernelbtf.Parse(raw) }
 }
 
 // TestProbeFeatures: the choice of build follows the kernel's helpers, and
@@ -76,7 +76,7 @@ func TestProbeFeatures(t *testing.T) {
 		{name: "no tp_btf", drop: []string{"btf_trace_sched_process_fork"}, err: "which came in Linux 5.5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := probeFeatures(kernelBTF(t, tc.drop...))
+			f, err := probeFeatures(fakeKernel(t, tc.drop...))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "\n") {
 					t.Fatalf("err = %v, want one line with %q", err, tc.err)
@@ -91,7 +91,7 @@ func TestProbeFeatures(t *testing.T) {
 			}
 		})
 	}
-	if _, err := probeFeatures(func() (*btf.Spec, error) { return nil, ebpf.ErrNotSupported }); !errors.Is(err, errNoBTF) {
+	if _, err := probeFeatures(func() (*kernelbtf.Kernel, error) { return nil, kernelbtf.ErrNoBTF }); !errors.Is(err, errNoBTF) {
 		t.Errorf("a kernel without BTF: %v", err)
 	}
 }

@@ -125,7 +125,7 @@ func TestSpec(t *testing.T) {
 // load, and only that build is left to load.
 func TestChooseBuild(t *testing.T) {
 	for _, compat := range []bool{false, true} {
-		spec, err := loadSpec(Features{Loop: !compat, CopyFromUserTask: !compat})
+		spec, err := loadSpec(loadNspidtrace, Features{Loop: !compat, CopyFromUserTask: !compat})
 		if err != nil {
 			t.Fatal(err)
 		}

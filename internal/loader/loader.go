@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -102,7 +103,7 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, err
 	}
 
-	spec, err := loadSpec(features)
+	spec, err := loadSpec(loadNspidtrace, features)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,11 @@ func Open(opts Options) (*Tracer, error) {
 	if err := injected("load"); err != nil {
 		return fail(err)
 	}
-	if err := spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
+	// cilium/ebpf decodes the kernel's BTF for the tracepoints' BTF IDs
+	// and CO-RE; neither it nor the probe's index is needed after the load.
+	err = spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{Cache: btf.NewCache()})
+	releaseKernelBTF()
+	if err != nil {
 		return fail(explainLoadError(err, features))
 	}
 	if err := t.attach(); err != nil {
@@ -326,10 +331,11 @@ func removeMemlock() {
 	unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
 }
 
-// loadSpec parses the embedded BPF object, with each program name standing
-// for the build the kernel can load.
-func loadSpec(features Features) (*ebpf.CollectionSpec, error) {
-	spec, err := loadNspidtrace()
+// loadSpec parses an embedded BPF object (loadNspidtrace, or
+// loadNspidtraceIter: the task iterator alone), with each program name
+// standing for the build the kernel can load.
+func loadSpec(object func() (*ebpf.CollectionSpec, error), features Features) (*ebpf.CollectionSpec, error) {
+	spec, err := object()
 	if err != nil {
 		return nil, fmt.Errorf("parse the embedded BPF object: %w", err)
 	}

@@ -19,43 +19,54 @@ func (t *Tracer) Snapshot(handle func(raw []byte) error) error {
 	return iterate(t.objs.DumpTask, t.features.Compat(), handle)
 }
 
-// iterObjects is the task iterator alone, for one-shot questions that need
-// no tracing.
-type iterObjects struct {
-	DumpTask    *ebpf.Program `ebpf:"dump_task"`
-	ProcScratch *ebpf.Map     `ebpf:"proc_scratch"`
-}
-
 // ReadSnapshot loads only the task iterator, runs it once as Snapshot does
 // (with zombies too, marked: see events.Event.Zombie) and unloads it.
 // Without args, records carry no argv: copying every process's argv is most
 // of the iterator's time, and `tree` as text does not show it.
 func ReadSnapshot(args bool, handle func(raw []byte) error) error {
+	// The object is parsed while the probe reads the kernel's BTF: a few
+	// ms each, on a path that answers in tens, and neither needs the other.
+	type parsed struct {
+		spec *ebpf.CollectionSpec
+		err  error
+	}
+	object := make(chan parsed, 1)
+	go func() {
+		spec, err := loadNspidtraceIter()
+		object <- parsed{spec, err}
+	}()
 	features, err := checkPrivileges()
+	p := <-object
 	if err != nil {
 		return err
 	}
-	spec, err := loadSpec(features)
-	if err != nil {
-		return err
+	if p.err != nil {
+		return fmt.Errorf("parse the embedded BPF object: %w", p.err)
 	}
+	spec := p.spec
+	chooseBuild(spec, features)
 	// A one-shot answer shows processes that exited but are not reaped.
-	if err := spec.Variables[nspidtraceVarWithZombies].Set(true); err != nil {
-		return fmt.Errorf("set %s: %w", nspidtraceVarWithZombies, err)
+	knobs := map[string]any{
+		nspidtraceIterVarWithZombies:  true,
+		nspidtraceIterVarCgroupSubsys: cgroupSubsys(),
+		nspidtraceIterVarWithArgs:     args,
 	}
-	if err := spec.Variables[nspidtraceVarCgroupSubsys].Set(cgroupSubsys()); err != nil {
-		return fmt.Errorf("set %s: %w", nspidtraceVarCgroupSubsys, err)
+	for name, value := range knobs {
+		if err := spec.Variables[name].Set(value); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
 	}
-	if err := spec.Variables[nspidtraceVarWithArgs].Set(args); err != nil {
-		return fmt.Errorf("set %s: %w", nspidtraceVarWithArgs, err)
+	k, err := kernelBTF()
+	if err != nil {
+		return fmt.Errorf("read the kernel's BTF: %w", err)
 	}
-	var objs iterObjects
-	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
+	prog, maps, err := loadIterator(spec, nspidtraceIterProgDumpTask, k)
+	if err != nil {
 		return explainLoadError(err, features)
 	}
-	defer objs.ProcScratch.Close()
-	defer objs.DumpTask.Close()
-	return iterate(objs.DumpTask, args && features.Compat(), handle)
+	defer maps.Close()
+	defer prog.Close()
+	return iterate(prog, args && features.Compat(), handle)
 }
 
 // iterate runs the task iterator prog and hands each record to handle.

@@ -1,0 +1,316 @@
+// Package kernelbtf reads what nspidtrace needs from the running kernel's
+// BTF without decoding all of it.
+//
+// cilium/ebpf's btf.LoadKernelSpec indexes every name of the kernel's
+// ~130,000 types, and looking up task_struct then decodes every type it
+// reaches: 30–40 ms on a 2-vCPU VM, most of a one-shot answer's time. What
+// a program load needs is far less: the BTF IDs of a few types by name (the
+// iterator's attach target, the enums that name helpers), and, for CO-RE,
+// the layout of the few structs the programs read. This package walks the
+// raw type section once (a few ms), finds types by name, and builds a small
+// btf.Spec holding only those structs, with only the members the programs'
+// own BTF declares: relocating against it gives what relocating against the
+// whole kernel gives (a test compares every relocation of every program).
+package kernelbtf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Path is where the kernel exposes its own BTF.
+const Path = "/sys/kernel/btf/vmlinux"
+
+// ErrNoBTF is returned when the kernel exposes no BTF.
+var ErrNoBTF = errors.New("the kernel has no BTF (" + Path + " is missing)")
+
+// Kind is a BTF type kind (BTF_KIND_*).
+type Kind uint8
+
+// The kinds of include/uapi/linux/btf.h.
+const (
+	KindUnknown Kind = iota
+	KindInt
+	KindPtr
+	KindArray
+	KindStruct
+	KindUnion
+	KindEnum
+	KindFwd
+	KindTypedef
+	KindVolatile
+	KindConst
+	KindRestrict
+	KindFunc
+	KindFuncProto
+	KindVar
+	KindDatasec
+	KindFloat
+	KindDeclTag
+	KindTypeTag
+	KindEnum64
+)
+
+// Kernel is the kernel's raw BTF with an index of where each type starts.
+// Close releases it.
+type Kernel struct {
+	raw     []byte
+	mapped  bool
+	types   []byte
+	strings []byte
+	// offsets[id] is where type id starts in types; id 0 is void.
+	offsets []uint32
+	// found remembers what Find found: the probe and the load ask for
+	// some of the same types.
+	found map[string]found
+}
+
+// found is one name's types, of the kinds looked for.
+type found struct {
+	kinds uint32 // a bit per kind
+	ids   []TypeID
+}
+
+const headerLen = 24 // magic, version, flags, hdr_len, then four u32s
+
+// Open reads the running kernel's BTF: mapped where the kernel allows it
+// (6.16+), read otherwise.
+func Open() (*Kernel, error) {
+	f, err := os.Open(Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoBTF
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	k := &Kernel{}
+	if raw, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_PRIVATE); err == nil {
+		k.raw, k.mapped = raw, true
+	} else if k.raw, err = readAll(f, st.Size()); err != nil {
+		return nil, fmt.Errorf("read %s: %w", Path, err)
+	}
+	if err := k.index(); err != nil {
+		k.Close()
+		return nil, fmt.Errorf("%s: %w", Path, err)
+	}
+	return k, nil
+}
+
+// readAll reads a sysfs file whose size stat tells: sysfs hands a binary
+// attribute out a page per read, so the buffer is sized once.
+func readAll(f *os.File, size int64) ([]byte, error) {
+	buf := make([]byte, 0, size)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n == 0 || err != nil || len(buf) == cap(buf) {
+			if err != nil && len(buf) < cap(buf) {
+				return nil, err
+			}
+			return buf, nil
+		}
+	}
+}
+
+// Parse indexes raw BTF held in memory, for tests.
+func Parse(raw []byte) (*Kernel, error) {
+	k := &Kernel{raw: raw}
+	return k, k.index()
+}
+
+// Close releases the kernel's BTF; k must not be used after.
+func (k *Kernel) Close() error {
+	if k.mapped {
+		k.mapped = false
+		return unix.Munmap(k.raw)
+	}
+	return nil
+}
+
+var le = binary.LittleEndian
+
+// index checks the header and records where every type starts.
+func (k *Kernel) index() error {
+	raw := k.raw
+	if len(raw) < headerLen || le.Uint16(raw) != 0xeb9f {
+		return errors.New("not little-endian BTF")
+	}
+	hdrLen := le.Uint32(raw[4:])
+	typeOff, typeLen := le.Uint32(raw[8:]), le.Uint32(raw[12:])
+	strOff, strLen := le.Uint32(raw[16:]), le.Uint32(raw[20:])
+	if uint64(hdrLen)+uint64(typeOff)+uint64(typeLen) > uint64(len(raw)) ||
+		uint64(hdrLen)+uint64(strOff)+uint64(strLen) > uint64(len(raw)) {
+		return errors.New("BTF sections out of bounds")
+	}
+	k.types = raw[hdrLen+typeOff : hdrLen+typeOff+typeLen]
+	k.strings = raw[hdrLen+strOff : hdrLen+strOff+strLen]
+	// A type is 12 bytes at least: this never grows.
+	k.offsets = make([]uint32, 1, len(k.types)/12+1)
+	for off := 0; off < len(k.types); {
+		k.offsets = append(k.offsets, uint32(off))
+		n, err := k.typeLen(off)
+		if err != nil {
+			return fmt.Errorf("type %d: %w", len(k.offsets)-1, err)
+		}
+		off += n
+	}
+	return nil
+}
+
+// typeLen is the length of the type at off: its 12-byte head and what
+// follows it for its kind.
+func (k *Kernel) typeLen(off int) (int, error) {
+	if off+12 > len(k.types) {
+		return 0, errors.New("truncated")
+	}
+	info := le.Uint32(k.types[off+4:])
+	vlen := int(info & 0xffff)
+	n := 12
+	switch Kind(info >> 24 & 0x1f) {
+	case KindInt, KindVar, KindDeclTag:
+		n += 4
+	case KindArray:
+		n += 12
+	case KindStruct, KindUnion, KindDatasec, KindEnum64:
+		n += 12 * vlen
+	case KindEnum, KindFuncProto:
+		n += 8 * vlen
+	case KindPtr, KindFwd, KindTypedef, KindVolatile, KindConst, KindRestrict, KindFunc, KindFloat, KindTypeTag:
+	default:
+		return 0, fmt.Errorf("unknown kind %d", info>>24&0x1f)
+	}
+	if off+n > len(k.types) {
+		return 0, errors.New("truncated")
+	}
+	return n, nil
+}
+
+// TypeID names a kernel type: its index in the kernel's BTF, which is what
+// BPF_PROG_LOAD's attach_btf_id takes.
+type TypeID uint32
+
+// head is the 12 bytes every type starts with.
+type head struct {
+	name string
+	kind Kind
+	vlen int
+	// kindFlag: bitfield sizes in members' offsets (structs), a signed
+	// enum.
+	kindFlag bool
+	// sizeOrType: the size of ints, structs, unions, enums; the type of
+	// pointers, typedefs, qualifiers, funcs.
+	sizeOrType uint32
+	// off is where what follows the head starts.
+	off int
+}
+
+func (k *Kernel) head(id TypeID) (head, error) {
+	if id == 0 || int(id) >= len(k.offsets) {
+		return head{}, fmt.Errorf("no type %d", id)
+	}
+	off := int(k.offsets[id])
+	info := le.Uint32(k.types[off+4:])
+	return head{
+		name:       k.str(le.Uint32(k.types[off:])),
+		kind:       Kind(info >> 24 & 0x1f),
+		vlen:       int(info & 0xffff),
+		kindFlag:   info>>31 == 1,
+		sizeOrType: le.Uint32(k.types[off+8:]),
+		off:        off + 12,
+	}, nil
+}
+
+// nameBytes is the name at off in the string section, without a copy.
+func (k *Kernel) nameBytes(off uint32) []byte {
+	if int(off) >= len(k.strings) {
+		return nil
+	}
+	s := k.strings[off:]
+	if end := bytes.IndexByte(s, 0); end >= 0 {
+		return s[:end]
+	}
+	return nil
+}
+
+func (k *Kernel) str(off uint32) string { return string(k.nameBytes(off)) }
+
+// Find returns the IDs of the types of the given kinds with the given names,
+// in one pass over all types (none when every name was looked for before):
+// result[name] lists them in ID order.
+func (k *Kernel) Find(names map[string][]Kind) map[string][]TypeID {
+	result := make(map[string][]TypeID, len(names))
+	missing := map[string]uint32{}
+	var kinds uint32 // a bit per kind asked for: most types are passed over by kind
+	for name, ks := range names {
+		mask := kindMask(ks)
+		if f, ok := k.found[name]; ok && f.kinds == mask {
+			result[name] = f.ids
+			continue
+		}
+		missing[name] = mask
+		kinds |= mask
+	}
+	if len(missing) == 0 {
+		return result
+	}
+	for id := 1; id < len(k.offsets); id++ {
+		off := k.offsets[id]
+		nameOff := le.Uint32(k.types[off:])
+		kind := Kind(le.Uint32(k.types[off+4:]) >> 24 & 0x1f)
+		if nameOff == 0 || kinds&(1<<kind) == 0 {
+			continue
+		}
+		want, ok := missing[string(k.nameBytes(nameOff))] // no allocation
+		if ok && want&(1<<kind) != 0 {
+			name := k.str(nameOff)
+			result[name] = append(result[name], TypeID(id))
+		}
+	}
+	if k.found == nil {
+		k.found = map[string]found{}
+	}
+	for name, mask := range missing {
+		k.found[name] = found{kinds: mask, ids: result[name]}
+	}
+	return result
+}
+
+func kindMask(kinds []Kind) uint32 {
+	var mask uint32
+	for _, kind := range kinds {
+		mask |= 1 << kind
+	}
+	return mask
+}
+
+// EnumValues returns the names of the values of the enum id.
+func (k *Kernel) EnumValues(id TypeID) ([]string, error) {
+	h, err := k.head(id)
+	if err != nil {
+		return nil, err
+	}
+	var size int
+	switch h.kind {
+	case KindEnum:
+		size = 8
+	case KindEnum64:
+		size = 12
+	default:
+		return nil, fmt.Errorf("type %d is not an enum", id)
+	}
+	values := make([]string, h.vlen)
+	for i := range values {
+		values[i] = k.str(le.Uint32(k.types[h.off+i*size:]))
+	}
+	return values, nil
+}

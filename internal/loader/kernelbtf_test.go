@@ -1,0 +1,92 @@
+package loader
+
+import (
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/nspidtrace/nspidtrace/internal/kernelbtf"
+)
+
+// TestCORETypesRelocateAsTheWholeKernel: every CO-RE relocation of every
+// program, of both objects and both builds, comes out the same against
+// kernelbtf's pruned types as against all of the kernel's BTF decoded by
+// cilium/ebpf (what Open relocates against).
+func TestCORETypesRelocateAsTheWholeKernel(t *testing.T) {
+	whole, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernelbtf.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	for name, object := range map[string]func() (*ebpf.CollectionSpec, error){
+		"nspidtrace": loadNspidtrace, "nspidtraceIter": loadNspidtraceIter,
+	} {
+		spec, err := object()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pruned, err := k.CORETypes(spec.Types)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relocations := 0
+		for prog, ps := range spec.Programs {
+			var relos []*btf.CORERelocation
+			for i := range ps.Instructions {
+				if r := btf.CORERelocationMetadata(&ps.Instructions[i]); r != nil {
+					relos = append(relos, r)
+				}
+			}
+			var b1, b2 btf.Builder
+			want, err := btf.CORERelocate(relos, []*btf.Spec{whole}, ps.ByteOrder, b1.Add)
+			if err != nil {
+				t.Fatalf("%s/%s against the whole kernel: %v", name, prog, err)
+			}
+			got, err := btf.CORERelocate(relos, []*btf.Spec{pruned}, ps.ByteOrder, b2.Add)
+			if err != nil {
+				t.Fatalf("%s/%s against kernelbtf: %v", name, prog, err)
+			}
+			for i := range want {
+				if got[i].String() != want[i].String() {
+					t.Errorf("%s/%s: %s: kernelbtf gives %s, the whole kernel %s", name, prog, relos[i], got[i].String(), want[i].String())
+				}
+			}
+			relocations += len(relos)
+		}
+		if relocations < 100 {
+			t.Errorf("%s: only %d relocations compared", name, relocations)
+		}
+		t.Logf("%s: %d programs, %d relocations", name, len(spec.Programs), relocations)
+	}
+}
+
+// TestIteratorAttachTarget: the BTF ID loadIterator attaches the iterator
+// to is the one cilium/ebpf finds for bpf_iter_task.
+func TestIteratorAttachTarget(t *testing.T) {
+	whole, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn *btf.Func
+	if err := whole.TypeByName("bpf_iter_task", &fn); err != nil {
+		t.Fatal(err)
+	}
+	want, err := whole.TypeID(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernelbtf.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	got := k.Find(map[string][]kernelbtf.Kind{"bpf_iter_task": {kernelbtf.KindFunc}})["bpf_iter_task"]
+	if len(got) != 1 || btf.TypeID(got[0]) != want {
+		t.Errorf("kernelbtf finds bpf_iter_task at %v, cilium/ebpf at %d", got, want)
+	}
+}
