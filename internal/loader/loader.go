@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -144,6 +145,10 @@ func Open(opts Options) (*Tracer, error) {
 	// and CO-RE; neither it nor the probe's index is needed after the load.
 	err = spec.LoadAndAssign(&t.objs, &ebpf.CollectionOptions{Cache: btf.NewCache()})
 	releaseKernelBTF()
+	// The decoded types are garbage now, tens of MB of it: a tracer runs
+	// for hours, so give the memory back at once (one collection, a few ms)
+	// rather than keep it resident until the runtime's scavenger does.
+	debug.FreeOSMemory()
 	if err != nil {
 		return fail(explainLoadError(err, features))
 	}
