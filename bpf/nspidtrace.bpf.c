@@ -468,6 +468,12 @@ static __always_inline unsigned long argv_area(struct mm_struct *mm, unsigned lo
 
 #ifndef NSPT_ITER_ONLY /* the tracing programs: not in the iterator-only object */
 
+/*
+ * Set by the reader when a whole poll interval brought nothing and it sleeps
+ * with a long deadline: the next record wakes it at once, and clears it.
+ */
+__u32 reader_asleep = 0;
+
 static __always_inline void *reserve(__u64 size)
 {
 	void *e = bpf_ringbuf_reserve(&events, size, 0);
@@ -484,11 +490,18 @@ static __always_inline void *reserve(__u64 size)
 
 static __always_inline void submit(void *e)
 {
-	/* Wake the reader in batches; its poll deadline flushes a quiet system. */
+	/*
+	 * Wake a sleeping reader at once; an awake one in batches, its poll
+	 * deadline flushing what stays below the batch.
+	 */
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	if (reader_asleep) {
+		reader_asleep = 0;
 		flags = BPF_RB_FORCE_WAKEUP;
+	} else if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

@@ -58,6 +58,9 @@ type Tracer struct {
 type objects struct {
 	nspidtraceMaps
 	programs
+	// ReaderAsleep tells the programs to wake the reader at the next
+	// record (Run).
+	ReaderAsleep *ebpf.Variable `ebpf:"reader_asleep"`
 }
 
 type programs struct {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,72 @@ func TestMinKernelMatchesTheDocs(t *testing.T) {
 	}
 	if msg := explainLoadError(ebpf.ErrNotSupported, Features{}).Error(); !strings.Contains(msg, "Linux "+MinKernel+" or newer") {
 		t.Errorf("the error for a missing kernel feature says %q", msg)
+	}
+}
+
+// TestReaderSleepsWhenIdle: with nothing to read, the reader wakes about
+// once an IdleInterval, not every PollInterval; a record that comes while
+// it sleeps wakes it at once (the BPF side's reader_asleep), and a stop
+// wakes it too.
+func TestReaderSleepsWhenIdle(t *testing.T) {
+	testenv.Require(t)
+	ns := testenv.NewPidNS(t) // only its processes are reported: a quiet source
+	tr, err := Open(Options{PidNS: ns.Inode, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var idles atomic.Int32
+	got := make(chan time.Time, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- tr.Run(ctx, func([]byte) error {
+			select {
+			case got <- time.Now():
+			default:
+			}
+			return nil
+		}, func() error { idles.Add(1); return nil })
+	}()
+
+	time.Sleep(2500 * time.Millisecond)
+	// Polling, 2.5 s would be 50 wake-ups; asleep, 3 or 4.
+	if n := idles.Load(); n > 6 {
+		t.Errorf("%d wake-ups in 2.5 s of nothing", n)
+	}
+
+	// Right after a wake-up the reader sleeps for IdleInterval: the record
+	// must wake it sooner.
+	for before := idles.Load(); idles.Load() == before; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	testenv.Storm(t, &ns, "forkexit", 1)
+	select {
+	case at := <-got:
+		if d := at.Sub(start); d > IdleInterval/2 {
+			t.Errorf("a record waited %v for the sleeping reader (it sleeps %v)", d, IdleInterval)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no record")
+	}
+
+	// A stop wakes it as well: the drain after it calls idle.
+	time.Sleep(2 * PollInterval) // asleep again
+	for before := idles.Load(); idles.Load() == before; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := idles.Load()
+	start = time.Now()
+	cancel()
+	for idles.Load() == before && time.Since(start) < 5*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := time.Since(start); d > IdleInterval/2 {
+		t.Errorf("the sleeping reader saw the stop after %v", d)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

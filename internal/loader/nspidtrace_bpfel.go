@@ -149,6 +149,7 @@ const (
 	nspidtraceProgHandleUnshareExit       = "handle_unshare_exit"
 	nspidtraceProgHandleUnshareExitCompat = "handle_unshare_exit_compat"
 	nspidtraceVarCgroupSubsys             = "cgroup_subsys"
+	nspidtraceVarReaderAsleep             = "reader_asleep"
 	nspidtraceVarSignalMask               = "signal_mask"
 	nspidtraceVarTargetPidns              = "target_pidns"
 	nspidtraceVarUnusedCredEvent          = "unused_cred_event"
@@ -245,6 +246,7 @@ type nspidtraceMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceVariableSpecs struct {
 	CgroupSubsys      *ebpf.VariableSpec `ebpf:"cgroup_subsys"`
+	ReaderAsleep      *ebpf.VariableSpec `ebpf:"reader_asleep"`
 	SignalMask        *ebpf.VariableSpec `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
 	UnusedCredEvent   *ebpf.VariableSpec `ebpf:"unused_cred_event"`
@@ -301,6 +303,7 @@ func (m *nspidtraceMaps) Close() error {
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceVariables struct {
 	CgroupSubsys      *ebpf.Variable `ebpf:"cgroup_subsys"`
+	ReaderAsleep      *ebpf.Variable `ebpf:"reader_asleep"`
 	SignalMask        *ebpf.Variable `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
 	UnusedCredEvent   *ebpf.Variable `ebpf:"unused_cred_event"`

@@ -11,24 +11,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PollInterval bounds how long a record waits in the ring buffer on a quiet
-// system: the BPF side wakes the reader only in batches.
+// PollInterval bounds how long a record waits in the ring buffer while
+// records come: the BPF side wakes a reader that is awake only in batches.
 const PollInterval = 50 * time.Millisecond
 
+// IdleInterval is how long the reader sleeps once a whole PollInterval
+// brought nothing: the next record wakes it at once (reader_asleep in the
+// BPF side), so a quiet machine costs a wake-up a second, not twenty.
+const IdleInterval = time.Second
+
 // Run reads records until ctx is done, calling handle for each (the slice
-// is reused after it returns) and idle
-// whenever the ring buffer has been drained (at least every PollInterval).
-// When ctx is done it detaches the programs, hands over every record still in
-// the ring buffer, calls idle once more and returns nil. An error from handle
-// or idle ends it too, and is returned.
+// is reused after it returns) and idle whenever the ring buffer has been
+// drained (at least every IdleInterval, every PollInterval while records
+// come). When ctx is done it detaches the programs, hands over every record
+// still in the ring buffer, calls idle once more and returns nil. An error
+// from handle or idle ends it too, and is returned.
 func (t *Tracer) Run(ctx context.Context, handle func(raw []byte) error, idle func() error) error {
+	// A reader asleep for IdleInterval is woken when ctx is done.
+	defer context.AfterFunc(ctx, func() { t.reader.Flush() })()
 	var rec ringbuf.Record
-	stopping := false
+	stopping, asleep := false, false
+	read := 0 // records since the deadline was last set
 	t.reader.SetDeadline(time.Now().Add(PollInterval))
 	for n := 1; ; n++ {
 		err := t.reader.ReadInto(&rec)
 		switch {
 		case err == nil:
+			read++
+			if asleep { // woken by the record: records come, poll again
+				asleep = false
+				t.reader.SetDeadline(time.Now().Add(PollInterval))
+			}
 			if err := handle(rec.RawSample); err != nil {
 				return err
 			}
@@ -37,7 +50,7 @@ func (t *Tracer) Run(ctx context.Context, handle func(raw []byte) error, idle fu
 			if stopping || n%4096 != 0 || ctx.Err() == nil {
 				continue
 			}
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
 			if err := idle(); err != nil {
 				return err
 			}
@@ -47,14 +60,24 @@ func (t *Tracer) Run(ctx context.Context, handle func(raw []byte) error, idle fu
 		default:
 			return fmt.Errorf("read the ring buffer: %w", err)
 		}
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			// Stop producing, then drain what was produced.
 			stopping = true
 			t.detach()
 			t.reader.SetDeadline(time.Now())
-		} else {
+		case read == 0 && !asleep && t.objs.ReaderAsleep.Set(uint32(1)) == nil:
+			// Set before the deadline: a record that comes in between
+			// is in the ring, and read at once. (Where it cannot be set,
+			// the reader polls every PollInterval, as when records come.)
+			asleep = true
+			t.reader.SetDeadline(time.Now().Add(IdleInterval))
+		case asleep:
+			t.reader.SetDeadline(time.Now().Add(IdleInterval))
+		default:
 			t.reader.SetDeadline(time.Now().Add(PollInterval))
 		}
+		read = 0
 	}
 }
 
