@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,10 +58,12 @@ const (
 )
 
 // Kernel is the kernel's raw BTF with an index of where each type starts.
-// Close releases it.
+// It is not safe for concurrent use. Close releases it, and so does the
+// garbage collector once nothing refers to it.
 type Kernel struct {
 	raw     []byte
 	mapped  bool
+	unmap   runtime.Cleanup // where raw is mapped: unmaps it
 	types   []byte
 	strings []byte
 	// offsets[id] is where type id starts in types; id 0 is void.
@@ -96,6 +99,7 @@ func Open() (*Kernel, error) {
 	k := &Kernel{}
 	if raw, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_PRIVATE); err == nil {
 		k.raw, k.mapped = raw, true
+		k.unmap = runtime.AddCleanup(k, func(raw []byte) { unix.Munmap(raw) }, raw)
 	} else if k.raw, err = readAll(f, st.Size()); err != nil {
 		return nil, fmt.Errorf("read %s: %w", Path, err)
 	}
@@ -128,13 +132,14 @@ func Parse(raw []byte) (*Kernel, error) {
 	return k, k.index()
 }
 
-// Close releases the kernel's BTF; k must not be used after.
+// Close releases the kernel's BTF at once; k must not be used after.
 func (k *Kernel) Close() error {
-	if k.mapped {
-		k.mapped = false
-		return unix.Munmap(k.raw)
+	if !k.mapped {
+		return nil
 	}
-	return nil
+	k.unmap.Stop()
+	k.mapped = false
+	return unix.Munmap(k.raw)
 }
 
 var le = binary.LittleEndian

@@ -21,8 +21,9 @@ const MinKernel = "5.8"
 
 // kernelIndex is the kernel's BTF, indexed once (kernelbtf: a few ms, where
 // decoding all of it takes 30–40) for the feature probe and the task
-// iterator's load. Open releases it once the programs are loaded: a trace
-// runs for hours, and the index keeps the BTF's pages resident.
+// iterator's load. Open drops it once the programs are loaded: a trace runs
+// for hours, and the index keeps the BTF's pages resident. Dropped, not
+// closed: the collector unmaps it when no load still uses it.
 var kernelIndex struct {
 	sync.Mutex
 	k *kernelbtf.Kernel
@@ -46,10 +47,7 @@ func kernelBTF() (*kernelbtf.Kernel, error) {
 func releaseKernelBTF() {
 	kernelIndex.Lock()
 	defer kernelIndex.Unlock()
-	if kernelIndex.k != nil {
-		kernelIndex.k.Close()
-		kernelIndex.k = nil
-	}
+	kernelIndex.k = nil
 }
 
 // Features are what the running kernel's BPF offers, as far as nspidtrace

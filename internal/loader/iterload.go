@@ -86,10 +86,16 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 	}
 
 	license := []byte(ps.License + "\x00")
+	code := insns.Bytes()
+	// The attributes hold these as plain addresses: keep them alive.
+	defer runtime.KeepAlive(code)
+	defer runtime.KeepAlive(license)
+	defer runtime.KeepAlive(funcInfo)
+	defer runtime.KeepAlive(lineInfo)
 	attr := progLoadAttr{
 		progType:        uint32(ps.Type),
-		insnCnt:         uint32(insns.Len() / 8),
-		insns:           pointer(insns.Bytes()),
+		insnCnt:         uint32(len(code) / 8),
+		insns:           pointer(code),
 		license:         pointer(license),
 		progFlags:       ps.Flags,
 		expectedAttach:  uint32(ps.AttachType),
@@ -114,10 +120,6 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 		runtime.KeepAlive(log)
 		return nil, nil, fmt.Errorf("load program %s: %w", name, err)
 	}
-	runtime.KeepAlive(insns.Bytes())
-	runtime.KeepAlive(license)
-	runtime.KeepAlive(funcInfo)
-	runtime.KeepAlive(lineInfo)
 	prog, err := ebpf.NewProgramFromFD(fd)
 	if err != nil {
 		unix.Close(fd)

@@ -14,15 +14,7 @@ import (
 // kernelbtf's pruned types as against all of the kernel's BTF decoded by
 // cilium/ebpf (what Open relocates against).
 func TestCORETypesRelocateAsTheWholeKernel(t *testing.T) {
-	whole, err := btf.LoadKernelSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernelbtf.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	whole, k := kernelBothWays(t)
 	for name, object := range map[string]func() (*ebpf.CollectionSpec, error){
 		"nspidtrace": loadNspidtrace, "nspidtraceIter": loadNspidtraceIter,
 	} {
@@ -68,10 +60,7 @@ func TestCORETypesRelocateAsTheWholeKernel(t *testing.T) {
 // TestIteratorAttachTarget: the BTF ID loadIterator attaches the iterator
 // to is the one cilium/ebpf finds for bpf_iter_task.
 func TestIteratorAttachTarget(t *testing.T) {
-	whole, err := btf.LoadKernelSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole, k := kernelBothWays(t)
 	var fn *btf.Func
 	if err := whole.TypeByName("bpf_iter_task", &fn); err != nil {
 		t.Fatal(err)
@@ -80,13 +69,24 @@ func TestIteratorAttachTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := kernelbtf.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
 	got := k.Find(map[string][]kernelbtf.Kind{"bpf_iter_task": {kernelbtf.KindFunc}})["bpf_iter_task"]
 	if len(got) != 1 || btf.TypeID(got[0]) != want {
 		t.Errorf("kernelbtf finds bpf_iter_task at %v, cilium/ebpf at %d", got, want)
 	}
+}
+
+// kernelBothWays reads the kernel's BTF as cilium/ebpf decodes it, all of
+// it, and as kernelbtf indexes it.
+func kernelBothWays(t *testing.T) (*btf.Spec, *kernelbtf.Kernel) {
+	t.Helper()
+	whole, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernelbtf.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return whole, k
 }
