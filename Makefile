@@ -26,7 +26,7 @@ check-generated: generate ## fail if the committed BPF object is not what bpf/ c
 test: ## the whole test suite; as root the privileged tests run too (CI=true makes them mandatory)
 	$(GO) test -count=1 -p 1 ./...
 
-bench: ## the performance figures: pipeline, replay, storm overhead, tree, one-shot and watch frame times (root; a few minutes)
+bench: ## the performance figures: pipeline, replay, storm overhead, trace memory, tree, one-shot, kernel BTF and watch frame times (root; a few minutes)
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -cpu 1 ./internal/loader
 	$(GO) test -run '^$$' -bench Parse -benchmem -cpu 1 ./internal/events
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./internal/pidmap
@@ -34,6 +34,8 @@ bench: ## the performance figures: pipeline, replay, storm overhead, tree, one-s
 	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader
 	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
+	$(GO) test -run '^$$' -bench TraceMemory -benchtime 1x ./cmd/nspidtrace
+	$(GO) test -run '^$$' -bench . ./internal/kernelbtf
 	$(GO) test -run '^$$' -bench Rows -benchmem -cpu 1 ./internal/watch
 
 # IMAGE: the image's name; it is tagged with the version.
