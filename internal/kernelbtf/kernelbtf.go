@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 
@@ -100,30 +101,19 @@ func Open() (*Kernel, error) {
 	if raw, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_PRIVATE); err == nil {
 		k.raw, k.mapped = raw, true
 		k.unmap = runtime.AddCleanup(k, func(raw []byte) { unix.Munmap(raw) }, raw)
-	} else if k.raw, err = readAll(f, st.Size()); err != nil {
-		return nil, fmt.Errorf("read %s: %w", Path, err)
+	} else {
+		// Before 6.16 it cannot be mapped. Its size is exact, and sysfs
+		// hands it out a page per read: ReadFull loops.
+		k.raw = make([]byte, st.Size())
+		if _, err := io.ReadFull(f, k.raw); err != nil {
+			return nil, fmt.Errorf("read %s: %w", Path, err)
+		}
 	}
 	if err := k.index(); err != nil {
 		k.Close()
 		return nil, fmt.Errorf("%s: %w", Path, err)
 	}
 	return k, nil
-}
-
-// readAll reads a sysfs file whose size stat tells: sysfs hands a binary
-// attribute out a page per read, so the buffer is sized once.
-func readAll(f *os.File, size int64) ([]byte, error) {
-	buf := make([]byte, 0, size)
-	for {
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if n == 0 || err != nil || len(buf) == cap(buf) {
-			if err != nil && len(buf) < cap(buf) {
-				return nil, err
-			}
-			return buf, nil
-		}
-	}
 }
 
 // Parse indexes raw BTF held in memory, for tests.

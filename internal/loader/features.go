@@ -128,14 +128,14 @@ func probeFeatures(kernel func() (*kernelbtf.Kernel, error)) (Features, error) {
 		}
 		return f, fmt.Errorf("read the kernel's BTF: %w", err)
 	}
-	spec := kernelFacts{k, k.Find(probedTypes)}
+	facts := kernelFacts{k, k.Find(probedTypes)}
 	for _, r := range requirements {
-		if !r.has(spec) {
+		if !r.has(facts) {
 			return f, fmt.Errorf("this kernel (%s) has no %s, which came in Linux %s: nspidtrace needs Linux %s or newer", f.Release, r.what, r.since, MinKernel)
 		}
 	}
-	f.Loop = enumHas("bpf_func_id", "BPF_FUNC_loop")(spec)
-	f.CopyFromUserTask = enumHas("bpf_func_id", "BPF_FUNC_copy_from_user_task")(spec)
+	f.Loop = enumHas("bpf_func_id", "BPF_FUNC_loop")(facts)
+	f.CopyFromUserTask = enumHas("bpf_func_id", "BPF_FUNC_copy_from_user_task")(facts)
 	return f, nil
 }
 

@@ -108,7 +108,8 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 		lineInfoCnt:     uint32(len(lineInfo)) / btf.LineInfoSize,
 		attachBTFID:     uint32(ids[0]),
 	}
-	copy(attr.progName[:], sanitizeProgName(ps.Name))
+	// A name of our own object: only its length needs bounding.
+	copy(attr.progName[:unix.BPF_OBJ_NAME_LEN-1], ps.Name)
 	fd, err := progLoad(&attr)
 	if err != nil {
 		// Again with the verifier's log, to say why.
@@ -266,19 +267,4 @@ func progLoad(attr *progLoadAttr) (int, error) {
 		}
 		return -1, errno
 	}
-}
-
-// sanitizeProgName keeps what the kernel takes in a program's name
-// (alphanumerics, '_' and '.'), at most 15 bytes.
-func sanitizeProgName(name string) string {
-	var b strings.Builder
-	for _, r := range name {
-		if b.Len() == unix.BPF_OBJ_NAME_LEN-1 {
-			break
-		}
-		if r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }

@@ -124,10 +124,8 @@ func Open(opts Options) (*Tracer, error) {
 	if opts.Signals {
 		knobs[nspidtraceVarSignalMask] = events.EndingSignals
 	}
-	for name, value := range knobs {
-		if err := spec.Variables[name].Set(value); err != nil {
-			return nil, fmt.Errorf("set %s: %w", name, err)
-		}
+	if err := setKnobs(spec, knobs); err != nil {
+		return nil, err
 	}
 
 	t := &Tracer{features: features, log: opts.Logger.With().Str("component", "loader").Logger()}
@@ -339,15 +337,35 @@ func removeMemlock() {
 	unix.Setrlimit(unix.RLIMIT_MEMLOCK, &inf)
 }
 
+// setKnobs sets the programs' constants (const volatile globals) before
+// they are loaded: the verifier then prunes what they switch off.
+func setKnobs(spec *ebpf.CollectionSpec, knobs map[string]any) error {
+	for name, value := range knobs {
+		if err := spec.Variables[name].Set(value); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // loadSpec parses an embedded BPF object (loadNspidtrace, or
 // loadNspidtraceIter: the task iterator alone), with each program name
 // standing for the build the kernel can load.
 func loadSpec(object func() (*ebpf.CollectionSpec, error), features Features) (*ebpf.CollectionSpec, error) {
+	spec, err := parseObject(object)
+	if err != nil {
+		return nil, err
+	}
+	chooseBuild(spec, features)
+	return spec, nil
+}
+
+// parseObject parses an embedded BPF object, both builds in it.
+func parseObject(object func() (*ebpf.CollectionSpec, error)) (*ebpf.CollectionSpec, error) {
 	spec, err := object()
 	if err != nil {
 		return nil, fmt.Errorf("parse the embedded BPF object: %w", err)
 	}
-	chooseBuild(spec, features)
 	return spec, nil
 }
 

@@ -32,7 +32,7 @@ func ReadSnapshot(args bool, handle func(raw []byte) error) error {
 	}
 	object := make(chan parsed, 1)
 	go func() {
-		spec, err := loadNspidtraceIter()
+		spec, err := parseObject(loadNspidtraceIter)
 		object <- parsed{spec, err}
 	}()
 	features, err := checkPrivileges()
@@ -41,20 +41,18 @@ func ReadSnapshot(args bool, handle func(raw []byte) error) error {
 		return err
 	}
 	if p.err != nil {
-		return fmt.Errorf("parse the embedded BPF object: %w", p.err)
+		return p.err
 	}
 	spec := p.spec
 	chooseBuild(spec, features)
 	// A one-shot answer shows processes that exited but are not reaped.
-	knobs := map[string]any{
+	err = setKnobs(spec, map[string]any{
 		nspidtraceIterVarWithZombies:  true,
 		nspidtraceIterVarCgroupSubsys: cgroupSubsys(),
 		nspidtraceIterVarWithArgs:     args,
-	}
-	for name, value := range knobs {
-		if err := spec.Variables[name].Set(value); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
-		}
+	})
+	if err != nil {
+		return err
 	}
 	k, err := kernelBTF()
 	if err != nil {
