@@ -48,6 +48,7 @@ as one timeline.`,
 		fs.StringVar(&o.output, "o", "", usage)
 		fs.BoolVar(&o.force, "force", false, "replace FILE when it exists")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 1h (default: until Ctrl-C or SIGTERM)")
+		flushFlag(fs, o, loader.IdleInterval)
 		metricsFlag(fs, o)
 		fs.StringVar(&o.rotateSize, "rotate-size", "", "start a new file when this one reaches `SIZE` (such as 100M or 1G; at least 1M): -o names the series, see above")
 		fs.DurationVar(&o.rotateAge, "rotate-age", 0, "start a new file when this one is `D` old (such as 1h)")
@@ -76,7 +77,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		return err
 	}
 
-	tracer, err := loader.Open(loader.Options{Signals: true, Logger: log})
+	tracer, err := loader.Open(loader.Options{Signals: true, FlushInterval: o.flush, Logger: log})
 	if err != nil {
 		return err
 	}

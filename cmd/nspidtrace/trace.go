@@ -27,7 +27,8 @@ type, the process at every level (pid, tid, ppid, nspid, pidns, nsppid, comm,
 ns, uid, gid; exec and cred lines add its credentials, cred), then the type's
 own fields. A "lost" line says the kernel dropped events (the live tree is
 resynchronised after it). Output is flushed whenever the kernel's buffer is
-drained, at least every 50 ms, and on every way out. With --from, it prints a recording's lines that pass the
+drained: at least every --flush while events keep coming, at once for the first
+event after a quiet spell, and on every way out. With --from, it prints a recording's lines that pass the
 filters, up to --at.`,
 	examples: `  sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
   sudo nspidtrace trace --container web --duration 1m > web.ndjson   followed across restarts
@@ -45,6 +46,7 @@ filters, up to --at.`,
 		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename,cred, and signal (default all but signal)")
 		fs.BoolVar(&o.threads, "threads", false, "also thread creation and exit (\"thread\": true)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
+		flushFlag(fs, o, loader.DefaultFlushInterval)
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")
 		fs.IntVar(&o.ancestors, "ancestors", events.MaxAncestors, "exec lines name at most `N` ancestors, parent first (0: none)")
 		metricsFlag(fs, o)
@@ -108,7 +110,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	}
 
 	// Attach before looking at /proc, so no process slips between the two.
-	tracer, err := loader.Open(loader.Options{Threads: o.threads, Signals: filter.Types.Has(events.TypeSignal), PidNS: filter.PidNS, Logger: log})
+	tracer, err := loader.Open(loader.Options{Threads: o.threads, Signals: filter.Types.Has(events.TypeSignal), PidNS: filter.PidNS, FlushInterval: o.flush, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -169,8 +171,8 @@ func traceFilter(o *options) (*events.Filter, error) {
 // proc lines only with --snapshot, as live. PIDs (--pid) are the
 // recording's host PIDs, or REF's with --pidns.
 func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout io.Writer) error {
-	if o.threads || o.given["duration"] || o.given["host"] || o.given["metrics"] {
-		return usagef("--threads, --duration, --host and --metrics are for live tracing, not --from")
+	if o.threads || o.given["duration"] || o.given["host"] || o.given["metrics"] || o.given["flush"] {
+		return usagef("--threads, --duration, --flush, --host and --metrics are for live tracing, not --from")
 	}
 	if isPID(o.pidns) {
 		return usagef("with --from, give --pidns as pid:[INODE] or an inode: a PID names a process of the live system")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -40,6 +41,10 @@ type Options struct {
 	// RingBytes is the ring buffer's size: a power of two, at least a page.
 	// 0 means DefaultRingBytes.
 	RingBytes int
+	// FlushInterval is how long a record may wait in the ring buffer while
+	// records keep coming (Run): from a millisecond to IdleInterval. 0
+	// means DefaultFlushInterval.
+	FlushInterval time.Duration
 	// Logger receives diagnostics; never one line per event.
 	Logger zerolog.Logger
 }
@@ -50,7 +55,12 @@ type Tracer struct {
 	features Features
 	links    []link.Link
 	reader   *ringbuf.Reader
-	log      zerolog.Logger
+	waiter   *ringWaiter
+	flush    time.Duration // Options.FlushInterval
+	// misses is the programs' recursion misses, as read at missesRead.
+	misses     uint64
+	missesRead time.Time
+	log        zerolog.Logger
 }
 
 // objects are what Open loads: the maps, and one build of each program
@@ -96,6 +106,12 @@ func Open(opts Options) (*Tracer, error) {
 	if err := checkRingBytes(opts.RingBytes); err != nil {
 		return nil, err
 	}
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	if err := CheckFlushInterval(opts.FlushInterval); err != nil {
+		return nil, err
+	}
 	features, err := checkPrivileges()
 	if err == nil {
 		err = injected("tracefs")
@@ -128,7 +144,7 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, err
 	}
 
-	t := &Tracer{features: features, log: opts.Logger.With().Str("component", "loader").Logger()}
+	t := &Tracer{features: features, flush: opts.FlushInterval, log: opts.Logger.With().Str("component", "loader").Logger()}
 	if features.Compat() {
 		t.log.Info().Str("kernel", features.Release).Msgf("this kernel has no %s: running the programs built for Linux %s to 5.17; argv of processes alive at start is read from /proc", features.Missing(), MinKernel)
 	}
@@ -161,6 +177,9 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	if t.reader, err = ringbuf.NewReader(t.objs.Events); err != nil {
 		return fail(fmt.Errorf("open the ring buffer: %w", err))
+	}
+	if t.waiter, err = newRingWaiter(t.objs.Events, func() bool { return t.reader.AvailableBytes() > 0 }); err != nil {
+		return fail(err)
 	}
 	t.log.Debug().Int("ring_bytes", opts.RingBytes).Bool("threads", opts.Threads).
 		Uint32("pidns", opts.PidNS).Int("links", len(t.links)).Msg("attached")
@@ -262,6 +281,10 @@ func (t *Tracer) detach() {
 func (t *Tracer) Close() error {
 	t.detach()
 	var errs []error
+	if t.waiter != nil {
+		errs = append(errs, t.waiter.close())
+		t.waiter = nil
+	}
 	if t.reader != nil {
 		errs = append(errs, t.reader.Close())
 		t.reader = nil
@@ -276,6 +299,7 @@ func (t *Tracer) Close() error {
 // running on that CPU (its recursion misses, counted from 5.12). The
 // second happens where tracepoints are preemptible, under load: seen on
 // 7.2 guests with one CPU, where an exec now and then went unreported.
+// Call it from one goroutine at a time.
 func (t *Tracer) Lost() (uint64, error) {
 	var perCPU []uint64
 	if err := t.objs.Lost.Lookup(uint32(0), &perCPU); err != nil {
@@ -285,8 +309,24 @@ func (t *Tracer) Lost() (uint64, error) {
 	for _, v := range perCPU {
 		n += v
 	}
+	if time.Since(t.missesRead) >= missesInterval {
+		t.misses = t.objs.recursionMisses()
+		t.missesRead = time.Now()
+	}
+	return n + t.misses, nil
+}
+
+// missesInterval is how often Lost reads the recursion misses: each
+// program's is a system call, too many for every drain of the ring buffer
+// (a fifth of the tracer's time on a storm). A miss is so reported up to a
+// second late, and still resynchronises the tree.
+const missesInterval = time.Second
+
+// recursionMisses sums the tracing programs' recursion misses.
+func (o *objects) recursionMisses() uint64 {
+	var n uint64
 	counted := map[*ebpf.Program]bool{} // one program can run on many hooks
-	for _, h := range t.objs.tracing() {
+	for _, h := range o.tracing() {
 		if counted[h.prog] {
 			continue
 		}
@@ -295,7 +335,7 @@ func (t *Tracer) Lost() (uint64, error) {
 			n += st.RecursionMisses
 		}
 	}
-	return n, nil
+	return n
 }
 
 func checkRingBytes(n int) error {

@@ -187,13 +187,14 @@ func TestMinKernelMatchesTheDocs(t *testing.T) {
 }
 
 // TestReaderSleepsWhenIdle: with nothing to read, the reader wakes about
-// once an IdleInterval, not every PollInterval; a record that comes while
+// once an IdleInterval, not every FlushInterval; a record that comes while
 // it sleeps wakes it at once (the BPF side's reader_asleep), and a stop
 // wakes it too.
 func TestReaderSleepsWhenIdle(t *testing.T) {
 	testenv.Require(t)
 	ns := testenv.NewPidNS(t) // only its processes are reported: a quiet source
-	tr, err := Open(Options{PidNS: ns.Inode, Logger: zerolog.Nop()})
+	const flush = 50 * time.Millisecond
+	tr, err := Open(Options{PidNS: ns.Inode, FlushInterval: flush, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestReaderSleepsWhenIdle(t *testing.T) {
 	}
 
 	// A stop wakes it as well: the drain after it calls idle.
-	time.Sleep(2 * PollInterval) // asleep again
+	time.Sleep(2 * flush) // asleep again
 	for before := idles.Load(); idles.Load() == before; {
 		time.Sleep(5 * time.Millisecond)
 	}
