@@ -16,7 +16,7 @@ import (
 
 // startRecord runs `nspidtrace record -o path [extra...]` and returns once
 // recording.
-func startRecord(t *testing.T, path string, extra ...string) *exec.Cmd {
+func startRecord(t testing.TB, path string, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(binPath, append([]string{"record", "-o", path}, extra...)...)
 	stderr := &syncBuffer{}
