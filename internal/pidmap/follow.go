@@ -100,6 +100,9 @@ func (f *Follower) handle(raw []byte) error {
 		return nil
 	}
 	f.Events++
+	if f.Tree.RepeatedExit(&f.ev) {
+		return nil // one end per process, in the tree and in the feed
+	}
 	f.Tree.Apply(&f.ev)
 	if f.OnEvent != nil {
 		return f.OnEvent(&f.ev)

@@ -370,6 +370,20 @@ func (t *Tree) exit(ev *events.Event) {
 	t.retire(p, ev.Time, ev.ExitStatus, ev.Reaper)
 }
 
+// RepeatedExit reports whether ev is the exit of a process whose exit the
+// tree has already applied. Two threads of a process that exit together can
+// both find its count of live threads at zero (the kernel side reads it at
+// each one's exit tracepoint, after both have counted themselves out), and
+// so both report the process's end: seen with Go programs, whose threads
+// all run exit_group() at once.
+func (t *Tree) RepeatedExit(ev *events.Event) bool {
+	if ev.Type != events.TypeExit || ev.Thread || ev.StartBoot == 0 || t.procs[ev.PID] != nil {
+		return false
+	}
+	p := t.lastHolder[ev.PID]
+	return p != nil && p.Start == ev.StartBoot
+}
+
 // retire moves p from the live processes to the exited ones. Its children
 // go to reaper; with reaper 0 (p was its namespace's init) they stay under
 // p until the kernel's kill of the namespace reaches them.

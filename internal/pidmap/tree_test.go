@@ -186,6 +186,35 @@ func TestTreePIDReuse(t *testing.T) {
 	}
 }
 
+// TestTreeRepeatedExit: a process's second exit (two of its threads both
+// saw it end) is told apart from a first one, from a thread's exit and from
+// the exit of a later process with the same PID.
+func TestTreeRepeatedExit(t *testing.T) {
+	tree := NewTree(16)
+	tree.Apply(ev(events.TypeProc, 1, 0, 1))
+	tree.Apply(ev(events.TypeFork, 10, 1, 10))
+	thread := exitEv(10, 1, 0)
+	thread.Thread, thread.TID = true, 11
+	if tree.RepeatedExit(exitEv(10, 1, 0)) || tree.RepeatedExit(thread) {
+		t.Fatal("the first exit of a live process is a repeat")
+	}
+	tree.Apply(exitEv(10, 1, 0))
+	if !tree.RepeatedExit(exitEv(10, 1, 0)) {
+		t.Error("the second exit of an exited process is not a repeat")
+	}
+	if tree.RepeatedExit(thread) {
+		t.Error("a thread's exit is a repeat")
+	}
+	reused := exitEv(10, 1, 0)
+	reused.StartBoot = 999999
+	if tree.RepeatedExit(reused) {
+		t.Error("the exit of a later process with the same PID is a repeat")
+	}
+	if tree.RepeatedExit(exitEv(20, 1, 0)) {
+		t.Error("the exit of a process the tree never saw is a repeat")
+	}
+}
+
 func TestTreeExitedRingIsBounded(t *testing.T) {
 	tree := NewTree(3)
 	tree.Apply(ev(events.TypeProc, 1, 0, 1))
