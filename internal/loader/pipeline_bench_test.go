@@ -11,7 +11,7 @@ import (
 
 // record lays out a kernel record with the bpf2go types, as the BPF side
 // writes it.
-func record(b *testing.B, v any) []byte {
+func record(b testing.TB, v any) []byte {
 	var buf bytes.Buffer
 	if err := binary.Write(&buf, binary.NativeEndian, v); err != nil {
 		b.Fatal(err)
