@@ -46,12 +46,13 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 	if c.err != nil {
 		return nil, nil, c.err
 	}
-	maps = c.maps
+	// The error returns below set maps to nil: close what was created.
 	defer func() {
 		if err != nil {
-			maps.Close()
+			c.maps.Close()
 		}
 	}()
+	maps = c.maps
 	if relocateErr != nil {
 		return nil, nil, relocateErr
 	}

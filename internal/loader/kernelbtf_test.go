@@ -1,9 +1,12 @@
 package loader
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/nspidtrace/nspidtrace/internal/kernelbtf"
@@ -89,4 +92,28 @@ func kernelBothWays(t *testing.T) (*btf.Spec, *kernelbtf.Kernel) {
 	}
 	t.Cleanup(func() { k.Close() })
 	return whole, k
+}
+
+// TestIteratorRefusedIsAnError: a program the verifier refuses comes back
+// as an error that quotes the verifier, and the maps created for it are
+// closed (a refusal used to close a nil collection and panic).
+func TestIteratorRefusedIsAnError(t *testing.T) {
+	_, k := kernelBothWays(t)
+	spec, err := loadSpec(loadNspidtraceIter, Features{Loop: true, CopyFromUserTask: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An instruction after the last exit is one no path reaches.
+	ps := spec.Programs[nspidtraceIterProgDumpTask]
+	ps.Instructions = append(ps.Instructions, asm.Return())
+	prog, maps, err := loadIterator(spec, nspidtraceIterProgDumpTask, k)
+	if err == nil {
+		prog.Close()
+		maps.Close()
+		t.Fatal("the verifier loaded a program with an unreachable instruction")
+	}
+	var refused *verifierError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("got %v, want the verifier's refusal of an unreachable instruction", err)
+	}
 }
