@@ -83,8 +83,11 @@ func TestSpec(t *testing.T) {
 		"handle_prctl_enter":   {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_prctl"},
 		"handle_cred_exit":     {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_setuid"},
 	}
-	// Each program that reads a task has a build for 5.8–5.17.
+	// Each program that fills records has a build for 5.8–5.17.
 	for _, name := range slices.Collect(maps.Keys(want)) {
+		if strings.HasSuffix(name, "_enter") {
+			continue
+		}
 		w := want[name]
 		if name == "dump_task" {
 			w.section = "iter/task" // not sleepable
@@ -130,7 +133,8 @@ func TestChooseBuild(t *testing.T) {
 			if strings.HasSuffix(name, compatSuffix) {
 				t.Errorf("compat %v: %s is still there", compat, name)
 			}
-			if got := strings.HasSuffix(p.Name, compatSuffix); got != compat {
+			// The syscall-entry programs fill no records: one build serves all.
+			if got := strings.HasSuffix(p.Name, compatSuffix); got != compat && !strings.HasSuffix(name, "_enter") {
 				t.Errorf("compat %v: %s is %s", compat, name, p.Name)
 			}
 		}

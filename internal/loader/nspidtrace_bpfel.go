@@ -121,51 +121,47 @@ type nspidtraceNsptSignalEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	nspidtraceMapEvents                    = "events"
-	nspidtraceMapIdsAtEntry                = "ids_at_entry"
-	nspidtraceMapLost                      = "lost"
-	nspidtraceMapNsAtEntry                 = "ns_at_entry"
-	nspidtraceMapProcScratch               = "proc_scratch"
-	nspidtraceProgDumpTask                 = "dump_task"
-	nspidtraceProgDumpTaskCompat           = "dump_task_compat"
-	nspidtraceProgHandleCredEnter          = "handle_cred_enter"
-	nspidtraceProgHandleCredEnterCompat    = "handle_cred_enter_compat"
-	nspidtraceProgHandleCredExit           = "handle_cred_exit"
-	nspidtraceProgHandleCredExitCompat     = "handle_cred_exit_compat"
-	nspidtraceProgHandleExec               = "handle_exec"
-	nspidtraceProgHandleExecCompat         = "handle_exec_compat"
-	nspidtraceProgHandleExit               = "handle_exit"
-	nspidtraceProgHandleExitCompat         = "handle_exit_compat"
-	nspidtraceProgHandleFork               = "handle_fork"
-	nspidtraceProgHandleForkCompat         = "handle_fork_compat"
-	nspidtraceProgHandlePrctlEnter         = "handle_prctl_enter"
-	nspidtraceProgHandlePrctlEnterCompat   = "handle_prctl_enter_compat"
-	nspidtraceProgHandleRename             = "handle_rename"
-	nspidtraceProgHandleRenameCompat       = "handle_rename_compat"
-	nspidtraceProgHandleSetnsEnter         = "handle_setns_enter"
-	nspidtraceProgHandleSetnsEnterCompat   = "handle_setns_enter_compat"
-	nspidtraceProgHandleSetnsExit          = "handle_setns_exit"
-	nspidtraceProgHandleSetnsExitCompat    = "handle_setns_exit_compat"
-	nspidtraceProgHandleSignal             = "handle_signal"
-	nspidtraceProgHandleSignalCompat       = "handle_signal_compat"
-	nspidtraceProgHandleUnshareEnter       = "handle_unshare_enter"
-	nspidtraceProgHandleUnshareEnterCompat = "handle_unshare_enter_compat"
-	nspidtraceProgHandleUnshareExit        = "handle_unshare_exit"
-	nspidtraceProgHandleUnshareExitCompat  = "handle_unshare_exit_compat"
-	nspidtraceVarCgroupSubsys              = "cgroup_subsys"
-	nspidtraceVarReaderAsleep              = "reader_asleep"
-	nspidtraceVarSignalMask                = "signal_mask"
-	nspidtraceVarTargetPidns               = "target_pidns"
-	nspidtraceVarUnusedCredEvent           = "unused_cred_event"
-	nspidtraceVarUnusedEvent               = "unused_event"
-	nspidtraceVarUnusedExecEvent           = "unused_exec_event"
-	nspidtraceVarUnusedProcEvent           = "unused_proc_event"
-	nspidtraceVarUnusedRenameEvent         = "unused_rename_event"
-	nspidtraceVarUnusedSignalEvent         = "unused_signal_event"
-	nspidtraceVarWakeupBytes               = "wakeup_bytes"
-	nspidtraceVarWithArgs                  = "with_args"
-	nspidtraceVarWithThreads               = "with_threads"
-	nspidtraceVarWithZombies               = "with_zombies"
+	nspidtraceMapEvents                   = "events"
+	nspidtraceMapIdsAtEntry               = "ids_at_entry"
+	nspidtraceMapLost                     = "lost"
+	nspidtraceMapNsAtEntry                = "ns_at_entry"
+	nspidtraceMapProcScratch              = "proc_scratch"
+	nspidtraceProgDumpTask                = "dump_task"
+	nspidtraceProgDumpTaskCompat          = "dump_task_compat"
+	nspidtraceProgHandleCredEnter         = "handle_cred_enter"
+	nspidtraceProgHandleCredExit          = "handle_cred_exit"
+	nspidtraceProgHandleCredExitCompat    = "handle_cred_exit_compat"
+	nspidtraceProgHandleExec              = "handle_exec"
+	nspidtraceProgHandleExecCompat        = "handle_exec_compat"
+	nspidtraceProgHandleExit              = "handle_exit"
+	nspidtraceProgHandleExitCompat        = "handle_exit_compat"
+	nspidtraceProgHandleFork              = "handle_fork"
+	nspidtraceProgHandleForkCompat        = "handle_fork_compat"
+	nspidtraceProgHandlePrctlEnter        = "handle_prctl_enter"
+	nspidtraceProgHandleRename            = "handle_rename"
+	nspidtraceProgHandleRenameCompat      = "handle_rename_compat"
+	nspidtraceProgHandleSetnsEnter        = "handle_setns_enter"
+	nspidtraceProgHandleSetnsExit         = "handle_setns_exit"
+	nspidtraceProgHandleSetnsExitCompat   = "handle_setns_exit_compat"
+	nspidtraceProgHandleSignal            = "handle_signal"
+	nspidtraceProgHandleSignalCompat      = "handle_signal_compat"
+	nspidtraceProgHandleUnshareEnter      = "handle_unshare_enter"
+	nspidtraceProgHandleUnshareExit       = "handle_unshare_exit"
+	nspidtraceProgHandleUnshareExitCompat = "handle_unshare_exit_compat"
+	nspidtraceVarCgroupSubsys             = "cgroup_subsys"
+	nspidtraceVarReaderAsleep             = "reader_asleep"
+	nspidtraceVarSignalMask               = "signal_mask"
+	nspidtraceVarTargetPidns              = "target_pidns"
+	nspidtraceVarUnusedCredEvent          = "unused_cred_event"
+	nspidtraceVarUnusedEvent              = "unused_event"
+	nspidtraceVarUnusedExecEvent          = "unused_exec_event"
+	nspidtraceVarUnusedProcEvent          = "unused_proc_event"
+	nspidtraceVarUnusedRenameEvent        = "unused_rename_event"
+	nspidtraceVarUnusedSignalEvent        = "unused_signal_event"
+	nspidtraceVarWakeupBytes              = "wakeup_bytes"
+	nspidtraceVarWithArgs                 = "with_args"
+	nspidtraceVarWithThreads              = "with_threads"
+	nspidtraceVarWithZombies              = "with_zombies"
 )
 
 // loadNspidtrace returns the embedded CollectionSpec for nspidtrace.
@@ -210,32 +206,28 @@ type nspidtraceSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceProgramSpecs struct {
-	DumpTask                 *ebpf.ProgramSpec `ebpf:"dump_task"`
-	DumpTaskCompat           *ebpf.ProgramSpec `ebpf:"dump_task_compat"`
-	HandleCredEnter          *ebpf.ProgramSpec `ebpf:"handle_cred_enter"`
-	HandleCredEnterCompat    *ebpf.ProgramSpec `ebpf:"handle_cred_enter_compat"`
-	HandleCredExit           *ebpf.ProgramSpec `ebpf:"handle_cred_exit"`
-	HandleCredExitCompat     *ebpf.ProgramSpec `ebpf:"handle_cred_exit_compat"`
-	HandleExec               *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExecCompat         *ebpf.ProgramSpec `ebpf:"handle_exec_compat"`
-	HandleExit               *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleExitCompat         *ebpf.ProgramSpec `ebpf:"handle_exit_compat"`
-	HandleFork               *ebpf.ProgramSpec `ebpf:"handle_fork"`
-	HandleForkCompat         *ebpf.ProgramSpec `ebpf:"handle_fork_compat"`
-	HandlePrctlEnter         *ebpf.ProgramSpec `ebpf:"handle_prctl_enter"`
-	HandlePrctlEnterCompat   *ebpf.ProgramSpec `ebpf:"handle_prctl_enter_compat"`
-	HandleRename             *ebpf.ProgramSpec `ebpf:"handle_rename"`
-	HandleRenameCompat       *ebpf.ProgramSpec `ebpf:"handle_rename_compat"`
-	HandleSetnsEnter         *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
-	HandleSetnsEnterCompat   *ebpf.ProgramSpec `ebpf:"handle_setns_enter_compat"`
-	HandleSetnsExit          *ebpf.ProgramSpec `ebpf:"handle_setns_exit"`
-	HandleSetnsExitCompat    *ebpf.ProgramSpec `ebpf:"handle_setns_exit_compat"`
-	HandleSignal             *ebpf.ProgramSpec `ebpf:"handle_signal"`
-	HandleSignalCompat       *ebpf.ProgramSpec `ebpf:"handle_signal_compat"`
-	HandleUnshareEnter       *ebpf.ProgramSpec `ebpf:"handle_unshare_enter"`
-	HandleUnshareEnterCompat *ebpf.ProgramSpec `ebpf:"handle_unshare_enter_compat"`
-	HandleUnshareExit        *ebpf.ProgramSpec `ebpf:"handle_unshare_exit"`
-	HandleUnshareExitCompat  *ebpf.ProgramSpec `ebpf:"handle_unshare_exit_compat"`
+	DumpTask                *ebpf.ProgramSpec `ebpf:"dump_task"`
+	DumpTaskCompat          *ebpf.ProgramSpec `ebpf:"dump_task_compat"`
+	HandleCredEnter         *ebpf.ProgramSpec `ebpf:"handle_cred_enter"`
+	HandleCredExit          *ebpf.ProgramSpec `ebpf:"handle_cred_exit"`
+	HandleCredExitCompat    *ebpf.ProgramSpec `ebpf:"handle_cred_exit_compat"`
+	HandleExec              *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExecCompat        *ebpf.ProgramSpec `ebpf:"handle_exec_compat"`
+	HandleExit              *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleExitCompat        *ebpf.ProgramSpec `ebpf:"handle_exit_compat"`
+	HandleFork              *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleForkCompat        *ebpf.ProgramSpec `ebpf:"handle_fork_compat"`
+	HandlePrctlEnter        *ebpf.ProgramSpec `ebpf:"handle_prctl_enter"`
+	HandleRename            *ebpf.ProgramSpec `ebpf:"handle_rename"`
+	HandleRenameCompat      *ebpf.ProgramSpec `ebpf:"handle_rename_compat"`
+	HandleSetnsEnter        *ebpf.ProgramSpec `ebpf:"handle_setns_enter"`
+	HandleSetnsExit         *ebpf.ProgramSpec `ebpf:"handle_setns_exit"`
+	HandleSetnsExitCompat   *ebpf.ProgramSpec `ebpf:"handle_setns_exit_compat"`
+	HandleSignal            *ebpf.ProgramSpec `ebpf:"handle_signal"`
+	HandleSignalCompat      *ebpf.ProgramSpec `ebpf:"handle_signal_compat"`
+	HandleUnshareEnter      *ebpf.ProgramSpec `ebpf:"handle_unshare_enter"`
+	HandleUnshareExit       *ebpf.ProgramSpec `ebpf:"handle_unshare_exit"`
+	HandleUnshareExitCompat *ebpf.ProgramSpec `ebpf:"handle_unshare_exit_compat"`
 }
 
 // nspidtraceMapSpecs contains maps before they are loaded into the kernel.
@@ -330,32 +322,28 @@ type nspidtraceVariables struct {
 //
 // It can be passed to loadNspidtraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtracePrograms struct {
-	DumpTask                 *ebpf.Program `ebpf:"dump_task"`
-	DumpTaskCompat           *ebpf.Program `ebpf:"dump_task_compat"`
-	HandleCredEnter          *ebpf.Program `ebpf:"handle_cred_enter"`
-	HandleCredEnterCompat    *ebpf.Program `ebpf:"handle_cred_enter_compat"`
-	HandleCredExit           *ebpf.Program `ebpf:"handle_cred_exit"`
-	HandleCredExitCompat     *ebpf.Program `ebpf:"handle_cred_exit_compat"`
-	HandleExec               *ebpf.Program `ebpf:"handle_exec"`
-	HandleExecCompat         *ebpf.Program `ebpf:"handle_exec_compat"`
-	HandleExit               *ebpf.Program `ebpf:"handle_exit"`
-	HandleExitCompat         *ebpf.Program `ebpf:"handle_exit_compat"`
-	HandleFork               *ebpf.Program `ebpf:"handle_fork"`
-	HandleForkCompat         *ebpf.Program `ebpf:"handle_fork_compat"`
-	HandlePrctlEnter         *ebpf.Program `ebpf:"handle_prctl_enter"`
-	HandlePrctlEnterCompat   *ebpf.Program `ebpf:"handle_prctl_enter_compat"`
-	HandleRename             *ebpf.Program `ebpf:"handle_rename"`
-	HandleRenameCompat       *ebpf.Program `ebpf:"handle_rename_compat"`
-	HandleSetnsEnter         *ebpf.Program `ebpf:"handle_setns_enter"`
-	HandleSetnsEnterCompat   *ebpf.Program `ebpf:"handle_setns_enter_compat"`
-	HandleSetnsExit          *ebpf.Program `ebpf:"handle_setns_exit"`
-	HandleSetnsExitCompat    *ebpf.Program `ebpf:"handle_setns_exit_compat"`
-	HandleSignal             *ebpf.Program `ebpf:"handle_signal"`
-	HandleSignalCompat       *ebpf.Program `ebpf:"handle_signal_compat"`
-	HandleUnshareEnter       *ebpf.Program `ebpf:"handle_unshare_enter"`
-	HandleUnshareEnterCompat *ebpf.Program `ebpf:"handle_unshare_enter_compat"`
-	HandleUnshareExit        *ebpf.Program `ebpf:"handle_unshare_exit"`
-	HandleUnshareExitCompat  *ebpf.Program `ebpf:"handle_unshare_exit_compat"`
+	DumpTask                *ebpf.Program `ebpf:"dump_task"`
+	DumpTaskCompat          *ebpf.Program `ebpf:"dump_task_compat"`
+	HandleCredEnter         *ebpf.Program `ebpf:"handle_cred_enter"`
+	HandleCredExit          *ebpf.Program `ebpf:"handle_cred_exit"`
+	HandleCredExitCompat    *ebpf.Program `ebpf:"handle_cred_exit_compat"`
+	HandleExec              *ebpf.Program `ebpf:"handle_exec"`
+	HandleExecCompat        *ebpf.Program `ebpf:"handle_exec_compat"`
+	HandleExit              *ebpf.Program `ebpf:"handle_exit"`
+	HandleExitCompat        *ebpf.Program `ebpf:"handle_exit_compat"`
+	HandleFork              *ebpf.Program `ebpf:"handle_fork"`
+	HandleForkCompat        *ebpf.Program `ebpf:"handle_fork_compat"`
+	HandlePrctlEnter        *ebpf.Program `ebpf:"handle_prctl_enter"`
+	HandleRename            *ebpf.Program `ebpf:"handle_rename"`
+	HandleRenameCompat      *ebpf.Program `ebpf:"handle_rename_compat"`
+	HandleSetnsEnter        *ebpf.Program `ebpf:"handle_setns_enter"`
+	HandleSetnsExit         *ebpf.Program `ebpf:"handle_setns_exit"`
+	HandleSetnsExitCompat   *ebpf.Program `ebpf:"handle_setns_exit_compat"`
+	HandleSignal            *ebpf.Program `ebpf:"handle_signal"`
+	HandleSignalCompat      *ebpf.Program `ebpf:"handle_signal_compat"`
+	HandleUnshareEnter      *ebpf.Program `ebpf:"handle_unshare_enter"`
+	HandleUnshareExit       *ebpf.Program `ebpf:"handle_unshare_exit"`
+	HandleUnshareExitCompat *ebpf.Program `ebpf:"handle_unshare_exit_compat"`
 }
 
 func (p *nspidtracePrograms) Close() error {
@@ -363,7 +351,6 @@ func (p *nspidtracePrograms) Close() error {
 		p.DumpTask,
 		p.DumpTaskCompat,
 		p.HandleCredEnter,
-		p.HandleCredEnterCompat,
 		p.HandleCredExit,
 		p.HandleCredExitCompat,
 		p.HandleExec,
@@ -373,17 +360,14 @@ func (p *nspidtracePrograms) Close() error {
 		p.HandleFork,
 		p.HandleForkCompat,
 		p.HandlePrctlEnter,
-		p.HandlePrctlEnterCompat,
 		p.HandleRename,
 		p.HandleRenameCompat,
 		p.HandleSetnsEnter,
-		p.HandleSetnsEnterCompat,
 		p.HandleSetnsExit,
 		p.HandleSetnsExitCompat,
 		p.HandleSignal,
 		p.HandleSignalCompat,
 		p.HandleUnshareEnter,
-		p.HandleUnshareEnterCompat,
 		p.HandleUnshareExit,
 		p.HandleUnshareExitCompat,
 	)
