@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/signal"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -58,6 +60,12 @@ type command struct {
 	examples string
 	flags    func(fs *flag.FlagSet, o *options)
 	run      func(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) error
+	// untilStopped: it runs until SIGINT or SIGTERM, which cancel its ctx
+	// so that it writes out what it holds. The one-shot commands keep the
+	// signals' default, ending at once: they hold nothing to save, and
+	// signal.Notify would start the runtime's signal threads, 2 ms of a
+	// 15 ms answer.
+	untilStopped bool
 }
 
 // commands, in the order the overview lists them.
@@ -161,10 +169,16 @@ func newFlagSet(name string) *flag.FlagSet {
 var errHelp = errors.New("help shown")
 
 // dispatch parses the command line and runs the command it names.
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func dispatch(args []string, stdout, stderr io.Writer) error {
 	c, opts, positional, err := parseCommandLine(args, stdout)
 	if err != nil {
 		return err
+	}
+	ctx := context.Background()
+	if c.untilStopped {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
 	}
 	return c.run(ctx, opts, positional, stdout, stderr)
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,6 +208,28 @@ func TestClosedPipe(t *testing.T) {
 		t.Fatal("trace kept running after its reader went away")
 	}
 	noProgramsLeft(t)
+}
+
+// TestOneShotIntoClosedPipe: tree and <pid> whose reader is already gone
+// end with exit 0, as after `| head`, not killed by SIGPIPE: the one-shot
+// commands do not install the signal handlers trace and record do.
+func TestOneShotIntoClosedPipe(t *testing.T) {
+	for _, args := range [][]string{{"tree"}, {strconv.Itoa(os.Getpid())}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		cmd := exec.Command(binPath, args...)
+		cmd.Stdout = w
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err = cmd.Run()
+		w.Close()
+		if err != nil {
+			t.Errorf("%v into a closed pipe: %v; stderr:\n%s", args, err, stderr.String())
+		}
+	}
 }
 
 func TestUnprivileged(t *testing.T) {

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -47,13 +46,13 @@ func main() {
 
 // run executes one command line and returns its exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	// With SIGPIPE delivered here, a write to a closed stdout fails with
-	// EPIPE instead of killing the process, so `| head` ends us cleanly.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// With SIGPIPE ignored, a write to a closed stdout fails with EPIPE
+	// instead of killing the process, so `| head` ends us cleanly. Ignoring
+	// costs nothing at start-up, unlike signal.Notify (see dispatch); and
+	// nspidtrace starts no programs that would inherit it.
+	signal.Ignore(syscall.SIGPIPE)
 
-	err := dispatch(ctx, args, stdout, stderr)
+	err := dispatch(args, stdout, stderr)
 	// A reader that went away (`| head`) is a normal end.
 	if err == nil || errors.Is(err, errHelp) || errors.Is(err, syscall.EPIPE) {
 		return exitOK

@@ -55,7 +55,8 @@ as one timeline.`,
 		fs.IntVar(&o.keep, "keep", 0, "with rotation, keep the newest `N` files and remove older ones of the series (default 0: keep all)")
 		hostFlag(fs, o, "the header's hostname: `NAME` (default: this machine's; in a pod, give the node's)")
 	},
-	run: runRecord,
+	run:          runRecord,
+	untilStopped: true,
 }
 
 // runRecord writes a recording until interrupted or --duration.

@@ -52,7 +52,8 @@ filters, up to --at.`,
 		metricsFlag(fs, o)
 		hostFlag(fs, o, "name the machine on every line as \"host\":`NAME` (for feeds merged from many nodes)")
 	},
-	run: runTrace,
+	run:          runTrace,
+	untilStopped: true,
 }
 
 // runTrace streams the live feed, or with --from a recording's lines.

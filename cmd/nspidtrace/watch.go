@@ -57,7 +57,8 @@ g go to a time, +/- play speed.`,
 		logFlags(fs, o)
 		queryFlags(fs, o)
 	},
-	run: runWatch,
+	run:          runWatch,
+	untilStopped: true,
 }
 
 // runWatch answers `nspidtrace watch [<pid>]`.
