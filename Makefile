@@ -33,6 +33,7 @@ bench: ## the performance figures: pipeline, replay, storm overhead, trace memor
 	$(GO) test -run '^$$' -bench ForkExitStorm -benchtime 1x ./internal/loader
 	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader
 	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
+	$(GO) test -run '^$$' -bench ColdTree -benchtime 20x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench TraceMemory -benchtime 1x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench . ./internal/kernelbtf

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -119,13 +119,17 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 				// closes a column early; tabs from a process were escaped.
 				fmt.Fprintf(out, "%s\t", c.value(cc, p))
 			}
-			args := ""
+			// One line, built in one buffer: a tree of 10,000 processes
+			// makes no garbage per line.
+			line = append(append(line[:0], prefix...), branch...)
+			line = appendLabel(line, p, level)
 			if o.showArgs {
 				if a := safeArgs(p); a != "" {
-					args = " " + a
+					line = append(append(line, ' '), a...)
 				}
 			}
-			fmt.Fprintf(out, "%s%s%s%s%s\n", prefix, branch, label(p, level), args, q.notes(p))
+			line = append(append(line, q.notes(p)...), '\n')
+			out.Write(line)
 			prefix += childPrefix
 		}
 		// The last child shown gets └─, whether or not a later one is hidden.
@@ -143,22 +147,21 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	return w.Flush()
 }
 
-// label is `comm(P0/P1/…)` from level down (and the host PID after them
-// when level is not the host's), with the pid namespace named where it
-// differs from the parent's.
-func label(p *pidmap.Proc, level int) string {
-	var b strings.Builder
-	b.WriteString(termsafe.String(p.CommString()))
-	b.WriteByte('(')
-	b.WriteString(p.PIDsFrom(level))
+// appendLabel appends `comm(P0/P1/…)` from level down (and the host PID
+// after them when level is not the host's), with the pid namespace named
+// where it differs from the parent's.
+func appendLabel(dst []byte, p *pidmap.Proc, level int) []byte {
+	dst = termsafe.Append(dst, p.Comm[:p.CommLen])
+	dst = p.AppendPIDsFrom(append(dst, '('), level)
 	if level > 0 {
-		fmt.Fprintf(&b, ", host %d", p.PID)
+		dst = strconv.AppendUint(append(dst, ", host "...), uint64(p.PID), 10)
 	}
-	b.WriteByte(')')
+	dst = append(dst, ')')
 	if parent := p.Parent(); (parent != nil && parent.NS() != p.NS()) || (parent == nil && p.NS().Level > level) {
-		fmt.Fprintf(&b, " [pid:[%d]]", p.NS().Inode)
+		dst = strconv.AppendUint(append(dst, " [pid:["...), uint64(p.NS().Inode), 10)
+		dst = append(dst, "]]"...)
 	}
-	return b.String()
+	return dst
 }
 
 // newContainer returns p's container where p is the first of it down its

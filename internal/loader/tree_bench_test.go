@@ -9,6 +9,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
@@ -16,6 +17,7 @@ import (
 // `nspidtrace tree` does: with argv for JSON, without for text.
 func buildTree(b *testing.B, args bool) *pidmap.Tree {
 	tree := pidmap.NewTree(0)
+	tree.Reserve(procfs.Tasks(procfs.ProcRoot))
 	var ev events.Event
 	dec := events.Decoder{}
 	err := ReadSnapshot(args, func(raw []byte) error {

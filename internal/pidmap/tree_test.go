@@ -146,6 +146,28 @@ func TestTreeNamespaceIndex(t *testing.T) {
 	}
 }
 
+// TestTreeReserve: a reserved tree fills as one grown from empty does, and
+// Reserve on a tree that holds processes keeps every one of them.
+func TestTreeReserve(t *testing.T) {
+	grown, reserved := NewTree(16), NewTree(16)
+	reserved.Reserve(1000)
+	for _, e := range []*events.Event{
+		ev(events.TypeProc, 1, 0, 1),
+		ev(events.TypeFork, 100, 1, 100, 1),
+		ev(events.TypeFork, 101, 100, 101, 52),
+	} {
+		grown.Apply(e)
+		reserved.Apply(e)
+	}
+	if g, r := parents(grown), parents(reserved); !slices.Equal(g, r) {
+		t.Errorf("reserved tree %v, grown %v", r, g)
+	}
+	reserved.Reserve(1000)
+	if p := reserved.Namespace(hostNS).Lookup(101); reserved.Len() != 3 || p == nil || reserved.Namespace(ctrNS).Lookup(52) != p {
+		t.Errorf("after Reserve on a full tree: %d processes, host PID 101 is %v", reserved.Len(), p)
+	}
+}
+
 func TestTreeSetnsChangesNamespacesNotPIDs(t *testing.T) {
 	tree := NewTree(16)
 	tree.Apply(ev(events.TypeProc, 1, 0, 1))

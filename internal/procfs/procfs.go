@@ -269,6 +269,24 @@ func ListPIDs(root string) ([]int, error) {
 	return pids, nil
 }
 
+// Tasks returns how many tasks (threads) the kernel runs now, machine-wide,
+// as /proc/loadavg counts them: an upper bound of the processes a snapshot
+// finds, in three system calls. 0 when it cannot tell.
+func Tasks(root string) int {
+	b, err := readSmall(filepath.Join(root, "loadavg"), make([]byte, 64))
+	if err != nil {
+		return 0
+	}
+	// "0.20 0.18 0.12 1/80 11206": running/total.
+	fields := strings.Fields(string(b))
+	if len(fields) < 4 {
+		return 0
+	}
+	_, total, _ := strings.Cut(fields[3], "/")
+	n, _ := strconv.Atoi(total)
+	return n
+}
+
 // FromProc builds a tree from procfs at root: the fallback without BPF.
 // Levels are those the procfs mount's pid namespace can see; level 0 is
 // that namespace, which is the host only when run there.
@@ -278,6 +296,7 @@ func FromProc(root string) (*pidmap.Tree, error) {
 		return nil, err
 	}
 	tree := pidmap.NewTree(0)
+	tree.Reserve(len(pids))
 	var ev events.Event
 	for _, pid := range pids {
 		switch err := ReadProc(root, pid, &ev); {

@@ -54,6 +54,25 @@ func TestReadProcGone(t *testing.T) {
 	}
 }
 
+func TestTasks(t *testing.T) {
+	if n := Tasks(ProcRoot); n <= 0 {
+		t.Errorf("Tasks(%s) = %d, want the kernel's task count", ProcRoot, n)
+	}
+	root := t.TempDir()
+	for loadavg, want := range map[string]int{
+		"0.20 0.18 0.12 1/80 11206\n": 80,
+		"0.20 0.18 0.12\n":            0,
+		"0.20 0.18 0.12 80 11206\n":   0,
+	} {
+		if err := os.WriteFile(root+"/loadavg", []byte(loadavg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := Tasks(root); got != want {
+			t.Errorf("Tasks of loadavg %q = %d, want %d", loadavg, got, want)
+		}
+	}
+}
+
 func TestResolvePidNS(t *testing.T) {
 	own := statIno(t, "/proc/self/ns/pid")
 	good := map[string]uint32{
