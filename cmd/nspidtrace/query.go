@@ -216,8 +216,9 @@ func snapshotTree(log zerolog.Logger, args bool) (tree *pidmap.Tree, fallback bo
 		return nil, false, err
 	}
 	tree = pidmap.NewTree(0)
-	// Every task is a process at most. Past maxReserved, a host runs
-	// threads more likely than processes: the tree grows as it must.
+	// The kernel's task count bounds the processes. Past maxReserved, a
+	// host runs threads more likely than processes: the tree grows as
+	// it must.
 	const maxReserved = 1 << 15
 	tree.Reserve(min(procfs.Tasks(procfs.ProcRoot), maxReserved))
 	var ev events.Event

@@ -113,8 +113,8 @@ func NewTree(keep int) *Tree {
 // Reserve readies an empty tree for about procs live processes, as a
 // snapshot of the whole machine fills it: its maps are made that size
 // rather than grown, which would leave a trail of outgrown tables behind
-// (a third of the memory a snapshot of 10,000 processes touched). It does
-// nothing to a tree that holds anything.
+// (140 pages of the 1,000 a snapshot of 10,000 processes touched). It
+// does nothing to a tree that holds anything.
 func (t *Tree) Reserve(procs int) {
 	if len(t.procs) > 0 || len(t.namespaces) > 0 || procs <= 0 {
 		return
