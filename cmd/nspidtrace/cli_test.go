@@ -211,8 +211,8 @@ func TestClosedPipe(t *testing.T) {
 }
 
 // TestOneShotIntoClosedPipe: tree and <pid> whose reader is already gone
-// end with exit 0, as after `| head`, not killed by SIGPIPE: the one-shot
-// commands do not install the signal handlers trace and record do.
+// end with exit 0, as after `| head`, not killed by SIGPIPE: it is ignored
+// for every command, also those that catch no other signal.
 func TestOneShotIntoClosedPipe(t *testing.T) {
 	for _, args := range [][]string{{"tree"}, {strconv.Itoa(os.Getpid())}} {
 		r, w, err := os.Pipe()
