@@ -506,24 +506,25 @@ func parsePID(what, s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// notes is what tree says of p after its label: zombie, its container
-// where p is the first of it down its branch, where a process shown with
-// --container is instead, and how p entered its pid namespace.
-func (q *query) notes(p *pidmap.Proc) string {
-	var b strings.Builder
+// appendNotes appends what tree says of p after its label: zombie, its
+// container where p is the first of it down its branch, where a process
+// shown with --container is instead, and how p entered its pid namespace.
+// Most processes have none: that costs no allocation.
+func (q *query) appendNotes(dst []byte, p *pidmap.Proc) []byte {
 	if p.Zombie {
-		b.WriteString(" <zombie>")
+		dst = append(dst, " <zombie>"...)
 	}
 	if c := newContainer(p); c != nil && q.container == nil {
-		fmt.Fprintf(&b, " [container %s]", termsafe.String(c.Label()))
+		dst = termsafe.Append(append(dst, " [container "...), c.Label())
+		dst = append(dst, ']')
 	}
 	if out := q.outsideContainer(p); out != "" {
-		fmt.Fprintf(&b, " [%s]", out)
+		dst = append(append(append(dst, " ["...), out...), ']')
 	}
 	if from := q.enteredFrom(p); from != "" {
-		fmt.Fprintf(&b, " [entered from %s]", from)
+		dst = append(append(append(dst, " [entered from "...), from...), ']')
 	}
-	return b.String()
+	return dst
 }
 
 // enteredFrom describes the process that forked p into its pid namespace

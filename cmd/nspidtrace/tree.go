@@ -73,6 +73,8 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	} else {
 		// A process whose parent is outside the selection is a root of
 		// its own: a shell from `docker exec` shows up beside the init.
+		// Every process may be one (sized so the list never grows).
+		roots = make([]*pidmap.Proc, 0, q.tree.Len())
 		q.tree.Walk(func(p *pidmap.Proc, _ int) {
 			if q.selected(p) && (p.Parent() == nil || !q.selected(p.Parent())) {
 				roots = append(roots, p)
@@ -128,7 +130,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 					line = append(append(line, ' '), a...)
 				}
 			}
-			line = append(append(line, q.notes(p)...), '\n')
+			line = append(q.appendNotes(line, p), '\n')
 			out.Write(line)
 			prefix += childPrefix
 		}

@@ -154,7 +154,9 @@ func (s watchSelection) Selected(p *pidmap.Proc) bool {
 	return s.q.selected(p) && (s.root == nil || under(s.q.tree, p, s.root))
 }
 
-func (s watchSelection) Notes(p *pidmap.Proc) string { return strings.TrimSpace(s.q.notes(p)) }
+func (s watchSelection) Notes(p *pidmap.Proc) string {
+	return strings.TrimSpace(string(s.q.appendNotes(nil, p)))
+}
 
 // under reports whether p is root or descends from it; an exited p from
 // the parent it had.

@@ -67,8 +67,13 @@ type Kernel struct {
 	unmap   runtime.Cleanup // where raw is mapped: unmaps it
 	types   []byte
 	strings []byte
-	// offsets[id] is where type id starts in types; id 0 is void.
-	offsets []uint32
+	// marks[i] is where type i*markEvery starts in types (id 0 is void,
+	// and starts nowhere: marks[0] is where type 1 does). A full index
+	// would be 4 bytes for each of ~130,000 types, 127 fresh pages a
+	// one-shot answer pays a fault for; a type between marks is found by
+	// stepping over at most markEvery-1 others.
+	marks []uint32
+	count int // types, void included
 	// found remembers what Find found: the probe and the load ask for
 	// some of the same types.
 	found map[string]found
@@ -150,16 +155,36 @@ func (k *Kernel) index() error {
 	k.types = raw[hdrLen+typeOff : hdrLen+typeOff+typeLen]
 	k.strings = raw[hdrLen+strOff : hdrLen+strOff+strLen]
 	// A type is 12 bytes at least: this never grows.
-	k.offsets = make([]uint32, 1, len(k.types)/12+1)
-	for off := 0; off < len(k.types); {
-		k.offsets = append(k.offsets, uint32(off))
+	k.marks = make([]uint32, 1, len(k.types)/12/markEvery+2)
+	k.count = 1
+	for off := 0; off < len(k.types); k.count++ {
+		if k.count%markEvery == 0 {
+			k.marks = append(k.marks, uint32(off))
+		}
 		n, err := k.typeLen(off)
 		if err != nil {
-			return fmt.Errorf("type %d: %w", len(k.offsets)-1, err)
+			return fmt.Errorf("type %d: %w", k.count, err)
 		}
 		off += n
 	}
 	return nil
+}
+
+// markEvery is how many types apart index marks are.
+const markEvery = 64
+
+// offset is where type id (1 to count-1) starts in types.
+func (k *Kernel) offset(id TypeID) int {
+	first := int(id) / markEvery * markEvery
+	off := int(k.marks[first/markEvery])
+	if first == 0 {
+		first = 1 // marks[0] is type 1's
+	}
+	for i := first; i < int(id); i++ {
+		n, _ := k.typeLen(off) // every type was checked by index
+		off += n
+	}
+	return off
 }
 
 // typeLen is the length of the type at off: its 12-byte head and what
@@ -210,10 +235,10 @@ type head struct {
 }
 
 func (k *Kernel) head(id TypeID) (head, error) {
-	if id == 0 || int(id) >= len(k.offsets) {
+	if id == 0 || int(id) >= k.count {
 		return head{}, fmt.Errorf("no type %d", id)
 	}
-	off := int(k.offsets[id])
+	off := k.offset(id)
 	info := le.Uint32(k.types[off+4:])
 	return head{
 		name:       k.str(le.Uint32(k.types[off:])),
@@ -258,10 +283,12 @@ func (k *Kernel) Find(names map[string][]Kind) map[string][]TypeID {
 	if len(missing) == 0 {
 		return result
 	}
-	for id := 1; id < len(k.offsets); id++ {
-		off := k.offsets[id]
-		nameOff := le.Uint32(k.types[off:])
-		kind := Kind(le.Uint32(k.types[off+4:]) >> 24 & 0x1f)
+	for id, off := 1, 0; id < k.count; id++ {
+		t := k.types[off:]
+		n, _ := k.typeLen(off) // every type was checked by index
+		off += n
+		nameOff := le.Uint32(t)
+		kind := Kind(le.Uint32(t[4:]) >> 24 & 0x1f)
 		if nameOff == 0 || kinds&(1<<kind) == 0 {
 			continue
 		}

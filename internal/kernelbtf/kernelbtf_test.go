@@ -120,6 +120,48 @@ func TestFind(t *testing.T) {
 	}
 }
 
+// Types are found, and read, at every position between the index's marks:
+// a few hundred enums of differing lengths, each read back by its ID.
+func TestFindEveryPosition(t *testing.T) {
+	var types []btf.Type
+	names := map[string][]kernelbtf.Kind{}
+	for i := range 300 {
+		e := &btf.Enum{Name: fmt.Sprintf("e%d", i), Size: 4}
+		for v := range i % 7 {
+			e.Values = append(e.Values, btf.EnumValue{Name: fmt.Sprintf("e%d_v%d", i, v), Value: uint64(v)})
+		}
+		types = append(types, e, &btf.Pointer{Target: e}) // lengths differ by kind too
+		names[e.Name] = []kernelbtf.Kind{kernelbtf.KindEnum}
+	}
+	b, err := btf.NewBuilder(types, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernelbtf.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := k.Find(names)
+	for i := range 300 {
+		name := fmt.Sprintf("e%d", i)
+		ids := found[name]
+		if len(ids) != 1 {
+			t.Fatalf("%s: IDs %v", name, ids)
+		}
+		values, err := k.EnumValues(ids[0])
+		if err != nil || len(values) != i%7 || (len(values) > 0 && values[len(values)-1] != fmt.Sprintf("%s_v%d", name, i%7-1)) {
+			t.Fatalf("%s (type %d): values %v, %v", name, ids[0], values, err)
+		}
+	}
+	if _, err := k.EnumValues(kernelbtf.TypeID(601)); err == nil {
+		t.Error("type 601 of 600: no error")
+	}
+}
+
 // TestCORETypesPrunes: the kernel's types keep their layout, hold only the
 // members the programs name (found through anonymous members, as CO-RE
 // finds them), and types the programs do not declare are empty stubs.

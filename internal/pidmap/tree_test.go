@@ -168,6 +168,38 @@ func TestTreeReserve(t *testing.T) {
 	}
 }
 
+// The host namespace's index is the tree's own by host PID: it answers
+// for its own processes only, and forgets one that exits.
+func TestTreeHostIndex(t *testing.T) {
+	const otherHost = 4026539999
+	tree := NewTree(16)
+	tree.Apply(ev(events.TypeProc, 1, 0, 1))
+	tree.Apply(ev(events.TypeFork, 10, 1, 10, 1))
+	foreign := ev(events.TypeProc, 20, 0, 20)
+	foreign.PidNS[0] = otherHost
+	tree.Apply(foreign)
+	askew := ev(events.TypeProc, 30, 1, 31) // pid and nspid disagree: a malformed file
+	tree.Apply(askew)
+
+	host := tree.Namespace(hostNS)
+	if p := host.Lookup(10); p == nil || p.PID != 10 || tree.Namespace(ctrNS).Lookup(1) != p {
+		t.Errorf("host PID 10 is %v", p)
+	}
+	if p := host.Lookup(20); p != nil {
+		t.Errorf("host PID 20 is %v, in namespace %d", p, otherHost)
+	}
+	if p := tree.Namespace(otherHost).Lookup(20); p == nil || p.PID != 20 {
+		t.Errorf("PID 20 of namespace %d is %v", otherHost, p)
+	}
+	if p := host.Lookup(30); p != nil {
+		t.Errorf("host PID 30 is %v, whose nspid says 31", p)
+	}
+	tree.Apply(exitEv(10, 1, 0))
+	if p := host.Lookup(10); p != nil {
+		t.Errorf("host PID 10 after its exit is %v", p)
+	}
+}
+
 func TestTreeSetnsChangesNamespacesNotPIDs(t *testing.T) {
 	tree := NewTree(16)
 	tree.Apply(ev(events.TypeProc, 1, 0, 1))
