@@ -23,29 +23,29 @@ import (
 const Size = 2 << 20
 
 // Slice returns a slice of n zero Ts. When it spans at least one whole
-// huge page, it is placed to start just below a huge page boundary and the
-// kernel is advised (MADV_HUGEPAGE) to back its whole huge pages with huge
-// pages; that is a hint, and its refusal (no THP support, THP "never") is
-// ignored. The slice then holds up to Size bytes more address space than
-// it uses, which is never touched.
+// huge page, it is placed to start just below a huge page boundary, its
+// capacity reaches to the end of the huge page its last element ends in,
+// and the kernel is advised (MADV_HUGEPAGE) to back all but its first
+// element's page with huge pages; that is a hint, and its refusal (no THP
+// support, THP "never") is ignored. The allocation then holds up to Size
+// bytes before the slice that are never touched.
 func Slice[T any](n int) []T {
 	size := unsafe.Sizeof(*new(T))
 	if n <= 0 || size == 0 || size > Size || uintptr(n)*size < Size {
 		return make([]T, max(n, 0))
 	}
-	s := make([]T, n+Size/int(size)+1)
+	// Room to place it, and for the rest of its last huge page.
+	spare := 2*Size/int(size) + 2
+	s := make([]T, n+spare)
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
-	boundary := (base + Size - 1) &^ (Size - 1)
-	skip := int((boundary - base) / size) // the first element used ends past the boundary
-	s = s[skip : skip+n : skip+n]
-
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
-	from := (start + Size - 1) &^ (Size - 1)
-	to := (start + uintptr(n)*size) &^ (Size - 1)
-	if to > from {
-		// The range is s's own memory: the advice changes how it is
-		// backed, never what it holds.
-		unix.Syscall(unix.SYS_MADVISE, from, to-from, unix.MADV_HUGEPAGE)
+	from := (base + Size - 1) &^ (Size - 1)
+	skip := int((from - base) / size) // s[skip] starts at from, or ends past it
+	end := (base + uintptr(skip+n)*size + Size - 1) &^ (Size - 1)
+	s = s[skip : skip+n : int((end-base)/size)]
+	if end > from {
+		// The range is the allocation's own memory: the advice changes
+		// how it is backed, never what it holds.
+		unix.Syscall(unix.SYS_MADVISE, from, end-from, unix.MADV_HUGEPAGE)
 		runtime.KeepAlive(s)
 	}
 	return s

@@ -131,7 +131,8 @@ func (t *Tree) Reserve(procs int) {
 		return
 	}
 	t.procs = make(map[uint32]*Proc, procs)
-	t.slab = hugepage.Slice[Proc](procs)
+	slab := hugepage.Slice[Proc](procs)
+	t.slab = slab[:cap(slab)] // to the end of its last huge page
 }
 
 // Apply updates the tree with one event. Events must come in the kernel's
