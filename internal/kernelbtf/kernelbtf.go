@@ -88,8 +88,9 @@ type found struct {
 const headerLen = 24 // magic, version, flags, hdr_len, then four u32s
 
 // Open reads the running kernel's BTF: mapped where the kernel allows it
-// (6.16+), read otherwise.
-func Open() (*Kernel, error) {
+// (6.16+), read otherwise. The types named in prefetch, of their kinds, are
+// found in the same pass over all types that indexes them, for Find.
+func Open(prefetch map[string][]Kind) (*Kernel, error) {
 	f, err := os.Open(Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoBTF
@@ -114,17 +115,17 @@ func Open() (*Kernel, error) {
 			return nil, fmt.Errorf("read %s: %w", Path, err)
 		}
 	}
-	if err := k.index(); err != nil {
+	if err := k.index(prefetch); err != nil {
 		k.Close()
 		return nil, fmt.Errorf("%s: %w", Path, err)
 	}
 	return k, nil
 }
 
-// Parse indexes raw BTF held in memory, for tests.
-func Parse(raw []byte) (*Kernel, error) {
+// Parse indexes raw BTF held in memory, as Open does, for tests.
+func Parse(raw []byte, prefetch map[string][]Kind) (*Kernel, error) {
 	k := &Kernel{raw: raw}
-	return k, k.index()
+	return k, k.index(prefetch)
 }
 
 // Close releases the kernel's BTF at once; k must not be used after.
@@ -139,8 +140,10 @@ func (k *Kernel) Close() error {
 
 var le = binary.LittleEndian
 
-// index checks the header and records where every type starts.
-func (k *Kernel) index() error {
+// index checks the header and every type's length, and marks where types
+// start; it finds the types of prefetch on the way (a pass over all types
+// costs a one-shot answer 2–4 ms: its ~4 MiB are cold).
+func (k *Kernel) index(prefetch map[string][]Kind) error {
 	raw := k.raw
 	if len(raw) < headerLen || le.Uint16(raw) != 0xeb9f {
 		return errors.New("not little-endian BTF")
@@ -154,6 +157,7 @@ func (k *Kernel) index() error {
 	}
 	k.types = raw[hdrLen+typeOff : hdrLen+typeOff+typeLen]
 	k.strings = raw[hdrLen+strOff : hdrLen+strOff+strLen]
+	f := k.newFinder(prefetch)
 	// A type is 12 bytes at least: this never grows.
 	k.marks = make([]uint32, 1, len(k.types)/12/markEvery+2)
 	k.count = 1
@@ -165,8 +169,10 @@ func (k *Kernel) index() error {
 		if err != nil {
 			return fmt.Errorf("type %d: %w", k.count, err)
 		}
+		f.see(TypeID(k.count), k.types[off:])
 		off += n
 	}
+	k.remember(f)
 	return nil
 }
 
@@ -268,43 +274,63 @@ func (k *Kernel) str(off uint32) string { return string(k.nameBytes(off)) }
 // in one pass over all types (none when every name was looked for before):
 // result[name] lists them in ID order.
 func (k *Kernel) Find(names map[string][]Kind) map[string][]TypeID {
-	result := make(map[string][]TypeID, len(names))
-	missing := map[string]uint32{}
-	var kinds uint32 // a bit per kind asked for: most types are passed over by kind
+	f := k.newFinder(names)
+	if len(f.missing) > 0 {
+		for id, off := 1, 0; id < k.count; id++ {
+			n, _ := k.typeLen(off) // every type was checked by index
+			f.see(TypeID(id), k.types[off:])
+			off += n
+		}
+		k.remember(f)
+	}
+	return f.result
+}
+
+// finder is one search by names and kinds, looking at one type at a time.
+type finder struct {
+	k       *Kernel
+	result  map[string][]TypeID
+	missing map[string]uint32 // the names not looked for before: a bit per kind
+	kinds   uint32            // every kind missing: most types are passed over by kind
+}
+
+// newFinder starts a search for names, with what earlier ones found.
+func (k *Kernel) newFinder(names map[string][]Kind) *finder {
+	f := &finder{k: k, result: make(map[string][]TypeID, len(names)), missing: map[string]uint32{}}
 	for name, ks := range names {
 		mask := kindMask(ks)
-		if f, ok := k.found[name]; ok && f.kinds == mask {
-			result[name] = f.ids
+		if found, ok := k.found[name]; ok && found.kinds == mask {
+			f.result[name] = found.ids
 			continue
 		}
-		missing[name] = mask
-		kinds |= mask
+		f.missing[name] = mask
+		f.kinds |= mask
 	}
-	if len(missing) == 0 {
-		return result
+	return f
+}
+
+// see looks at type id, whose head starts t.
+func (f *finder) see(id TypeID, t []byte) {
+	nameOff := le.Uint32(t)
+	kind := Kind(le.Uint32(t[4:]) >> 24 & 0x1f)
+	if nameOff == 0 || f.kinds&(1<<kind) == 0 {
+		return
 	}
-	for id, off := 1, 0; id < k.count; id++ {
-		t := k.types[off:]
-		n, _ := k.typeLen(off) // every type was checked by index
-		off += n
-		nameOff := le.Uint32(t)
-		kind := Kind(le.Uint32(t[4:]) >> 24 & 0x1f)
-		if nameOff == 0 || kinds&(1<<kind) == 0 {
-			continue
-		}
-		want, ok := missing[string(k.nameBytes(nameOff))] // no allocation
-		if ok && want&(1<<kind) != 0 {
-			name := k.str(nameOff)
-			result[name] = append(result[name], TypeID(id))
-		}
+	want, ok := f.missing[string(f.k.nameBytes(nameOff))] // no allocation
+	if ok && want&(1<<kind) != 0 {
+		name := f.k.str(nameOff)
+		f.result[name] = append(f.result[name], id)
 	}
+}
+
+// remember keeps what f looked for, found or not, for later searches.
+func (k *Kernel) remember(f *finder) {
 	if k.found == nil {
 		k.found = map[string]found{}
 	}
-	for name, mask := range missing {
-		k.found[name] = found{kinds: mask, ids: result[name]}
+	for name, mask := range f.missing {
+		k.found[name] = found{kinds: mask, ids: f.result[name]}
 	}
-	return result
 }
 
 func kindMask(kinds []Kind) uint32 {

@@ -92,30 +92,33 @@ func programTypes(t *testing.T) *btf.Spec {
 }
 
 func TestFind(t *testing.T) {
-	k, err := kernelbtf.Parse(pretendKernel(t))
-	if err != nil {
-		t.Fatal(err)
+	names := map[string][]kernelbtf.Kind{
+		"task_struct":   {kernelbtf.KindStruct},
+		"bpf_iter_task": {kernelbtf.KindFunc},
+		"bpf_func_id":   {kernelbtf.KindEnum, kernelbtf.KindEnum64},
+		"mm_struct":     {kernelbtf.KindUnion}, // a struct: not found as a union
+		"missing":       {kernelbtf.KindStruct},
 	}
-	for range 2 { // the second time from what the first found
-		found := k.Find(map[string][]kernelbtf.Kind{
-			"task_struct":   {kernelbtf.KindStruct},
-			"bpf_iter_task": {kernelbtf.KindFunc},
-			"bpf_func_id":   {kernelbtf.KindEnum, kernelbtf.KindEnum64},
-			"mm_struct":     {kernelbtf.KindUnion}, // a struct: not found as a union
-			"missing":       {kernelbtf.KindStruct},
-		})
-		if n := len(found["task_struct"]); n != 2 {
-			t.Errorf("%d task_structs, want 2", n)
+	for _, prefetch := range []map[string][]kernelbtf.Kind{nil, names, {"task_struct": {kernelbtf.KindStruct}}} {
+		k, err := kernelbtf.Parse(pretendKernel(t), prefetch)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if len(found["bpf_iter_task"]) != 1 || len(found["mm_struct"]) != 0 || len(found["missing"]) != 0 {
-			t.Errorf("found %v", found)
-		}
-		values, err := k.EnumValues(found["bpf_func_id"][0])
-		if err != nil || !slices.Equal(values, []string{"BPF_FUNC_unspec", "BPF_FUNC_loop"}) {
-			t.Errorf("bpf_func_id: %v, %v", values, err)
-		}
-		if _, err := k.EnumValues(found["bpf_iter_task"][0]); err == nil {
-			t.Error("EnumValues of a function: no error")
+		for range 2 { // the second time from what the first found
+			found := k.Find(names)
+			if n := len(found["task_struct"]); n != 2 {
+				t.Errorf("prefetched %v: %d task_structs, want 2", prefetch, n)
+			}
+			if len(found["bpf_iter_task"]) != 1 || len(found["mm_struct"]) != 0 || len(found["missing"]) != 0 {
+				t.Errorf("prefetched %v: found %v", prefetch, found)
+			}
+			values, err := k.EnumValues(found["bpf_func_id"][0])
+			if err != nil || !slices.Equal(values, []string{"BPF_FUNC_unspec", "BPF_FUNC_loop"}) {
+				t.Errorf("bpf_func_id: %v, %v", values, err)
+			}
+			if _, err := k.EnumValues(found["bpf_iter_task"][0]); err == nil {
+				t.Error("EnumValues of a function: no error")
+			}
 		}
 	}
 }
@@ -141,7 +144,7 @@ func TestFindEveryPosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := kernelbtf.Parse(raw)
+	k, err := kernelbtf.Parse(raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +169,7 @@ func TestFindEveryPosition(t *testing.T) {
 // members the programs name (found through anonymous members, as CO-RE
 // finds them), and types the programs do not declare are empty stubs.
 func TestCORETypesPrunes(t *testing.T) {
-	k, err := kernelbtf.Parse(pretendKernel(t))
+	k, err := kernelbtf.Parse(pretendKernel(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,20 +236,25 @@ func TestParseRejects(t *testing.T) {
 		"big-endian": append([]byte{0xeb, 0x9f}, raw[2:]...),
 		"truncated":  raw[:len(raw)-40],
 	} {
-		if _, err := kernelbtf.Parse(bad); err == nil {
+		if _, err := kernelbtf.Parse(bad, nil); err == nil {
 			t.Errorf("%s: parsed", name)
 		}
 	}
 	broken := slices.Clone(raw)
 	broken[24+7] = 0x7f // the first type's kind: none such
-	if _, err := kernelbtf.Parse(broken); err == nil || !strings.Contains(err.Error(), "kind") {
+	if _, err := kernelbtf.Parse(broken, nil); err == nil || !strings.Contains(err.Error(), "kind") {
 		t.Errorf("an unknown kind: %v", err)
 	}
 }
 
+// BenchmarkOpen opens the kernel's BTF as the probe does, finding its
+// types in the pass that indexes.
 func BenchmarkOpen(b *testing.B) {
+	probed := map[string][]kernelbtf.Kind{
+		"bpf_map_type": {kernelbtf.KindEnum}, "bpf_func_id": {kernelbtf.KindEnum}, "bpf_iter_task": {kernelbtf.KindFunc},
+	}
 	for b.Loop() {
-		k, err := kernelbtf.Open()
+		k, err := kernelbtf.Open(probed)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -255,7 +263,7 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 func BenchmarkFind(b *testing.B) {
-	k, err := kernelbtf.Open()
+	k, err := kernelbtf.Open(nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func kernelBTF() (*kernelbtf.Kernel, error) {
 	kernelIndex.Lock()
 	defer kernelIndex.Unlock()
 	if kernelIndex.k == nil {
-		k, err := kernelbtf.Open()
+		k, err := kernelbtf.Open(probedTypes)
 		if err != nil {
 			return nil, err
 		}

@@ -54,7 +54,7 @@ func fakeKernel(t *testing.T, drop ...string) func() (*kernelbtf.Kernel, error) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func() (*kernelbtf.Kernel, error) { return kernelbtf.Parse(raw) }
+	return func() (*kernelbtf.Kernel, error) { return kernelbtf.Parse(raw, nil) }
 }
 
 // TestProbeFeatures: the choice of build follows the kernel's helpers, and

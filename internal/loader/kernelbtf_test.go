@@ -86,7 +86,7 @@ func kernelBothWays(t *testing.T) (*btf.Spec, *kernelbtf.Kernel) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := kernelbtf.Open()
+	k, err := kernelbtf.Open(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
