@@ -4,10 +4,11 @@
 // A one-shot answer about 10,000 processes fills a few megabytes of fresh
 // memory, and each 4 KiB page of it costs a fault when first written: about
 // 25 µs on a VM without nested paging, where 550 pages of process records
-// took 12–16 ms. On hosts whose THP setting is "madvise" (Ubuntu's, and the
-// upstream default) the Go runtime never asks for huge pages for its heap;
-// asking for the whole 2 MiB pages of one large slice turns those faults
-// into one per 2 MiB.
+// took 12–16 ms. Where the THP setting is "madvise" (Ubuntu's, and this
+// project's test machines') the Go runtime never asks for huge pages for
+// its heap; asking for the whole 2 MiB pages of one large slice turns
+// those faults into one per 2 MiB. Where it is "always" this changes
+// nothing, and where it is "never", nothing either.
 package hugepage
 
 import (

@@ -51,6 +51,12 @@ func pretendKernel(t *testing.T) []byte {
 		&btf.Enum{Name: "bpf_func_id", Size: 4, Values: []btf.EnumValue{{Name: "BPF_FUNC_unspec"}, {Name: "BPF_FUNC_loop", Value: 181}}},
 		&btf.Struct{Name: "task_struct", Size: 8, Members: []btf.Member{{Name: "pid", Type: u32}}}, // a second, as modules' BTF may hold
 	}
+	return marshal(t, types)
+}
+
+// marshal is types as raw BTF.
+func marshal(t *testing.T, types []btf.Type) []byte {
+	t.Helper()
 	b, err := btf.NewBuilder(types, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -136,15 +142,7 @@ func TestFindEveryPosition(t *testing.T) {
 		types = append(types, e, &btf.Pointer{Target: e}) // lengths differ by kind too
 		names[e.Name] = []kernelbtf.Kind{kernelbtf.KindEnum}
 	}
-	b, err := btf.NewBuilder(types, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := b.Marshal(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernelbtf.Parse(raw, nil)
+	k, err := kernelbtf.Parse(marshal(t, types), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
