@@ -489,11 +489,7 @@ func (ns *PidNS) Lookup(nr uint32) *Proc {
 	// The tree's index holds every live process: one under another
 	// level-0 namespace (a recording of another host's) is not this
 	// one's, nor one whose own PID list disagrees with its key.
-	host := p.ns
-	for host != nil && host.Parent != nil {
-		host = host.Parent
-	}
-	if host != ns || p.nspid[0] != nr {
+	if p.PidNS(0) != ns || p.nspid[0] != nr {
 		return nil
 	}
 	return p
