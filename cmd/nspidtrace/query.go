@@ -215,21 +215,10 @@ func snapshotTree(log zerolog.Logger, args bool) (tree *pidmap.Tree, fallback bo
 	if err != nil {
 		return nil, false, err
 	}
-	tree = pidmap.NewTree(0)
-	// The kernel's task count bounds the processes. Past maxReserved, a
-	// host runs threads more likely than processes: the tree grows as
-	// it must.
-	const maxReserved = 1 << 15
-	tree.Reserve(min(procfs.Tasks(procfs.ProcRoot), maxReserved))
-	var ev events.Event
 	start := time.Now()
-	err = loader.ReadSnapshot(args, func(raw []byte) error {
-		if err := dec.Decode(raw, &ev); err != nil {
-			return err
-		}
-		tree.Apply(&ev)
-		return nil
-	})
+	tree, err = pidmap.FromSnapshot(func(handle func([]byte) error) error {
+		return loader.ReadSnapshot(args, handle)
+	}, dec, procfs.Tasks(procfs.ProcRoot))
 	if errors.Is(err, loader.ErrNoPrivileges) {
 		log.Warn().Msg("no privileges for BPF: answering from /proc, with only the pid-namespace levels visible from here (run as root for every level)")
 		tree, err = procfs.FromProc(procfs.ProcRoot)
@@ -238,7 +227,6 @@ func snapshotTree(log zerolog.Logger, args bool) (tree *pidmap.Tree, fallback bo
 	if err != nil {
 		return nil, false, err
 	}
-	tree.Relink()
 	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("snapshot of the kernel's tasks")
 	return tree, false, nil
 }

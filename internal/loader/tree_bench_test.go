@@ -16,21 +16,12 @@ import (
 // buildTree builds a tree from the kernel's task iterator, as
 // `nspidtrace tree` does: with argv for JSON, without for text.
 func buildTree(b *testing.B, args bool) *pidmap.Tree {
-	tree := pidmap.NewTree(0)
-	tree.Reserve(procfs.Tasks(procfs.ProcRoot))
-	var ev events.Event
-	dec := events.Decoder{}
-	err := ReadSnapshot(args, func(raw []byte) error {
-		if err := dec.Decode(raw, &ev); err != nil {
-			return err
-		}
-		tree.Apply(&ev)
-		return nil
-	})
+	tree, err := pidmap.FromSnapshot(func(handle func([]byte) error) error {
+		return ReadSnapshot(args, handle)
+	}, events.Decoder{}, procfs.Tasks(procfs.ProcRoot))
 	if err != nil {
 		b.Fatal(err)
 	}
-	tree.Relink()
 	return tree
 }
 
