@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -353,8 +353,6 @@ func (o *options) checkOutput() error {
 	return err
 }
 
-var flagNameInError = regexp.MustCompile(`flag -([a-z][a-z-]+)`)
-
 // flagError rewrites the flag package's errors with the spelling the user
 // typed: --bogus, not -bogus.
 func flagError(err error, args []string) error {
@@ -365,9 +363,28 @@ func flagError(err error, args []string) error {
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
 		return usagef("flag %s needs a value", typedFlag(name, args))
 	}
-	return usageError{flagNameInError.ReplaceAllStringFunc(msg, func(m string) string {
-		return "flag " + typedFlag(strings.TrimPrefix(m, "flag -"), args)
-	})}
+	// The errors about a value quote it, then name the flag: `invalid
+	// value "x" for flag -name: why`, `invalid boolean value "x" for -name:
+	// why`. The value is skipped as the quoted string it is, so that what
+	// it holds is never taken for the flag's name.
+	for _, f := range [...]struct{ prefix, before string }{
+		{"invalid value ", " for flag -"},
+		{"invalid boolean value ", " for -"},
+	} {
+		quoted, ok := strings.CutPrefix(msg, f.prefix)
+		if !ok {
+			continue
+		}
+		value, err := strconv.QuotedPrefix(quoted)
+		if err != nil {
+			break
+		}
+		named, ok := strings.CutPrefix(quoted[len(value):], f.before)
+		if name, why, ok2 := strings.Cut(named, ": "); ok && ok2 {
+			return usagef("%s%s%s%s: %s", f.prefix, value, f.before[:len(f.before)-1], typedFlag(name, args), why)
+		}
+	}
+	return usageError{msg}
 }
 
 // typedFlag returns flag name as it stands in args (-o, --pidns, -pidns),

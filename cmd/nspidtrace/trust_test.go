@@ -87,6 +87,11 @@ func TestFlagErrorsAsTyped(t *testing.T) {
 	wantError(t, exitUsage, "unknown flag -bogus", "tree", "-bogus")
 	wantError(t, exitUsage, "--pid needs a value", "trace", "--pid")
 	wantError(t, exitUsage, "--duration", "trace", "--duration=soon")
+	wantError(t, exitUsage, `invalid value "soon" for flag --duration: parse error`, "trace", "--duration=soon")
+	wantError(t, exitUsage, `invalid value "soon" for flag -duration: parse error`, "trace", "-duration", "soon")
+	wantError(t, exitUsage, `invalid boolean value "maybe" for --ancestors: parse error`, "--ancestors=maybe", "1")
+	// What the value holds is not taken for the flag's name.
+	wantError(t, exitUsage, `invalid value "x\" for flag -pid: y" for flag --duration`, "trace", `--duration=x" for flag -pid: y`)
 	wantError(t, exitUsage, "--pidns does not go with record", "--pidns", "1", "record", "-o", "x")
 }
 
