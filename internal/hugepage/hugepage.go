@@ -9,6 +9,11 @@
 // its heap; asking for the whole 2 MiB pages of one large slice turns
 // those faults into one per 2 MiB. Where it is "always" this changes
 // nothing, and where it is "never", nothing either.
+//
+// Faulting the pages in ahead (MADV_POPULATE_WRITE) saves only the trips
+// to user space, and on such a VM the cost is not there but in backing
+// fresh memory 4 KiB at a time: 10,000 records (2.2 MB) written took 10–20
+// ms populated ahead, 12–15 ms faulted page by page, 2–3 ms in huge pages.
 package hugepage
 
 import (
