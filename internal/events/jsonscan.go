@@ -13,9 +13,16 @@ import (
 type parser struct {
 	b     []byte
 	i     int
+	depth int    // objects and arrays open: bounded by maxDepth
 	str   []byte // scratch for unescaped strings
 	valid []byte // scratch for strings made valid UTF-8
 }
+
+// maxDepth bounds how deeply objects and arrays nest. The feed's deepest
+// value is two levels below the line's object; an unknown field nested
+// deeper than this is refused, not followed (each level is a frame of
+// the recursive skip).
+const maxDepth = 32
 
 // text returns s as the encoder would print it: each byte that is not
 // valid UTF-8 becomes U+FFFD. Events then hold what their lines say, and
@@ -54,11 +61,23 @@ func (p *parser) expect(c byte) error {
 	return nil
 }
 
-// object calls field for each key of an object; field must consume the value.
-func (p *parser) object(field func(key []byte) error) error {
-	if err := p.expect('{'); err != nil {
+// open enters an object or array that starts with c.
+func (p *parser) open(c byte) error {
+	if err := p.expect(c); err != nil {
 		return err
 	}
+	if p.depth++; p.depth > maxDepth {
+		return fmt.Errorf("%w: nested more than %d deep at byte %d", errSyntax, maxDepth, p.i)
+	}
+	return nil
+}
+
+// object calls field for each key of an object; field must consume the value.
+func (p *parser) object(field func(key []byte) error) error {
+	if err := p.open('{'); err != nil {
+		return err
+	}
+	defer func() { p.depth-- }()
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -107,6 +126,9 @@ func (p *parser) string() ([]byte, error) {
 		if c == '\\' {
 			break
 		}
+		if c < 0x20 {
+			return nil, errControl(p.i)
+		}
 		p.i++
 	}
 	p.str = append(p.str[:0], p.b[start:p.i]...)
@@ -151,12 +173,21 @@ func (p *parser) string() ([]byte, error) {
 			default:
 				return nil, fmt.Errorf("%w: bad escape \\%c", errSyntax, e)
 			}
+		case c < 0x20:
+			return nil, errControl(p.i)
 		default:
 			p.str = append(p.str, c)
 			p.i++
 		}
 	}
 	return nil, fmt.Errorf("%w: string not closed", errSyntax)
+}
+
+// errControl refuses a raw control character in a string, as the JSON
+// grammar does: the encoder escapes them, so such a line was not written
+// by it, and printed as it stands it would drive a terminal.
+func errControl(at int) error {
+	return fmt.Errorf("%w: a raw control character in a string at byte %d", errSyntax, at)
 }
 
 func (p *parser) hex4() (rune, error) {
@@ -219,9 +250,10 @@ func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:l
 
 // array calls elem for each element of an array.
 func (p *parser) array(elem func(i int) error) error {
-	if err := p.expect('['); err != nil {
+	if err := p.open('['); err != nil {
 		return err
 	}
+	defer func() { p.depth-- }()
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++

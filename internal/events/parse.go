@@ -132,15 +132,25 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			n := 0
 			err = p.array(func(int) error {
 				s, err := p.string()
+				if err != nil {
+					return err
+				}
+				// What does not fit is cut, as the kernel side cuts
+				// argv; a line may hold more than a recorder would
+				// write (U+FFFD takes three bytes for each invalid one).
+				if n >= ArgsLen {
+					ev.ArgsTruncated = true
+					return nil
+				}
 				s = p.text(s)
 				if n+len(s)+1 > ArgsLen {
 					ev.ArgsTruncated = true
-					s = truncUTF8(s, max(0, ArgsLen-n-1))
+					s = truncUTF8(s, ArgsLen-n-1)
 				}
 				n += copy(ev.Args[n:], s)
 				ev.Args[n] = 0
 				n++
-				return err
+				return nil
 			})
 			ev.ArgsLen = uint16(n)
 		case "args_truncated":

@@ -135,6 +135,9 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(strings.TrimSuffix(l, "\n")))
 	}
 	f.Add([]byte(`{"type":"header","format":"nspidtrace-record","version":1}`))
+	for _, l := range hostileLines() {
+		f.Add([]byte(l))
+	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var ev, again Event
 		if Parse(line, &ev) != nil {
@@ -187,5 +190,42 @@ func TestParseCgroup(t *testing.T) {
 	var back Event
 	if err := ps.Parse([]byte(`{"type":"exit","pid":1,"nspid":[1],"pidns":[1],"nsppid":[0]}`), &back); err != nil || back.Cgroup != nil {
 		t.Errorf("no cgroup fields: %+v, %v", back.Cgroup, err)
+	}
+}
+
+// hostileLines are lines no recorder writes, each of which broke a reader
+// once: Parse must refuse or bound them (and FuzzParse starts from them).
+func hostileLines() map[string]string {
+	const ids = `"pid":7,"nspid":[7],"pidns":[1],"nsppid":[1]`
+	bad := strings.Repeat(`"`+strings.Repeat("\xff", 400)+`",`, 3)
+	return map[string]string{
+		// Each invalid byte becomes U+FFFD, three bytes: more than fits.
+		"invalid args":   `{"type":"exec",` + ids + `,"args":[` + bad + `"x"]}`,
+		"deep nesting":   `{"type":"exec",` + ids + `,"x":` + strings.Repeat("[", 1e6) + `}`,
+		"deep objects":   `{"type":"exec",` + ids + `,"x":` + strings.Repeat(`{"a":`, 1e5) + `}`,
+		"raw escape":     `{"type":"exec",` + ids + `,"comm":"a` + "\x1b]0;pwned\x07" + `"}`,
+		"raw newline":    `{"type":"exec",` + ids + `,"comm":"a` + "\x9b2J\r" + `"}`,
+		"escaped string": `{"type":"exec",` + ids + `,"args":["a\u0000b` + "\x1b" + `"]}`,
+	}
+}
+
+func TestParseHostileLines(t *testing.T) {
+	lines := hostileLines()
+	var ev Event
+	if err := Parse([]byte(lines["invalid args"]), &ev); err != nil {
+		t.Errorf("invalid args: %v", err)
+	} else if !ev.ArgsTruncated || int(ev.ArgsLen) > ArgsLen || ev.Args[ev.ArgsLen-1] != 0 {
+		t.Errorf("invalid args: %d bytes, truncated %v", ev.ArgsLen, ev.ArgsTruncated)
+	}
+	for _, name := range []string{"deep nesting", "deep objects", "raw escape", "raw newline", "escaped string"} {
+		if err := Parse([]byte(lines[name]), &ev); !errors.Is(err, errSyntax) {
+			t.Errorf("%s: %v, want it refused as not JSON", name, err)
+		}
+	}
+	// Nesting up to the bound is JSON like any other.
+	ok := `{"type":"exec","pid":7,"nspid":[7],"pidns":[1],"nsppid":[1],"x":` +
+		strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`
+	if err := Parse([]byte(ok), &ev); err != nil {
+		t.Errorf("%d levels: %v", maxDepth, err)
 	}
 }
