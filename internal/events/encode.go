@@ -379,12 +379,8 @@ func appendString(buf []byte, s []byte) []byte {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = utf8.AppendRune(buf, utf8.RuneError)
-		} else {
-			buf = append(buf, s[i:i+size]...)
-		}
+		var size int
+		buf, size = appendRune(buf, s[i:])
 		i += size
 	}
 	return append(buf, '"')

@@ -33,15 +33,21 @@ func (p *parser) text(s []byte) []byte {
 	}
 	p.valid = p.valid[:0]
 	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			p.valid = utf8.AppendRune(p.valid, utf8.RuneError)
-		} else {
-			p.valid = append(p.valid, s[i:i+size]...)
-		}
+		var size int
+		p.valid, size = appendRune(p.valid, s[i:])
 		i += size
 	}
 	return p.valid
+}
+
+// appendRune appends the character s starts with, U+FFFD for a byte that
+// starts none, and says how many bytes of s it took.
+func appendRune(dst, s []byte) ([]byte, int) {
+	r, size := utf8.DecodeRune(s)
+	if r == utf8.RuneError && size == 1 {
+		return utf8.AppendRune(dst, utf8.RuneError), 1
+	}
+	return append(dst, s[:size]...), size
 }
 
 var errSyntax = errors.New("not valid JSON")
@@ -315,4 +321,28 @@ func (p *parser) skip() error {
 		}
 		return nil
 	}
+}
+
+// AppendClean appends line, a JSON line that parsed, as the encoder would
+// print its bytes: each byte that is not valid UTF-8 becomes U+FFFD, and
+// the tabs and carriage returns JSON allows between tokens become spaces
+// (raw control characters inside strings do not parse). The JSON value
+// is the same; printed, it cannot drive a terminal.
+func AppendClean(dst, line []byte) []byte {
+	for i := 0; i < len(line); {
+		c := line[i]
+		switch {
+		case c < 0x20:
+			dst = append(dst, ' ')
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+		default:
+			var size int
+			dst, size = appendRune(dst, line[i:])
+			i += size
+			continue
+		}
+		i++
+	}
+	return dst
 }

@@ -94,6 +94,10 @@ type Input struct {
 	R    io.Reader
 }
 
+// MaxLine is the longest line a replay reads (1 MiB): the longest the feed
+// writes is a few tens of KiB.
+const MaxLine = 1 << 20
+
 // ReplayFile reads a recording or feed from r line by line and applies
 // every event up to at to tree, calling each (when not nil) with every
 // applied event and its line. Memory stays bounded by the tree: the file is
@@ -147,21 +151,17 @@ func (rep *Replay) file(r io.Reader, index int, at At, tree *Tree, each func(ev 
 			endSnapshot(rep.End)
 		}
 	}()
-	br := bufio.NewReaderSize(r, 1<<20)
+	// The buffer holds the longest line: a longer one is refused, never
+	// gathered (a file of one 10 GB line would take 10 GB).
+	br := bufio.NewReaderSize(r, MaxLine+1)
 	var ps events.Parser
 	var ev events.Event
-	var long []byte
+	var clean []byte
 	lineNo := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: gather it.
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
+			return false, fmt.Errorf("line %d: longer than %d bytes, which no nspidtrace line is", lineNo+1, MaxLine)
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return false, fmt.Errorf("read line %d: %w", lineNo+1, err)
@@ -243,7 +243,10 @@ func (rep *Replay) file(r io.Reader, index int, at At, tree *Tree, each func(ev 
 		tree.Apply(&ev)
 		rep.Applied++
 		if each != nil {
-			if err := each(&ev, text); err != nil {
+			// What is printed of a line is what the encoder would print:
+			// the same JSON, valid UTF-8, no control characters.
+			clean = events.AppendClean(clean[:0], text)
+			if err := each(&ev, clean); err != nil {
 				return false, err
 			}
 		}

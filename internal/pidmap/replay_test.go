@@ -168,10 +168,23 @@ func TestReplayRelinksTheSnapshot(t *testing.T) {
 func FuzzReplay(f *testing.F) {
 	f.Add([]byte(incident()))
 	f.Add([]byte(recording(t0, at(ev(events.TypeProc, 1, 0, 1), t0), exited(t0+1, 0, 0, 1, 0, 1))))
+	for name, text := range hostileRecordings() {
+		if !strings.HasPrefix(name, "deep") { // too large to be a seed
+			f.Add([]byte(text))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tree := NewTree(4)
 		ReplayFile(strings.NewReader(string(data)), At{}, tree, nil)
+		walked := 0
 		tree.Walk(func(p *Proc, _ int) {
+			walked++
+			n := 0
+			for a := p.Parent(); a != nil; a = a.Parent() {
+				if n++; n > tree.Len() {
+					t.Fatalf("%d's parent chain loops", p.PID)
+				}
+			}
 			var e events.Event
 			p.Fill(&e, 0)
 			if ns := p.NS(); ns != nil {
@@ -179,6 +192,9 @@ func FuzzReplay(f *testing.F) {
 				tree.LastHolderIn(ns, 1)
 			}
 		})
+		if walked != tree.Len() {
+			t.Fatalf("walked %d of %d processes: a loop hides the rest", walked, tree.Len())
+		}
 	})
 }
 

@@ -28,6 +28,8 @@ type Tree struct {
 	free       []*Proc          // evicted exited processes, for reuse: no garbage per fork
 	slab       []Proc           // blank processes made at once by Reserve, for newProc
 
+	sweepAt int // sweep namespaces when there are this many: see sweepNamespaces
+
 	gen  uint32 // the current resync generation: see beginResync
 	time int64  // the latest event time applied (Unix ns)
 }
@@ -88,6 +90,12 @@ type Proc struct {
 	Zombie bool
 
 	seen uint32 // the last resync generation that saw it
+
+	// ParentLoop: the events named a parent (PPID) that descends from p,
+	// or is p, or sits over MaxChain levels above it. No kernel does
+	// that; a recording can. p is shown as a root instead, its subtree
+	// under it: the loop is broken where it closed, never followed.
+	ParentLoop bool
 }
 
 // newProc returns a blank process, reusing an evicted one when it can.
@@ -116,6 +124,7 @@ func NewTree(keep int) *Tree {
 		creds:      make(map[events.Cred]*events.Cred),
 		keep:       keep,
 		lastHolder: make(map[uint32]*Proc),
+		sweepAt:    minSweep,
 	}
 }
 
@@ -321,10 +330,44 @@ func (t *Tree) namespace(inode uint32, level int, parent *PidNS) *PidNS {
 		if level > 0 {
 			ns.members = make(map[uint32]*Proc)
 		}
+		if len(t.namespaces) >= t.sweepAt {
+			t.sweepNamespaces(parent)
+		}
 		t.namespaces[inode] = ns
 	}
 	return ns
 }
+
+// sweepNamespaces forgets the namespaces no live or remembered process is
+// in: containers come and go, each with namespaces of its own, and a
+// tree that runs for weeks (or a recording of endless churn) would hold
+// them all. It runs when the table has doubled since the last sweep, so
+// its cost is spread over the namespaces made. Those of chain (the levels
+// above a namespace being made) are kept too.
+func (t *Tree) sweepNamespaces(chain *PidNS) {
+	keep := make(map[*PidNS]bool, len(t.namespaces))
+	mark := func(ns *PidNS) {
+		for ; ns != nil && !keep[ns]; ns = ns.Parent {
+			keep[ns] = true
+		}
+	}
+	mark(chain)
+	for _, p := range t.procs {
+		mark(p.ns)
+	}
+	for _, p := range t.exited {
+		mark(p.ns)
+	}
+	for inode, ns := range t.namespaces {
+		if !keep[ns] {
+			delete(t.namespaces, inode)
+		}
+	}
+	t.sweepAt = max(minSweep, 2*len(t.namespaces))
+}
+
+// minSweep is the fewest namespaces a tree holds before it sweeps them.
+const minSweep = 1024
 
 // setCred records ev's IDs, and its credentials when it carries them.
 func (p *Proc) setCred(t *Tree, ev *events.Event) {
@@ -338,9 +381,18 @@ func (p *Proc) setCred(t *Tree, ev *events.Event) {
 	}
 	c := new(events.Cred)
 	*c = ev.Cred
+	if len(t.creds) >= maxInterned {
+		clear(t.creds)
+	}
 	t.creds[*c] = c
 	p.cred = c
 }
+
+// maxInterned bounds the tables that share credentials and namespace sets
+// between processes: past it a table starts afresh (what processes hold
+// stays theirs), so that endless churn, live or in a recording, costs
+// memory only up to it.
+const maxInterned = 1 << 14
 
 // Cred returns p's credentials, nil when no event told them. The caller
 // must not modify them: they are shared.
@@ -351,15 +403,26 @@ func (t *Tree) intern(set NSSet) *NSSet {
 		return s
 	}
 	s := &set
+	if len(t.nssets) >= maxInterned {
+		clear(t.nssets)
+	}
 	t.nssets[set] = s
 	return s
 }
 
-// setParent links p under the process ppid (when the tree has it).
+// MaxChain bounds how far up the tree a link is checked for a loop: a
+// parent further above than that is not linked (see Proc.ParentLoop).
+const MaxChain = 4096
+
+// setParent links p under the process ppid (when the tree has it), unless
+// that would close a loop: the kernel never makes one, but a recording
+// can claim one (100's parent is 200, 200's is 100), and every walk of
+// the tree would follow it forever.
 func (t *Tree) setParent(p *Proc, ppid uint32) {
 	parent := t.procs[ppid]
-	if parent == p {
-		parent = nil // no process is its own parent; a malformed recording's claim
+	p.ParentLoop = parent != nil && !p.canAdopt(parent)
+	if p.ParentLoop {
+		parent = nil
 	}
 	if p.parent == parent && p.PPID == ppid {
 		return
@@ -374,6 +437,31 @@ func (t *Tree) setParent(p *Proc, ppid uint32) {
 		}
 		parent.child = p
 	}
+}
+
+// canAdopt reports whether p may be linked under parent without making a
+// loop: parent is not p nor below it. Only a p with children can close
+// one, and those are few (reparenting at an exit, a snapshot's relink);
+// a chain over MaxChain deep is refused as one, so that the check is
+// bounded.
+func (p *Proc) canAdopt(parent *Proc) bool {
+	if parent == p {
+		return false
+	}
+	if p.child == nil {
+		return true
+	}
+	a := parent
+	for range MaxChain {
+		if a == nil {
+			return true
+		}
+		if a == p {
+			return false
+		}
+		a = a.parent
+	}
+	return false
 }
 
 // unlink takes p out of its parent's children.
@@ -707,11 +795,20 @@ func (t *Tree) Walk(f func(p *Proc, depth int)) {
 // lists processes by PID, not parents first. Their origins are then
 // marked, parents first.
 func (t *Tree) Relink() {
+	var orphans []*Proc
+	for _, p := range t.procs {
+		if p.parent == nil && p.PPID != 0 && t.procs[p.PPID] != nil {
+			orphans = append(orphans, p)
+		}
+	}
+	// In PID order: where links would close a loop, the same one is
+	// refused whatever the map's order.
+	slices.SortFunc(orphans, func(a, b *Proc) int { return int(a.PID) - int(b.PID) })
+	for _, p := range orphans {
+		t.setParent(p, p.PPID)
+	}
 	unmarked := false
 	for _, p := range t.procs {
-		if p.parent == nil && p.PPID != 0 {
-			t.setParent(p, p.PPID)
-		}
 		unmarked = unmarked || !p.originKnown && p.parent != nil
 	}
 	if unmarked {
