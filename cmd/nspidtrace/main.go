@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -57,7 +59,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) || errors.Is(err, syscall.EPIPE) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "nspidtrace: %v\n", err)
+	// Messages name what the user typed, files and what recordings say:
+	// none of it may drive the terminal.
+	fmt.Fprintf(stderr, "nspidtrace: %s\n", termsafe.Message(err.Error()))
 	var uerr usageError
 	var nerr notFoundError
 	switch {

@@ -512,6 +512,11 @@ func (q *query) appendNotes(dst []byte, p *pidmap.Proc) []byte {
 	if from := q.enteredFrom(p); from != "" {
 		dst = append(append(append(dst, " [entered from "...), from...), ']')
 	}
+	if p.ParentLoop {
+		// Only a recording can say this: the kernel makes no loops.
+		dst = strconv.AppendUint(append(dst, " [parent "...), uint64(p.PPID), 10)
+		dst = append(dst, " not linked: the recording's parents loop back here]"...)
+	}
 	return dst
 }
 

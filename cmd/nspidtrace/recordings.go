@@ -17,6 +17,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/safefile"
 )
 
 // fileList is a flag that may be given more than once.
@@ -66,8 +67,13 @@ func openRecordings(args []string) ([]recordingFile, error) {
 	}
 	seen := map[[2]uint64]bool{}
 	add := func(path string, inDir bool) error {
-		f, err := os.Open(path)
-		if err != nil {
+		f, err := safefile.OpenRegular(path)
+		switch {
+		case errors.Is(err, safefile.ErrNotRegular) && inDir:
+			return nil // swapped since the directory was read
+		case errors.Is(err, safefile.ErrNotRegular):
+			return usagef("--from %s: not a regular file (a recording is one)", path)
+		case err != nil:
 			return fmt.Errorf("open the recording: %w", err)
 		}
 		st, err := f.Stat()

@@ -102,8 +102,9 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	}
 	var ev events.Event
 	var line []byte
-	var visit func(p *pidmap.Proc, prefix string, last, top bool)
-	visit = func(p *pidmap.Proc, prefix string, last, top bool) {
+	var visit func(p *pidmap.Proc, prefix string, depth int, last bool)
+	visit = func(p *pidmap.Proc, prefix string, depth int, last bool) {
+		top := depth == 0
 		if o.output == "json" {
 			p.Fill(&ev, q.asOf)
 			line = events.AppendJSON(line[:0], &ev)
@@ -124,6 +125,12 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			// One line, built in one buffer: a tree of 10,000 processes
 			// makes no garbage per line.
 			line = append(append(line[:0], prefix...), branch...)
+			if depth > maxIndent {
+				// Deeper, lines say their depth rather than grow: a
+				// chain of 100,000 would otherwise take 10 GB.
+				line = strconv.AppendInt(append(line, "(depth "...), int64(depth), 10)
+				line = append(line, ") "...)
+			}
 			line = appendLabel(line, p, level)
 			if o.showArgs {
 				if a := safeArgs(p); a != "" {
@@ -132,22 +139,27 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 			}
 			line = append(q.appendNotes(line, p), '\n')
 			out.Write(line)
-			prefix += childPrefix
+			if depth < maxIndent {
+				prefix += childPrefix
+			}
 		}
 		// The last child shown gets └─, whether or not a later one is hidden.
 		children := slices.DeleteFunc(p.Children(), func(c *pidmap.Proc) bool { return !q.selected(c) })
 		for i, c := range children {
-			visit(c, prefix, i == len(children)-1, false)
+			visit(c, prefix, depth+1, i == len(children)-1)
 		}
 	}
 	for _, r := range roots {
-		visit(r, "", true, true)
+		visit(r, "", 0, true)
 	}
 	if tw != nil {
 		tw.Flush()
 	}
 	return w.Flush()
 }
+
+// maxIndent is the deepest level text indents (as pstree's width is).
+const maxIndent = 100
 
 // appendLabel appends `comm(P0/P1/…)` from level down (and the host PID
 // after them when level is not the host's), with the pid namespace named

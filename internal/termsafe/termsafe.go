@@ -28,12 +28,28 @@ func String(s string) string {
 	return string(Append(nil, s))
 }
 
+// Message returns s made safe for a terminal, but for backslashes: for a
+// message whose parts were escaped (String, or Go's %q) as it was put
+// together, which would otherwise show each of their escapes doubled. What
+// a part left raw, such as a name read from a recording, is escaped here.
+func Message(s string) string {
+	if plainMessage(s) {
+		return s
+	}
+	return string(appendSafe(nil, s, false))
+}
+
 // Append appends s, made safe for a terminal, to dst.
 func Append[T string | []byte](dst []byte, s T) []byte {
+	return appendSafe(dst, s, true)
+}
+
+// appendSafe appends s made safe, its backslashes escaped when backslash.
+func appendSafe[T string | []byte](dst []byte, s T, backslash bool) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c >= 0x20 && c < 0x7f {
-			if c == '\\' {
+			if c == '\\' && backslash {
 				dst = append(dst, '\\')
 			}
 			dst = append(dst, c)
@@ -77,6 +93,16 @@ func appendHex(dst []byte, v uint32, digits int) []byte {
 		dst = append(dst, hexDigits[v>>uint(shift)&0xf])
 	}
 	return dst
+}
+
+// plainMessage reports whether s is printable ASCII.
+func plainMessage(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // plain reports whether s needs no escaping: printable ASCII without a

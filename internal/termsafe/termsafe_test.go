@@ -101,3 +101,18 @@ func BenchmarkStringPlain(b *testing.B) {
 		String("kworker/u4:1-events_unbound")
 	}
 }
+
+// TestMessage: a message keeps the escapes its parts already have, and
+// loses the power of anything raw it holds.
+func TestMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		`--from "a\x1bb": no such file`:         `--from "a\x1bb": no such file`,
+		"runtimes seen: do\x1b]0;pwned\x07cker": `runtimes seen: do\x1b]0;pwned\x07cker`,
+		"file d/\x9b2Jx.ndjson: \u202etxt.exe":  `file d/\x9b2Jx.ndjson: \u202etxt.exe`,
+		"line 3: longer than 1048576 bytes":     "line 3: longer than 1048576 bytes",
+	} {
+		if got := Message(in); got != want {
+			t.Errorf("Message(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
