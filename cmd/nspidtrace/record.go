@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -215,10 +216,12 @@ func (r *recorder) plan(o *options) (openFlags int, err error) {
 
 // recordingFlags decides, before anything is loaded, how path is opened:
 // created anew (never through a symbolic link), or with force an existing
-// file replaced; a device or a pipe is written as it is. A path that would
-// replace a file without force, or follow a link, is refused.
+// regular file of the caller's replaced. Anything else is refused: a
+// link, a directory, a FIFO or device (whoever planted it would read the
+// recording, or block its open), another user's file (who would keep
+// owning what it holds), a file with other names (a hard link).
 func recordingFlags(path string, force bool) (int, error) {
-	const flags = os.O_WRONLY | unix.O_NOFOLLOW
+	const flags = os.O_WRONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	st, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -229,12 +232,23 @@ func recordingFlags(path string, force bool) (int, error) {
 		return 0, errSymlink(path)
 	case st.IsDir():
 		return 0, usagef("record -o %s: it is a directory", path)
-	case st.Mode().IsRegular() && !force:
+	case !st.Mode().IsRegular():
+		return 0, errNotRegular(path)
+	case !force:
 		return 0, errExists(path)
-	case st.Mode().IsRegular():
-		return flags | os.O_TRUNC, nil
 	}
-	return flags, nil
+	return flags, replaceable(path, st.Sys().(*syscall.Stat_t))
+}
+
+// replaceable says why --force may not replace the regular file path is.
+func replaceable(path string, st *syscall.Stat_t) error {
+	if int(st.Uid) != os.Geteuid() {
+		return usagef("record -o %s --force: the file belongs to uid %d, who would keep reading what it holds: remove it or choose another name", path, st.Uid)
+	}
+	if st.Nlink > 1 {
+		return usagef("record -o %s --force: the file has %d names (hard links): remove it or choose another name", path, st.Nlink)
+	}
+	return nil
 }
 
 func errExists(path string) error {
@@ -245,24 +259,56 @@ func errSymlink(path string) error {
 	return usagef("record -o %s: it is a symbolic link; give the path it points to", path)
 }
 
+func errNotRegular(path string) error {
+	return usagef("record -o %s: not a regular file (a FIFO, socket or device); a recording is written to a file", path)
+}
+
 // createRecording opens path with recordingFlags' flags, readable by its
-// owner only: argv can hold secrets.
+// owner only: argv can hold secrets. What was checked of the name is
+// checked again of the file opened, which someone may have swapped
+// meanwhile; the open cannot block (O_NONBLOCK: a FIFO without a reader
+// would hang it, deaf to --duration and SIGTERM). A replaced file is
+// emptied only once it is known to be the caller's own.
 func createRecording(path string, flags int) (*os.File, error) {
-	f, err := os.OpenFile(path, flags, 0o600)
+	fd, err := unix.Open(path, flags|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	switch {
-	case errors.Is(err, fs.ErrExist): // created meanwhile
+	case errors.Is(err, unix.EEXIST): // created meanwhile
 		return nil, errExists(path)
 	case errors.Is(err, unix.ELOOP): // made a link meanwhile
 		return nil, errSymlink(path)
+	case errors.Is(err, unix.ENXIO): // a FIFO without a reader
+		return nil, errNotRegular(path)
 	case err != nil:
+		return nil, fmt.Errorf("create the recording: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	var st syscall.Stat_t
+	if err = syscall.Fstat(fd, &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		// Writes to a regular file never wait: an ordinary descriptor.
+		err = unix.SetNonblock(fd, false)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	switch {
+	case err != nil:
+		f.Close()
 		return nil, fmt.Errorf("create the recording: %w", err)
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		f.Close()
+		return nil, errNotRegular(path)
+	}
+	if flags&os.O_EXCL == 0 {
+		if err := replaceable(path, &st); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("replace the recording: %w", err)
+		}
 	}
 	// A replaced file keeps its mode: tighten it.
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("make the recording private: %w", err)
-		}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("make the recording private: %w", err)
 	}
 	return f, nil
 }

@@ -156,7 +156,13 @@ func TestRecordedIncident(t *testing.T) {
 
 func TestRecordWriteFailure(t *testing.T) {
 	testenv.Require(t)
-	cmd := exec.Command(binPath, "record", "-o", "/dev/full", "--duration", "3s")
+	// A disk that fills: a tmpfs of 64 KiB, less than one snapshot.
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tiny", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a small tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	cmd := exec.Command(binPath, "record", "-o", filepath.Join(dir, "r.ndjson"), "--duration", "3s")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	cmd.Run()

@@ -6,9 +6,12 @@ package main
 // their names sort as their times do.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/safefile"
 )
 
 // seriesTime is the start time in a rotated file's name: UTC, sortable,
@@ -58,34 +62,37 @@ func newSeries(path string, size int64, age time.Duration, keep int) (*series, e
 	return s, nil
 }
 
-// name is the file that starts at t.
+// name is a file that starts at t: the time, then a random part, so that
+// nobody who can write to the directory can take the names ahead.
 func (s *series) name(t time.Time) string {
-	return filepath.Join(s.dir, s.stem+"-"+t.UTC().Format(seriesTime)+s.ext)
+	return filepath.Join(s.dir, fmt.Sprintf("%s-%s-%06x%s", s.stem, t.UTC().Format(seriesTime), rand.Uint32()>>8, s.ext))
 }
 
 // pattern is what every file of the series looks like, for messages.
 func (s *series) pattern() string {
-	return filepath.Join(s.dir, s.stem+"-"+"YYYYMMDDThhmmss.mmmZ"+s.ext)
+	return filepath.Join(s.dir, s.stem+"-"+"YYYYMMDDThhmmss.mmmZ-RANDOM"+s.ext)
 }
 
 // create makes the file that starts at t, never over an existing one: a
-// name taken moves to the next millisecond.
+// name taken (by chance, 1 in 16 million) is drawn again.
 func (s *series) create(t time.Time) (*os.File, string, error) {
-	for range 1000 {
+	for range 16 {
 		name := s.name(t)
 		f, err := createRecording(name, os.O_WRONLY|unix.O_NOFOLLOW|os.O_CREATE|os.O_EXCL)
 		var uerr usageError
 		if errors.As(err, &uerr) { // exists, or is a link
-			t = t.Add(time.Millisecond)
 			continue
 		}
 		return f, name, err
 	}
-	return nil, "", fmt.Errorf("create a file of %s: every name is taken", s.pattern())
+	return nil, "", fmt.Errorf("create a file of %s: 16 random names were all taken: someone is taking names in %s", s.pattern(), s.dir)
 }
 
-// files lists the series' files in the directory, oldest first; a file
-// whose name only resembles them is not one.
+// files lists the series' files in the directory, oldest first: regular
+// files named as the series names them (with or without the random part
+// older versions did not write) that are the caller's own recordings. A
+// file whose name only resembles them, or that another user made (to have
+// --keep count it, and remove the caller's), is not one.
 func (s *series) files() ([]string, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -100,13 +107,41 @@ func (s *series) files() ([]string, error) {
 		if mid, ok = strings.CutSuffix(mid, s.ext); !ok {
 			continue
 		}
+		if when, random, ok := strings.Cut(mid, "-"); ok {
+			if _, err := strconv.ParseUint(random, 16, 32); err != nil || len(random) != 6 {
+				continue
+			}
+			mid = when
+		}
 		if _, err := time.Parse(seriesTime, mid); err != nil {
 			continue
 		}
-		names = append(names, filepath.Join(s.dir, e.Name()))
+		if name := filepath.Join(s.dir, e.Name()); ownRecording(name) {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// ownRecording reports whether path is a regular file of the caller's
+// that starts with a recording's header.
+func ownRecording(path string) bool {
+	f, err := safefile.OpenRegular(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || int(st.Uid) != os.Geteuid() {
+		return false
+	}
+	line, err := bufio.NewReaderSize(io.LimitReader(f, 4096), 4096).ReadSlice('\n')
+	if err != nil {
+		return false
+	}
+	h, err := events.ParseHeader(line[:len(line)-1])
+	return err == nil && h.Format == events.RecordFormat
 }
 
 // prune removes the oldest files beyond --keep, never current, and
@@ -118,6 +153,11 @@ func (s *series) prune(current string) ([]string, error) {
 	names, err := s.files()
 	if err != nil {
 		return nil, err
+	}
+	// The current file counts, though its header may not be on disk yet.
+	if !slices.Contains(names, current) {
+		names = append(names, current)
+		slices.Sort(names)
 	}
 	var removed []string
 	for _, name := range names {

@@ -124,6 +124,38 @@ func TestPidnsWithContainerIsOneRule(t *testing.T) {
 	wantError(t, exitUsage, msg, "trace", "--pidns", "1", "--container", "abc")
 }
 
+// TestRecordWritesOnlyItsOwnFiles: a path another user prepared is
+// refused, at once, and left as it was: a FIFO (whose reader would get the
+// recording, and whose open would block without one), another user's file
+// (who would keep owning, and reading, what it holds), a hard link.
+func TestRecordWritesOnlyItsOwnFiles(t *testing.T) {
+	testenv.Require(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	wantError(t, exitUsage, "not a regular file", "record", "-o", fifo, "--duration", "1m")
+	wantError(t, exitUsage, "not a regular file", "record", "-o", fifo, "--force", "--duration", "1m")
+	if d := time.Since(begin); d > 20*time.Second {
+		t.Errorf("refusing a FIFO took %v", d)
+	}
+	theirs := filepath.Join(dir, "theirs.ndjson")
+	os.WriteFile(theirs, []byte("theirs\n"), 0o644)
+	os.Chown(theirs, 65534, 65534)
+	wantError(t, exitUsage, "belongs to uid 65534", "record", "-o", theirs, "--force", "--duration", "1s")
+	mine := filepath.Join(dir, "mine.ndjson")
+	os.WriteFile(mine, []byte("mine\n"), 0o600)
+	os.Link(mine, filepath.Join(dir, "another-name"))
+	wantError(t, exitUsage, "hard links", "record", "-o", mine, "--force", "--duration", "1s")
+	for path, want := range map[string]string{theirs: "theirs\n", mine: "mine\n"} {
+		if data, _ := os.ReadFile(path); string(data) != want {
+			t.Errorf("%s was changed: %q", path, data)
+		}
+	}
+}
+
 func TestRecordNeverOverwrites(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "incident.ndjson")
