@@ -35,7 +35,17 @@ type feed struct {
 
 	written   uint64
 	lastFlush time.Time
+
+	// unresolved counts cgroups the decoder could not name for want of
+	// descriptors or memory; warned is the count last logged, when.
+	unresolved func() uint64
+	warned     uint64
+	lastWarned time.Time
+	log        zerolog.Logger
 }
+
+// warnEvery bounds how often a run of unnamed cgroups is logged.
+const warnEvery = time.Minute
 
 // flushInterval bounds how long a written line may wait in the buffer when
 // the kernel keeps the reader busy and it never idles.
@@ -47,7 +57,10 @@ func newFeed(w io.Writer, tracer *loader.Tracer, filter *events.Filter, ancestor
 	if err != nil {
 		return nil, err
 	}
-	f := &feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, ancestors: ancestors, lastFlush: time.Now()}
+	f := &feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, ancestors: ancestors, lastFlush: time.Now(), log: log}
+	if r, ok := dec.Cgroups.(interface{ Unresolved() uint64 }); ok {
+		f.unresolved = r.Unresolved
+	}
 	f.follower = pidmap.NewFollower(tracer, pidmap.NewTree(pidmap.DefaultExitedKept), dec)
 	f.follower.OnEvent = f.event
 	f.follower.OnIdle = f.flush
@@ -118,15 +131,31 @@ func (f *feed) write(ev *events.Event) error {
 // promptly.
 func (f *feed) flush() error {
 	f.lastFlush = time.Now()
+	var unresolved uint64
+	if f.unresolved != nil {
+		unresolved = f.unresolved()
+		f.warnUnresolved(unresolved)
+	}
 	if f.metrics != nil {
 		fl := f.follower
-		f.metrics.Update(fl.Lost, fl.Resyncs(), fl.Tree.Len(), fl.Tree.Namespaces())
+		f.metrics.Update(fl.Lost, fl.Resyncs(), fl.Tree.Len(), fl.Tree.Namespaces(), unresolved)
 	}
 	err := f.out.Flush()
 	if err != nil {
 		f.countWriteError()
 	}
 	return err
+}
+
+// warnUnresolved logs, at most once a minute, that cgroups went unnamed:
+// lines that say attribution_error may belong to a container.
+func (f *feed) warnUnresolved(n uint64) {
+	if n == f.warned || time.Since(f.lastWarned) < warnEvery {
+		return
+	}
+	f.log.Warn().Uint64("unnamed", n-f.warned).Uint64("total", n).
+		Msg("cgroups and containers could not be named: the system is out of file descriptors or memory; those lines carry attribution_error")
+	f.warned, f.lastWarned = n, time.Now()
 }
 
 func (f *feed) countWriteError() {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,5 +90,59 @@ func TestKernelIDsResolve(t *testing.T) {
 		if self == nil || self.Path == "" || self.Path == rel || self.Container != nil && self.Container.ID == id {
 			t.Errorf("walk=%v: this test's own cgroup resolved to %+v", walk, self)
 		}
+	}
+}
+
+// TestOutOfDescriptorsIsUnresolved: a cgroup that cannot be named because
+// the process is out of descriptors is marked so, counted and not kept:
+// once descriptors are back, the next event names it.
+func TestOutOfDescriptorsIsUnresolved(t *testing.T) {
+	testenv.Require(t)
+	h, err := loader.Hierarchy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := fmt.Sprintf("/nspidtrace-test-fd-%d", os.Getpid())
+	dir := filepath.Join(h.Mount, rel)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(dir)
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cgroup.NewResolver(h, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	var limit syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit)
+	starved := limit
+	starved.Cur = 256
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &starved); err != nil {
+		t.Fatal(err)
+	}
+	// Every descriptor in use: the next open fails with EMFILE.
+	var filler []int
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		filler = append(filler, fd)
+	}
+	cg := r.Cgroup(st.Ino)
+	for _, fd := range filler {
+		syscall.Close(fd)
+	}
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit)
+	if cg.Unresolved == "" || !strings.Contains(cg.Unresolved, "too many open files") || r.Unresolved() != 1 {
+		t.Fatalf("out of descriptors: %+v, %d counted; want it unresolved, counted once", cg, r.Unresolved())
+	}
+	if again := r.Cgroup(st.Ino); again.Unresolved != "" || again.Path != rel {
+		t.Errorf("with descriptors back: %+v, want %s", again, rel)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,8 @@ type Resolver struct {
 	walk     bool
 	walked   map[uint64]string
 	lastWalk time.Time
+
+	unresolved atomic.Uint64
 }
 
 // NewResolver opens hierarchy h. Names are read from the runtimes' state
@@ -64,20 +67,35 @@ func (r *Resolver) Hierarchy() Hierarchy { return r.h }
 // Cgroup returns the cgroup with kernfs ID id, its path "" when it is gone.
 // The first call for an ID finds its path and reads its container's name;
 // later ones return the same value.
+//
+// Where the system is out of descriptors or memory, what could be named is
+// returned marked Unresolved, and not kept: the next event of the cgroup
+// asks again. Unresolved counts them.
 func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
 	if cg, ok := r.byID[id]; ok {
 		return cg
 	}
-	path, _ := r.path(id)
+	path, err := r.path(id)
+	if container.Exhausted(err) {
+		r.unresolved.Add(1)
+		return events.NewUnresolved(id, "", nil, "cgroup path: "+err.Error())
+	}
 	return r.remember(id, path)
 }
+
+// Unresolved counts the cgroups that could not be named for want of
+// descriptors or memory. Safe to call from any goroutine.
+func (r *Resolver) Unresolved() uint64 { return r.unresolved.Load() }
 
 // remember names the cgroup id at path with its container and keeps it.
 func (r *Resolver) remember(id uint64, path string) *events.Cgroup {
 	var c *events.Container
 	if path != "" {
 		if c = container.Identify(path); c != nil {
-			r.state.Name(c)
+			if err := r.state.NameErr(c); err != nil {
+				r.unresolved.Add(1)
+				return events.NewUnresolved(id, path, c, "container name: "+err.Error())
+			}
 		}
 	}
 	cg := events.NewCgroup(id, path, c)

@@ -3,9 +3,11 @@ package container
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -50,40 +52,70 @@ func (s State) Name(c *events.Container) {
 	if c == nil || !IsID(c.ID) {
 		return
 	}
-	_ = s.docker(c) || s.containerd(c) || s.storage(c)
+	_ = s.NameErr(c)
+}
+
+// NameErr is Name, and says when a runtime's files could not be read for
+// want of a resource (descriptors, memory): then c's name is not known
+// rather than absent, and the caller should ask again later.
+func (s State) NameErr(c *events.Container) error {
+	if c == nil || !IsID(c.ID) {
+		return nil
+	}
+	var starved error
+	for _, find := range []func(*events.Container) (bool, error){s.docker, s.containerd, s.storage} {
+		found, err := find(c)
+		if found {
+			return nil
+		}
+		if starved == nil && Exhausted(err) {
+			starved = err
+		}
+	}
+	return starved
+}
+
+// Exhausted reports whether err is the system running out of something
+// (descriptors, memory) rather than a file's absence: a read that can
+// succeed later.
+func Exhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ENOBUFS)
 }
 
 // docker reads Docker's config.v2.json.
-func (s State) docker(c *events.Container) bool {
+func (s State) docker(c *events.Container) (bool, error) {
 	b, err := s.read(path.Join(dockerContainers, c.ID, "config.v2.json"), maxConfig)
 	if err != nil {
-		return false
+		return false, err
 	}
 	var cfg struct {
 		Name   string
 		Config struct{ Labels map[string]string }
 	}
 	if json.Unmarshal(b, &cfg) != nil {
-		return false
+		return false, nil
 	}
 	c.Runtime = "docker"
 	c.Name = clean(strings.TrimPrefix(cfg.Name, "/"))
 	applyKubernetes(c, cfg.Config.Labels)
-	return true
+	return true, nil
 }
 
 // containerd reads the OCI bundle containerd's shim keeps in each namespace
 // (k8s.io for Kubernetes, moby for Docker, default for nerdctl).
-func (s State) containerd(c *events.Container) bool {
+func (s State) containerd(c *events.Container) (bool, error) {
 	dir, err := os.Open(path.Join(s.root(), containerdTasks))
 	if err != nil {
-		return false
+		return false, err
 	}
 	namespaces, _ := dir.Readdirnames(64)
 	dir.Close()
+	var last error
 	for _, ns := range namespaces {
 		b, err := s.read(path.Join(containerdTasks, ns, c.ID, "config.json"), maxConfig)
 		if err != nil {
+			last = err
 			continue
 		}
 		if ns == "moby" {
@@ -92,18 +124,20 @@ func (s State) containerd(c *events.Container) bool {
 			c.Runtime = "containerd"
 		}
 		applyKubernetes(c, ociAnnotations(b))
-		return true
+		return true, nil
 	}
-	return false
+	return false, last
 }
 
 // storage reads containers/storage, shared by CRI-O and Podman: CRI-O's
 // bundle annotations, then the names in containers.json.
-func (s State) storage(c *events.Container) bool {
+func (s State) storage(c *events.Container) (bool, error) {
 	found := false
+	var last error
 	for _, dir := range []string{storageRun, storageLib} {
 		b, err := s.read(path.Join(dir, c.ID, "userdata", "config.json"), maxConfig)
 		if err != nil {
+			last = err
 			continue
 		}
 		a := ociAnnotations(b)
@@ -118,20 +152,20 @@ func (s State) storage(c *events.Container) bool {
 		break
 	}
 	if c.Name != "" {
-		return found
+		return found, nil
 	}
 	b, err := s.read(path.Join(storageLib, "containers.json"), maxContainers)
 	if err != nil {
-		return found
+		return found, err
 	}
 	if name, ok := storageName(b, c.ID); ok {
 		c.Name = name
 		if c.Runtime == "" {
 			c.Runtime = "podman"
 		}
-		return true
+		return true, nil
 	}
-	return found
+	return found, last
 }
 
 // storageName finds id's first name in c/storage's containers.json.

@@ -14,6 +14,10 @@ type Cgroup struct {
 	Path string
 	// Container is the container the cgroup belongs to; nil for none.
 	Container *Container
+	// Unresolved, when set, says why the cgroup or its container could
+	// not be named when the event was read (the system was out of
+	// descriptors or memory): what is missing is unknown, not absent.
+	Unresolved string
 
 	json []byte // the `cgroup` and `container` fields, encoded once
 }
@@ -36,7 +40,13 @@ type Pod struct {
 // NewCgroup returns the Cgroup of path (in a container or not), its JSON
 // fields encoded once.
 func NewCgroup(id uint64, path string, c *Container) *Cgroup {
-	cg := &Cgroup{ID: id, Path: path, Container: c}
+	return NewUnresolved(id, path, c, "")
+}
+
+// NewUnresolved returns a Cgroup that could not be named (as far as it
+// was: path and container may be known, a name not), and why.
+func NewUnresolved(id uint64, path string, c *Container, why string) *Cgroup {
+	cg := &Cgroup{ID: id, Path: path, Container: c, Unresolved: why}
 	cg.json = cg.appendJSON(nil)
 	return cg
 }
@@ -73,6 +83,10 @@ func (cg *Cgroup) appendJSON(buf []byte) []byte {
 	if cg.Path != "" {
 		buf = append(buf, `,"cgroup":`...)
 		buf = appendString(buf, []byte(cg.Path))
+	}
+	if cg.Unresolved != "" {
+		buf = append(buf, `,"attribution_error":`...)
+		buf = appendString(buf, []byte(cg.Unresolved))
 	}
 	c := cg.Container
 	if c == nil {

@@ -40,6 +40,7 @@ const (
 	cgPodNS
 	cgPodName
 	cgPodUID
+	cgUnresolved
 	cgFields
 )
 
@@ -171,6 +172,9 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			err = ps.keep(cgPath)
 		case "container":
 			err = ps.container()
+		case "attribution_error":
+			ps.cg.seen = true
+			err = ps.keep(cgUnresolved)
 		case "outside_init_cgroup":
 			ev.OutsideInitCgroup, err = p.bool()
 		case "uid":
@@ -433,7 +437,7 @@ func (ps *Parser) cgroup() *Cgroup {
 			c.Pod = &Pod{Namespace: string(cg.f[cgPodNS]), Name: string(cg.f[cgPodName]), UID: string(cg.f[cgPodUID])}
 		}
 	}
-	made := NewCgroup(0, string(cg.f[cgPath]), c)
+	made := NewUnresolved(0, string(cg.f[cgPath]), c, string(cg.f[cgUnresolved]))
 	if ps.cgroups == nil || len(ps.cgroups) >= maxInterned {
 		ps.cgroups = make(map[string]*Cgroup)
 	}

@@ -229,3 +229,20 @@ func TestParseHostileLines(t *testing.T) {
 		t.Errorf("%d levels: %v", maxDepth, err)
 	}
 }
+
+// TestParseUnresolvedCgroup: a cgroup that could not be named says so on
+// its line, and a recording read back still says so.
+func TestParseUnresolvedCgroup(t *testing.T) {
+	cg := NewUnresolved(7, "/system.slice/docker-ab.scope", nil, "container name: too many open files")
+	line := AppendJSON(nil, &Event{Type: TypeExec, PID: 9, TID: 9, Levels: 1, Cgroup: cg})
+	if !strings.Contains(string(line), `"attribution_error":"container name: too many open files"`) {
+		t.Fatalf("line %s lacks attribution_error", line)
+	}
+	var back Event
+	if err := Parse(line[:len(line)-1], &back); err != nil || back.Cgroup == nil || back.Cgroup.Unresolved != cg.Unresolved {
+		t.Fatalf("read back: %+v, %v", back.Cgroup, err)
+	}
+	if again := AppendJSON(nil, &back); string(again) != string(line) {
+		t.Errorf("round trip:\n got %s\nwant %s", again, line)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,8 +37,8 @@ type Feed struct {
 	// lookup, no allocation.
 	received, written [events.TypeMax + 1]atomic.Uint64
 
-	lost, resyncs, writeErrors atomic.Uint64
-	processes, namespaces      atomic.Int64
+	lost, resyncs, writeErrors, unresolved atomic.Uint64
+	processes, namespaces                  atomic.Int64
 }
 
 // Ring is the kernel's ring buffer as the reader sees it; its methods are
@@ -65,8 +66,10 @@ func (m *Feed) Written(t events.Type) { m.written[t].Add(1) }
 // WriteError counts a failed write.
 func (m *Feed) WriteError() { m.writeErrors.Add(1) }
 
-// Update takes the follower's running totals and the tree's size.
-func (m *Feed) Update(lost uint64, resyncs, processes, namespaces int) {
+// Update takes the follower's running totals, the tree's size, and the
+// cgroups that could not be named.
+func (m *Feed) Update(lost uint64, resyncs, processes, namespaces int, unresolved uint64) {
+	m.unresolved.Store(unresolved)
 	m.lost.Store(lost)
 	m.resyncs.Store(uint64(resyncs))
 	m.processes.Store(int64(processes))
@@ -101,6 +104,8 @@ func (m *Feed) WriteTo(w *bufio.Writer) error {
 	sample("nspidtrace_resyncs_total", m.resyncs.Load())
 	family("nspidtrace_write_errors_total", "counter", "Writes to the output that failed (each ends the feed).")
 	sample("nspidtrace_write_errors_total", m.writeErrors.Load())
+	family("nspidtrace_attribution_errors_total", "counter", "Cgroups and containers that could not be named when an event was read, for want of file descriptors or memory (their lines carry attribution_error).")
+	sample("nspidtrace_attribution_errors_total", m.unresolved.Load())
 	gauge("nspidtrace_tree_processes", "Live processes in the tree.", m.processes.Load())
 	gauge("nspidtrace_tree_pid_namespaces", "Pid namespaces in the tree.", m.namespaces.Load())
 	gauge("nspidtrace_ring_buffer_used_bytes", "Bytes in the kernel's ring buffer not yet read.", int64(m.ring.AvailableBytes()))
@@ -157,12 +162,73 @@ func Serve(addr string, m *Feed) (*Server, error) {
 		fmt.Fprintln(w, "ok: the live tree is synced")
 	})
 	s := &Server{
-		http:     &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		// Bounded in every way a client could hold the server: slow
+		// headers, slow bodies, slow readers, idle keep-alives, huge
+		// headers. Each connection held is a descriptor the tracer
+		// needs to name containers.
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       30 * time.Second,
+			MaxHeaderBytes:    8 << 10,
+		},
 		listener: l,
 		done:     make(chan error, 1),
 	}
-	go func() { s.done <- s.http.Serve(l) }()
+	go func() { s.done <- s.http.Serve(limitListener(l, MaxConns)) }()
 	return s, nil
+}
+
+// MaxConns is how many connections the server holds at once. A scraper
+// and a probe need two; more wait in the kernel's accept queue, where they
+// hold none of the process's descriptors.
+const MaxConns = 32
+
+// limitListener accepts at most n connections at a time: Accept waits for
+// one of them to close.
+func limitListener(l net.Listener, n int) net.Listener {
+	return &limited{Listener: l, slots: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limited struct {
+	net.Listener
+	slots     chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *limited) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &slotConn{Conn: c, free: func() { <-l.slots }}, nil
+}
+
+func (l *limited) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// slotConn gives its slot back once, when closed.
+type slotConn struct {
+	net.Conn
+	once sync.Once
+	free func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.free)
+	return err
 }
 
 // Addr is where the server listens (with the port chosen when asked for 0).

@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 )
@@ -63,8 +66,8 @@ func TestServe(t *testing.T) {
 	}
 	m.Received(events.TypeFork)
 	m.WriteError()
-	m.Update(5, 1, 120, 3)
-	m.Update(7, 1, 110, 2) // running totals: 2 more lost, no more resyncs
+	m.Update(5, 1, 120, 3, 0)
+	m.Update(7, 1, 110, 2, 4) // running totals: 2 more lost, no more resyncs
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("healthz once synced: %d, want 200", code)
 	}
@@ -80,6 +83,7 @@ func TestServe(t *testing.T) {
 		"nspidtrace_lost_events_total 7",
 		"nspidtrace_resyncs_total 1",
 		"nspidtrace_write_errors_total 1",
+		"nspidtrace_attribution_errors_total 4",
 		"nspidtrace_tree_processes 110",
 		"nspidtrace_tree_pid_namespaces 2",
 		"nspidtrace_ring_buffer_used_bytes 4096",
@@ -124,7 +128,49 @@ func checkExposition(t *testing.T, body string) {
 			t.Errorf("line %q is not a sample of family %q", line, family)
 		}
 	}
-	if len(seen) != 10 {
-		t.Errorf("%d families, want 10", len(seen))
+	if len(seen) != 11 {
+		t.Errorf("%d families, want 11", len(seen))
 	}
+}
+
+// TestServeHoldsFewConnections: clients that connect and never speak (or
+// keep a connection idle) hold at most MaxConns of the process's
+// descriptors, and a scrape is answered once they go.
+func TestServeHoldsFewConnections(t *testing.T) {
+	m := New(ring{}, func() bool { return true })
+	srv, err := Serve("127.0.0.1:0", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	before := openFiles(t)
+	var idle []net.Conn
+	for range 500 {
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server accept what it will
+	// The test's own 500 ends are descriptors of this process too.
+	if held := openFiles(t) - before - len(idle); held > MaxConns+2 {
+		t.Errorf("the server holds %d connections' descriptors, want at most %d", held, MaxConns)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + srv.Addr() + "/healthz")
+	if err != nil {
+		t.Fatalf("a scrape after the idle clients left: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func openFiles(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }
