@@ -77,7 +77,7 @@ func (cf *containerFollower) member(ev *events.Event) bool {
 	c := cg.Container
 	switch {
 	case cf.c == nil && c.Matches(cf.arg):
-	case cf.c != nil && cf.c.Name != "" && c.Name == cf.c.Name:
+	case cf.c != nil && c.SameNamed(cf.c):
 		cf.log.Warn().Str("container", termsafe.String(c.Name)).Str("id", c.ShortID()).Str("was", cf.c.ShortID()).
 			Msg("a new container has the name: following it")
 	default:

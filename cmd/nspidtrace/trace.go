@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/netnames"
@@ -196,10 +197,28 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 		}
 		filter.FollowSubtree(filter.PidNS, []uint32{pid})
 	}
-	if o.at != "" {
-		// An instant outside the recording is an error, before any line.
-		if _, err := replay(o, zerolog.Nop(), pidmap.NewTree(0), nil); err != nil {
+	if o.at != "" || o.container != "" {
+		// Before any line: an instant outside the recording is an
+		// error, and so is a name that several containers have.
+		var named []*events.Container
+		seen := map[string]bool{}
+		var collect func(ev *events.Event, _ []byte) error
+		if o.container != "" {
+			collect = func(ev *events.Event, _ []byte) error {
+				if cg := ev.Cgroup; cg != nil && cg.Container != nil && cg.Container.NamedBy(o.container) && !seen[cg.Container.ID] {
+					seen[cg.Container.ID] = true
+					named = append(named, cg.Container)
+				}
+				return nil
+			}
+		}
+		if _, err := replay(o, zerolog.Nop(), pidmap.NewTree(0), collect); err != nil {
 			return err
+		}
+		if len(named) > 0 {
+			if err := container.OneNamed(named, o.container); err != nil {
+				return usageError{"--container: " + err.Error() + " (in the recording)"}
+			}
 		}
 	}
 	var follow *containerFollower

@@ -12,20 +12,28 @@ import (
 // ErrNoContainer means no container matches a --container argument.
 var ErrNoContainer = errors.New("no running container matches")
 
-// ErrAmbiguous means an ID prefix that several containers share.
-var ErrAmbiguous = errors.New("ambiguous container ID prefix")
+// ErrAmbiguous means a name or ID prefix that several containers share.
+var ErrAmbiguous = errors.New("ambiguous")
 
 // Select returns the container of cs that arg names, as docker resolves
-// one: a name or full ID exactly, else a unique prefix of an ID. Several
-// values of one ID (a restarted container's cgroups) are one container.
+// one: a full ID, a name (NAMESPACE/POD/NAME for a pod's), else a unique
+// prefix of an ID. Several values of one ID (a restarted container's
+// cgroups) are one container. A name several containers have (web, in two
+// pods) is ambiguous, and the error names each.
 func Select(cs []*events.Container, arg string) (*events.Container, error) {
 	if arg == "" {
 		return nil, fmt.Errorf("%w %q", ErrNoContainer, arg)
 	}
 	for _, c := range cs {
-		if c.Name == arg || c.ID == arg {
+		if c.ID == arg {
 			return c, nil
 		}
+	}
+	if named := Named(cs, arg); len(named) > 0 {
+		if err := OneNamed(named, arg); err != nil {
+			return nil, err
+		}
+		return named[0], nil
 	}
 	var found []*events.Container
 	for _, c := range cs {
@@ -39,9 +47,36 @@ func Select(cs []*events.Container, arg string) (*events.Container, error) {
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("container %q: %w (%s, %s, …)", arg, ErrAmbiguous, found[0].ShortID(), found[1].ShortID())
+	return nil, fmt.Errorf("container %q: %w: an ID prefix of %s, %s, …", arg, ErrAmbiguous, found[0].ShortID(), found[1].ShortID())
 }
 
+// Named returns the containers of cs that arg names (NamedBy), each ID once.
+func Named(cs []*events.Container, arg string) []*events.Container {
+	var named []*events.Container
+	for _, c := range cs {
+		if c.NamedBy(arg) && !containsID(named, c.ID) {
+			named = append(named, c)
+		}
+	}
+	return named
+}
+
+// OneNamed says whether the containers arg names are one container for
+// their users (SameNamed: the same name in the same pod), and if not,
+// which they are, as an error asking for NAMESPACE/POD/NAME.
+func OneNamed(named []*events.Container, arg string) error {
+	for _, c := range named[1:] {
+		if !c.SameNamed(named[0]) {
+			list := make([]string, len(named))
+			for i, c := range named {
+				list[i] = c.Qualified() + " (" + c.ShortID() + ")"
+			}
+			return fmt.Errorf("container %q: %w: %d containers have that name: %s; give NAMESPACE/POD/NAME",
+				arg, ErrAmbiguous, len(named), strings.Join(list, ", "))
+		}
+	}
+	return nil
+}
 func containsID(cs []*events.Container, id string) bool {
 	for _, c := range cs {
 		if c.ID == id {

@@ -63,9 +63,33 @@ func (c *Container) Label() string {
 func (c *Container) ShortID() string { return c.ID[:min(12, len(c.ID))] }
 
 // Matches reports whether arg names the container as docker accepts it: its
-// name, its full ID or a prefix of the ID.
+// name, its full ID or a prefix of the ID; or, for a pod's container,
+// NAMESPACE/POD/NAME.
 func (c *Container) Matches(arg string) bool {
-	return arg != "" && (arg == c.Name || strings.HasPrefix(c.ID, strings.ToLower(arg)))
+	return arg != "" && (c.NamedBy(arg) || strings.HasPrefix(c.ID, strings.ToLower(arg)))
+}
+
+// NamedBy reports whether arg is the container's name, or for a pod's
+// container NAMESPACE/POD/NAME.
+func (c *Container) NamedBy(arg string) bool {
+	return arg != "" && (arg == c.Name || c.Pod != nil && arg == c.Qualified())
+}
+
+// Qualified names a pod's container as NAMESPACE/POD/NAME, which only it
+// has at a time (two pods may each run a container called web); any
+// other container by its name.
+func (c *Container) Qualified() string {
+	if c.Pod == nil {
+		return c.Name
+	}
+	return c.Pod.Namespace + "/" + c.Pod.Name + "/" + c.Name
+}
+
+// SameNamed reports whether c and d are, for their users, one container
+// started again (a restart, or rm and run under the same name): the same
+// name, in the same pod where they are a pod's.
+func (c *Container) SameNamed(d *Container) bool {
+	return c.Name != "" && c.Qualified() == d.Qualified()
 }
 
 // In reports whether the cgroup is the container id's or below it (a

@@ -1,0 +1,47 @@
+package container
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
+
+// TestSelect resolves --container as docker does, and refuses a name that
+// several containers have: two pods may each run a container called web.
+func TestSelect(t *testing.T) {
+	id := func(c byte) string { return strings.Repeat(string(c), 64) }
+	pod := func(ns, name string) *events.Pod { return &events.Pod{Namespace: ns, Name: name} }
+	shopWeb := &events.Container{ID: id('a'), Name: "web", Runtime: "containerd", Pod: pod("shop", "web-1")}
+	devWeb := &events.Container{ID: id('b'), Name: "web", Runtime: "containerd", Pod: pod("dev", "web-2")}
+	db := &events.Container{ID: "ab" + id('c')[2:], Name: "db", Runtime: "docker"}
+	// A container restarted in its pod: a new ID, the same name there.
+	shopWebAgain := &events.Container{ID: id('d'), Name: "web", Runtime: "containerd", Pod: pod("shop", "web-1")}
+	cs := []*events.Container{shopWeb, devWeb, db, shopWeb}
+
+	for arg, want := range map[string]*events.Container{
+		"shop/web-1/web": shopWeb,
+		"dev/web-2/web":  devWeb,
+		"db":             db,
+		id('b'):          devWeb,
+		"bbbb":           devWeb,
+	} {
+		if got, err := Select(cs, arg); err != nil || got != want {
+			t.Errorf("Select(%q) = %+v, %v; want %s", arg, got, err, want.Qualified())
+		}
+	}
+	_, err := Select(cs, "web")
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "shop/web-1/web (aaaaaaaaaaaa), dev/web-2/web (bbbbbbbbbbbb)") {
+		t.Errorf("Select(web) in two pods: %v, want both named", err)
+	}
+	if _, err := Select(cs, "a"); !errors.Is(err, ErrAmbiguous) {
+		t.Errorf("Select(a), a prefix of two IDs: %v", err)
+	}
+	if got, err := Select([]*events.Container{shopWeb, shopWebAgain}, "web"); err != nil || got != shopWeb {
+		t.Errorf("one pod's web, restarted: %+v, %v; want one container", got, err)
+	}
+	if _, err := Select(cs, "nosuch"); !errors.Is(err, ErrNoContainer) {
+		t.Errorf("Select(nosuch): %v", err)
+	}
+}
