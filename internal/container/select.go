@@ -71,6 +71,7 @@ func OneNamed(named []*events.Container, arg string) error {
 			for i, c := range named {
 				list[i] = c.Qualified() + " (" + c.ShortID() + ")"
 			}
+			sort.Strings(list)
 			return fmt.Errorf("container %q: %w: %d containers have that name: %s; give NAMESPACE/POD/NAME",
 				arg, ErrAmbiguous, len(named), strings.Join(list, ", "))
 		}

@@ -32,7 +32,7 @@ func TestSelect(t *testing.T) {
 		}
 	}
 	_, err := Select(cs, "web")
-	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "shop/web-1/web (aaaaaaaaaaaa), dev/web-2/web (bbbbbbbbbbbb)") {
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "dev/web-2/web (bbbbbbbbbbbb), shop/web-1/web (aaaaaaaaaaaa)") {
 		t.Errorf("Select(web) in two pods: %v, want both named", err)
 	}
 	if _, err := Select(cs, "a"); !errors.Is(err, ErrAmbiguous) {
