@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // capped keeps the first bytes written to it and counts the rest.
@@ -200,4 +201,32 @@ func TestHostileRecordings(t *testing.T) {
 			t.Errorf("--container dev/web-2/web: exit %d: %q %s", code, out, stderr)
 		}
 	})
+}
+
+// TestRecordedInvalidArgvReadsBack: any process, an unprivileged one in a
+// container included, can exec with argv that is not UTF-8. Each such byte
+// is written as U+FFFD (three bytes), so its line holds more argv than a
+// process keeps; reading the recording back cuts it, marked, and every
+// later reader of the recording still answers.
+func TestRecordedInvalidArgvReadsBack(t *testing.T) {
+	testenv.Require(t)
+	path := filepath.Join(t.TempDir(), "argv.ndjson")
+	rec := startRecord(t, path)
+	bad := strings.Repeat("\xff", 400)
+	poison := exec.Command("/bin/true", bad, bad)
+	if err := poison.Run(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // flushed at least every second
+	rec.Process.Signal(syscall.SIGINT)
+	if err := rec.Wait(); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	out, stderr, code := runBounded(t, 10*time.Second, 1<<24, "--from", path, "trace", "--events", "exec")
+	if code != exitOK || !strings.Contains(out, `"args":["/bin/true","���`) {
+		t.Fatalf("trace --from: exit %d %s\n%.2000s", code, stderr, out)
+	}
+	if _, stderr, code := runBounded(t, 10*time.Second, 1<<24, "--from", path, "tree", "-a"); code != exitOK {
+		t.Errorf("tree --from: exit %d %s", code, stderr)
+	}
 }
