@@ -248,6 +248,27 @@ func TestUnprivileged(t *testing.T) {
 	}
 }
 
+// TestRootWithoutBPFCapabilities: root without CAP_BPF and CAP_SYS_ADMIN
+// (root in a container: docker exec web nspidtrace 10) gets the /proc
+// answer, as an unprivileged user does, not a failed map creation; what
+// needs the kernel says which capabilities are missing.
+func TestRootWithoutBPFCapabilities(t *testing.T) {
+	testenv.Require(t)
+	drop := []string{"--bounding-set", "-bpf,-sys_admin,-perfmon", binPath}
+	cmd := exec.Command("setpriv", append(drop, strconv.Itoa(os.Getpid()), "-o", "json")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), `"pid":`+strconv.Itoa(os.Getpid())+`,`) || !strings.Contains(stderr.String(), "answering from /proc") {
+		t.Errorf("<pid> -o json without CAP_BPF: %v, %s %s", err, out, stderr.String())
+	}
+	cmd = exec.Command("setpriv", append(drop, "trace", "--duration", "1s")...)
+	out, _ = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != exitFailure || !strings.Contains(string(out), "CAP_BPF") || strings.Contains(string(out), "map create") {
+		t.Errorf("trace without CAP_BPF: exit %d, %s", code, out)
+	}
+}
+
 func TestCapsCompact(t *testing.T) {
 	const full = uint64(1)<<41 - 1
 	for _, tt := range []struct {

@@ -347,7 +347,7 @@ func checkRingBytes(n int) error {
 }
 
 // ErrNoPrivileges is returned when the caller may not load BPF programs.
-var ErrNoPrivileges = errors.New("loading BPF programs needs root or the CAP_BPF and CAP_PERFMON capabilities (try sudo)")
+var ErrNoPrivileges = errors.New("loading BPF programs needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN: run as root on the host (sudo), or give a container those capabilities")
 
 // checkPrivileges checks what every BPF load needs: a kernel with the
 // features (its BTF included), the privileges, and on kernels before 5.11 a
@@ -357,7 +357,9 @@ func checkPrivileges() (Features, error) {
 	if err != nil {
 		return features, err
 	}
-	if os.Geteuid() != 0 && !hasBPFCapabilities() {
+	// Capabilities, not the UID: root in a container (docker exec) is
+	// UID 0 without CAP_BPF or CAP_SYS_ADMIN, and its loads fail.
+	if !hasBPFCapabilities() {
 		return features, ErrNoPrivileges
 	}
 	removeMemlock()
@@ -409,7 +411,8 @@ func parseObject(object func() (*ebpf.CollectionSpec, error)) (*ebpf.CollectionS
 	return spec, nil
 }
 
-// hasBPFCapabilities reports whether the effective set has CAP_BPF and CAP_PERFMON.
+// hasBPFCapabilities reports whether the effective set allows BPF: CAP_BPF
+// and CAP_PERFMON, or CAP_SYS_ADMIN.
 func hasBPFCapabilities() bool {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
@@ -417,7 +420,9 @@ func hasBPFCapabilities() bool {
 		return false
 	}
 	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	return has(unix.CAP_BPF) && has(unix.CAP_PERFMON)
+	// Before Linux 5.8 CAP_SYS_ADMIN alone allowed BPF (and there is no
+	// CAP_BPF); from 5.8 it still does.
+	return has(unix.CAP_BPF) && has(unix.CAP_PERFMON) || has(unix.CAP_SYS_ADMIN)
 }
 
 // explainLoadError turns a load failure into what the user can do about it.
