@@ -650,3 +650,46 @@ func TestPidNSFilter(t *testing.T) {
 		t.Errorf("inside the namespace: %v, want one fork, exec and exit", types)
 	}
 }
+
+// TestCallerDeepInNamespaces: run three pid namespaces deep, where the task
+// iterator visits that namespace's processes only, `nspidtrace 1` still
+// gives its parent's PID at every level the parent is in, as the host's
+// /proc says (the parent is outside the caller's namespace).
+func TestCallerDeepInNamespaces(t *testing.T) {
+	testenv.Require(t)
+	out := filepath.Join(t.TempDir(), "out")
+	var argv []string
+	for range 3 {
+		argv = append(argv, "unshare", "--pid", "--fork", "--mount-proc")
+	}
+	argv = append(argv, "sh", "-c", binPath+" 1 -o json >"+out+" 2>&1; sleep 3")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var data []byte
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if data, _ = os.ReadFile(out); bytes.HasSuffix(data, []byte("\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nspidtrace 1 inside three namespaces wrote %q", data)
+		}
+	}
+	var l line
+	if err := json.Unmarshal(data, &l); err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	// The sh is alive (it sleeps): /proc on the host is the truth.
+	var truth events.Event
+	if err := procfs.ReadProc(procfs.ProcRoot, int(l.PID), &truth); err != nil {
+		t.Fatal(err)
+	}
+	if truth.Levels != 4 || !slices.Equal(l.NSPid, truth.NSPid[:4]) {
+		t.Fatalf("nspid %v, /proc NStgid %v", l.NSPid, truth.NSPid[:truth.Levels])
+	}
+	if !slices.Equal(l.NSPPid, truth.NSPPid[:4]) || l.NSPPid[1] == 0 {
+		t.Errorf("nsppid %v, /proc parent's NStgid %v", l.NSPPid, truth.NSPPid[:4])
+	}
+}

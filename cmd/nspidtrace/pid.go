@@ -84,10 +84,8 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	// PID is what the other tools on the host take.
 	for i := 0; i < p.Levels(); i++ {
 		ppid := "-"
-		if parent := p.Parent(); parent != nil && i < parent.Levels() {
-			ppid = fmt.Sprint(parent.NSPid(i))
-		} else if i == 0 && p.PPID != 0 {
-			ppid = fmt.Sprint(p.PPID)
+		if n := p.ParentNSPid(i); n != 0 {
+			ppid = fmt.Sprint(n)
 		}
 		pidns := "?" // not ours to read
 		if ns := p.PidNS(i); ns != nil && ns.Inode != 0 {

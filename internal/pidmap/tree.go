@@ -56,8 +56,13 @@ type Proc struct {
 	PID  uint32 // host TGID
 	PPID uint32 // host TGID of the parent, also when the parent is not in the tree
 
-	nspid  []uint32 // TGID at each level, host first
-	ns     *PidNS   // the deepest: its chain of parents names every level's namespace
+	nspid []uint32 // TGID at each level, host first
+	// pnspid is the parent's TGID at each level below the host's, as the
+	// events said, kept only while the tree does not hold the parent: a
+	// caller deep in nested pid namespaces, whose task iterator visits
+	// its namespace's processes only, still knows its init's parent there.
+	pnspid []uint32
+	ns     *PidNS // the deepest: its chain of parents names every level's namespace
 	nsset  *NSSet
 	parent *Proc
 	// Children as an intrusive list, so that reparenting costs no allocation.
@@ -103,7 +108,7 @@ func (t *Tree) newProc(pid uint32) *Proc {
 	if n := len(t.free); n > 0 {
 		p := t.free[n-1]
 		t.free = t.free[:n-1]
-		*p = Proc{PID: pid, nspid: p.nspid[:0], args: p.args[:0]}
+		*p = Proc{PID: pid, nspid: p.nspid[:0], pnspid: p.pnspid[:0], args: p.args[:0]}
 		return p
 	}
 	if len(t.slab) > 0 {
@@ -228,6 +233,10 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	}
 	t.setLevels(p, ev)
 	t.setParent(p, ppid)
+	p.pnspid = p.pnspid[:0]
+	if p.parent == nil && ppid == ev.PPID && ev.Levels > 1 {
+		p.pnspid = append(p.pnspid, ev.NSPPid[1:ev.Levels]...)
+	}
 	p.nsset = t.intern(ev.NS)
 	p.seen = t.gen
 	p.Comm, p.CommLen = ev.Comm, ev.CommLen
@@ -426,6 +435,9 @@ func (t *Tree) setParent(p *Proc, ppid uint32) {
 	}
 	if p.parent == parent && p.PPID == ppid {
 		return
+	}
+	if p.PPID != ppid {
+		p.pnspid = p.pnspid[:0] // the old parent's
 	}
 	p.unlink()
 	p.PPID = ppid
@@ -632,6 +644,21 @@ func (p *Proc) LevelOf(ns *PidNS) int {
 	return ns.Level
 }
 
+// ParentNSPid returns p's parent's PID at level i, 0 where the parent is
+// not in that level's namespace (p is its init, or entered it). A parent
+// is always in p's namespace or above it: its levels are a prefix of p's.
+func (p *Proc) ParentNSPid(i int) uint32 {
+	switch {
+	case i == 0:
+		return p.PPID
+	case p.parent != nil && i < len(p.parent.nspid):
+		return p.parent.nspid[i]
+	case p.parent == nil && i-1 < len(p.pnspid):
+		return p.pnspid[i-1]
+	}
+	return 0
+}
+
 // NS returns p's own pid namespace.
 func (p *Proc) NS() *PidNS { return p.ns }
 
@@ -714,9 +741,10 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	if p.Zombie {
 		ev.ExitStatus = p.ExitStatus
 	}
-	ev.NSPPid[0] = p.PPID
+	for i := range p.nspid {
+		ev.NSPPid[i] = p.ParentNSPid(i)
+	}
 	if p.parent != nil {
-		copy(ev.NSPPid[:len(p.nspid)], p.parent.nspid)
 		ev.ParentStartBoot = p.parent.Start
 	}
 	if p.nsset != nil {

@@ -347,3 +347,26 @@ func TestTreeMarksWhoEnteredANamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestParentOutsideTheTree: a caller deep in nested pid namespaces sees
+// only its namespace's processes, so its init's parent is not in the tree;
+// the parent's PIDs at each level still come from the init's own event,
+// and are forgotten when it is reparented.
+func TestParentOutsideTheTree(t *testing.T) {
+	tree := NewTree(4)
+	init := ev(events.TypeProc, 300, 200, 300, 7, 1)
+	copy(init.NSPPid[:], []uint32{200, 6, 0})
+	tree.Apply(init)
+	p := tree.Get(300)
+	var got events.Event
+	p.Fill(&got, 0)
+	if [3]uint32(got.NSPPid[:3]) != [3]uint32{200, 6, 0} || p.ParentNSPid(1) != 6 {
+		t.Errorf("nsppid %v, want [200 6 0]", got.NSPPid[:3])
+	}
+	// Reparented to a reaper the tree does not hold either: what is known
+	// of the new parent is its host PID only.
+	tree.Apply(ev(events.TypeExec, 300, 1, 300, 7, 1))
+	if p.ParentNSPid(1) != 0 || p.ParentNSPid(0) != 1 {
+		t.Errorf("after a reparent: %d %d, want 1 0", p.ParentNSPid(0), p.ParentNSPid(1))
+	}
+}
