@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
@@ -316,5 +318,82 @@ func TestColumnsFlag(t *testing.T) {
 		if !slices.Equal(names, tt.want) {
 			t.Errorf("-o %s --columns %q: %v, want %v", tt.output, tt.columns, names, tt.want)
 		}
+	}
+}
+
+// TestUnprivilegedTreeShowsEveryProcess: as a user without privileges,
+// tree lists every process /proc shows that user, with its PIDs at every
+// level as NStgid has them, and says which namespaces it could not read.
+// Only processes alive across both reads of /proc are compared: the
+// machine may be busy.
+func TestUnprivilegedTreeShowsEveryProcess(t *testing.T) {
+	testenv.Require(t) // root is needed to drop to another user
+	nested := exec.Command("unshare", "--pid", "--fork", "sleep", "30")
+	if err := nested.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { nested.Process.Kill(); nested.Wait() }()
+	time.Sleep(200 * time.Millisecond)
+
+	stable := func() map[uint32]string { // PID -> NStgid, with the start time
+		out := map[uint32]string{}
+		pids, _ := procfs.ListPIDs(procfs.ProcRoot)
+		for _, pid := range pids {
+			status, err1 := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+			start, err2 := procfs.StartTicks(procfs.ProcRoot, pid)
+			if err1 == nil && err2 == nil {
+				_, rest, _ := strings.Cut(string(status), "NStgid:")
+				nstgid, _, _ := strings.Cut(rest, "\n")
+				out[uint32(pid)] = strings.Join(strings.Fields(nstgid), ",") + "@" + strconv.FormatUint(start, 10)
+			}
+		}
+		return out
+	}
+	before := stable()
+	cmd := exec.Command(binPath, "tree", "-o", "json")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	after := stable()
+	if err != nil {
+		t.Fatalf("tree as nobody: %v %s", err, stderr.String())
+	}
+	got := map[uint32]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l struct {
+			PID   uint32   `json:"pid"`
+			NSPid []uint32 `json:"nspid"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		s := make([]string, len(l.NSPid))
+		for i, n := range l.NSPid {
+			s[i] = strconv.FormatUint(uint64(n), 10)
+		}
+		got[l.PID] = strings.Join(s, ",")
+	}
+	compared, nestedCompared := 0, 0
+	for pid, was := range before {
+		if after[pid] != was {
+			continue // born or gone meanwhile
+		}
+		compared++
+		nstgid, _, _ := strings.Cut(was, "@")
+		if strings.Contains(nstgid, ",") {
+			nestedCompared++ // the unshare's sleep, at least
+		}
+		if got[pid] != nstgid {
+			t.Errorf("PID %d: tree as nobody says nspid [%s], /proc NStgid [%s]", pid, got[pid], nstgid)
+		}
+	}
+	if compared < 10 || nestedCompared == 0 {
+		t.Errorf("compared %d processes, %d of them in nested pid namespaces", compared, nestedCompared)
+	}
+	if !strings.Contains(stderr.String(), "pid namespaces you may not read") {
+		t.Errorf("no warning of what is missing: %s", stderr.String())
 	}
 }

@@ -221,7 +221,11 @@ func snapshotTree(log zerolog.Logger, args bool) (tree *pidmap.Tree, fallback bo
 	}, dec, procfs.Tasks(procfs.ProcRoot))
 	if errors.Is(err, loader.ErrNoPrivileges) {
 		log.Warn().Msg("no privileges for BPF: answering from /proc, with only the pid-namespace levels visible from here (run as root for every level)")
-		tree, err = procfs.FromProc(procfs.ProcRoot)
+		var unread int
+		tree, unread, err = procfs.FromProc(procfs.ProcRoot)
+		if unread > 0 {
+			log.Warn().Int("processes", unread).Msg("some processes are in pid namespaces you may not read: their PIDs are shown at every level, those namespaces as pid:[?] (run as root to name them)")
+		}
 		return tree, true, err
 	}
 	if err != nil {

@@ -172,8 +172,12 @@ func appendLabel(dst []byte, p *pidmap.Proc, level int) []byte {
 	}
 	dst = append(dst, ')')
 	if parent := p.Parent(); (parent != nil && parent.NS() != p.NS()) || (parent == nil && p.NS().Level > level) {
-		dst = strconv.AppendUint(append(dst, " [pid:["...), uint64(p.NS().Inode), 10)
-		dst = append(dst, "]]"...)
+		if ino := p.NS().Inode; ino != 0 {
+			dst = strconv.AppendUint(append(dst, " [pid:["...), uint64(ino), 10)
+			dst = append(dst, "]]"...)
+		} else {
+			dst = append(dst, " [pid:[?]]"...) // not the caller's to read
+		}
 	}
 	return dst
 }

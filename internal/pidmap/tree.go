@@ -29,6 +29,8 @@ type Tree struct {
 	slab       []Proc           // blank processes made at once by Reserve, for newProc
 
 	sweepAt int // sweep namespaces when there are this many: see sweepNamespaces
+	// unread stands for namespaces the caller may not read, by parent.
+	unread map[*PidNS]*PidNS
 
 	gen  uint32 // the current resync generation: see beginResync
 	time int64  // the latest event time applied (Unix ns)
@@ -333,6 +335,9 @@ func (t *Tree) unregister(p *Proc) {
 // child of parent. The kernel reuses a dead namespace's inode number: one
 // known at another place in the hierarchy is a new namespace.
 func (t *Tree) namespace(inode uint32, level int, parent *PidNS) *PidNS {
+	if inode == 0 && parent != nil {
+		return t.unreadNamespace(parent)
+	}
 	ns := t.namespaces[inode]
 	if ns == nil || ns.Level != level || ns.Parent != parent {
 		ns = &PidNS{Inode: inode, Level: level, Parent: parent, members: t.procs}
@@ -343,6 +348,22 @@ func (t *Tree) namespace(inode uint32, level int, parent *PidNS) *PidNS {
 			t.sweepNamespaces(parent)
 		}
 		t.namespaces[inode] = ns
+	}
+	return ns
+}
+
+// unreadNamespace stands for the pid namespaces below parent that the
+// caller may not read (inode 0: an unprivileged /proc answer). What is
+// unknown is one namespace per parent, never looked up by inode: PIDs
+// in it are shown, namespaces are not guessed.
+func (t *Tree) unreadNamespace(parent *PidNS) *PidNS {
+	if t.unread == nil {
+		t.unread = make(map[*PidNS]*PidNS)
+	}
+	ns := t.unread[parent]
+	if ns == nil {
+		ns = &PidNS{Level: parent.Level + 1, Parent: parent, members: make(map[uint32]*Proc)}
+		t.unread[parent] = ns
 	}
 	return ns
 }

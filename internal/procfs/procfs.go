@@ -290,12 +290,21 @@ func Tasks(root string) int {
 // FromProc builds a tree from procfs at root: the fallback without BPF.
 // Levels are those the procfs mount's pid namespace can see; level 0 is
 // that namespace, which is the host only when run there.
-func FromProc(root string) (*pidmap.Tree, error) {
+//
+// A process whose namespaces the caller may not read (another user's,
+// without root) is in the tree all the same, with its PIDs at every level
+// from its status; its pid namespaces below procfs's own are inode 0,
+// unknown. unread counts those processes.
+func FromProc(root string) (tree *pidmap.Tree, unread int, err error) {
 	pids, err := ListPIDs(root)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	tree := pidmap.NewTree(0)
+	own, err := OwnPidNS(root)
+	if err != nil {
+		return nil, 0, err
+	}
+	tree = pidmap.NewTree(0)
 	tree.Reserve(len(pids))
 	var ev events.Event
 	for _, pid := range pids {
@@ -303,15 +312,19 @@ func FromProc(root string) (*pidmap.Tree, error) {
 		case errors.Is(err, ErrNoProcess):
 			continue // exited meanwhile
 		case err != nil:
-			return nil, err
+			return nil, 0, err
 		}
-		if ev.PidNS[ev.Levels-1] == 0 {
-			continue // its namespaces are not ours to read
+		if ev.PidNS[0] == 0 {
+			// NStgid starts at procfs's pid namespace.
+			ev.PidNS[0] = own
+			if ev.Levels > 1 {
+				unread++
+			}
 		}
 		tree.Apply(&ev)
 	}
 	tree.Relink()
-	return tree, nil
+	return tree, unread, nil
 }
 
 // ReadCmdline reads process pid's argv, as /proc/PID/cmdline has it, into
