@@ -4,6 +4,7 @@ package main
 // with /proc and with what docker inspect and docker top say.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -437,5 +438,53 @@ func TestDockerStopSignals(t *testing.T) {
 	}
 	if want := []string{"SIGTERM ignored", "SIGKILL delivered", "exit signal 9"}; !slices.Equal(got, want) {
 		t.Errorf("docker stop of %s (init %d): %q, want %q", name, init, got, want)
+	}
+}
+
+// TestInsideContainerNamespaces: nspidtrace run inside a container's pid
+// and mount namespaces (nsenter -t INIT -p -m -r, or the binary copied
+// into the container) reads the container's view of the cgroup hierarchy.
+// Each process is attributed as the host's /proc/PID/cgroup says, or
+// marked unknown: a --pid=container: sidecar and a process from the
+// host's own cgroup are never taken for the container's.
+func TestInsideContainerNamespaces(t *testing.T) {
+	testenv.Docker(t)
+	web := uniqueName("web")
+	id := testenv.DockerRun(t, []string{"--name", web}, "sleep", "600")
+	side := uniqueName("side")
+	testenv.DockerRun(t, []string{"--name", side, "--pid", "container:" + web}, "sleep", "601")
+	testenv.DockerCmd(t, "cp", binPath, web+":/nspidtrace")
+	init := testenv.DockerPID(t, web)
+
+	cmd := exec.Command("nsenter", "-t", strconv.Itoa(init), "-p", "-m", "-r", "-w", "/nspidtrace", "tree", "-o", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tree inside %s: %v %s", web, err, stderr.String())
+	}
+	lines := jsonLines(t, string(out))
+	if len(lines) < 3 {
+		t.Fatalf("tree inside %s: %d processes, want web's, the sidecar's and its own:\n%s", web, len(lines), out)
+	}
+	for _, l := range lines {
+		procCgroup, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", l.PID))
+		if err != nil {
+			continue // gone: nspidtrace itself, by now
+		}
+		inWeb := strings.Contains(string(procCgroup), id)
+		switch {
+		case l.Container != nil && l.Container.ID != id:
+			t.Errorf("%s(%d) attributed to %s", l.Comm, l.PID, l.Container.ID)
+		case l.Container != nil && !inWeb:
+			t.Errorf("%s(%d) attributed to %s, but /proc says %s", l.Comm, l.PID, web, procCgroup)
+		case l.Container == nil && inWeb:
+			t.Errorf("%s(%d) is %s's, but not attributed: %+v", l.Comm, l.PID, web, l)
+		case l.Container == nil && l.AttrError == "":
+			t.Errorf("%s(%d) outside the view, not marked unknown: %+v", l.Comm, l.PID, l)
+		}
+	}
+	if !strings.Contains(stderr.String(), "a container's view") {
+		t.Errorf("no warning that the view is a container's: %s", stderr.String())
 	}
 }

@@ -127,6 +127,7 @@ type line struct {
 	EnteredBy string `json:"entered_by"`
 	Outside   bool   `json:"outside_init_cgroup"`
 	Cgroup    string `json:"cgroup"`
+	AttrError string `json:"attribution_error"`
 	Container *struct {
 		ID      string `json:"id"`
 		Name    string `json:"name"`

@@ -151,6 +151,9 @@ func writeColumnLines(w io.Writer, c *columnCtx, p *pidmap.Proc, cols []column) 
 // p is in none.
 func containerLine(p *pidmap.Proc) string {
 	cg := p.Cgroup
+	if cg != nil && cg.Unresolved != "" && cg.Container == nil {
+		return "container unknown: " + termsafe.String(cg.Unresolved)
+	}
 	if cg == nil || cg.Container == nil {
 		return ""
 	}

@@ -257,6 +257,9 @@ func newDecoder(log zerolog.Logger) (events.Decoder, error) {
 		return dec, nil
 	}
 	log.Debug().Stringer("hierarchy", r.Hierarchy()).Msg("cgroups")
+	if r.Partial() {
+		log.Warn().Str("mounted", r.Hierarchy().Root).Msg("the cgroup hierarchy here is a container's view: processes in cgroups outside it are shown without cgroup or container (attribution_error says so); run on the host, or mount the host's hierarchy, to name them")
+	}
 	dec.Cgroups = r
 	return dec, nil
 }
@@ -515,6 +518,9 @@ func (q *query) appendNotes(dst []byte, p *pidmap.Proc) []byte {
 	}
 	if from := q.enteredFrom(p); from != "" {
 		dst = append(append(append(dst, " [entered from "...), from...), ']')
+	}
+	if cg := p.Cgroup; cg != nil && cg.Unresolved != "" && cg.Container == nil {
+		dst = append(dst, " [container unknown]"...)
 	}
 	if p.ParentLoop {
 		// Only a recording can say this: the kernel makes no loops.

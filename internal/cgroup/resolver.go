@@ -58,6 +58,14 @@ func NewResolver(h Hierarchy, hostRoot string) (*Resolver, error) {
 	return &Resolver{h: h, state: container.State{Root: hostRoot}, mount: m, byID: make(map[uint64]*events.Cgroup)}, nil
 }
 
+// errOutsideView means a cgroup is not below the one mounted where the
+// resolver reads (a container's view of the hierarchy): its path and
+// container cannot be told from here.
+var errOutsideView = errors.New("outside the cgroup hierarchy visible here")
+
+// OutsideViewNote is what a line says of a cgroup outside the view.
+const OutsideViewNote = "outside the cgroup hierarchy mounted here (a container's view of it): run nspidtrace on the host, or mount the host's hierarchy, to name it"
+
 // Close releases the hierarchy.
 func (r *Resolver) Close() error { return r.mount.Close() }
 
@@ -76,12 +84,22 @@ func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
 		return cg
 	}
 	path, err := r.path(id)
-	if container.Exhausted(err) {
+	switch {
+	case container.Exhausted(err):
 		r.unresolved.Add(1)
 		return events.NewUnresolved(id, "", nil, "cgroup path: "+err.Error())
+	case errors.Is(err, errOutsideView):
+		// Kept: it stays outside. Never guessed as the view's own.
+		cg := events.NewUnresolved(id, "", nil, OutsideViewNote)
+		r.keep(id, cg)
+		return cg
 	}
 	return r.remember(id, path)
 }
+
+// Partial reports whether the hierarchy visible here is a part of the
+// host's (a container's view): cgroups outside it are not named.
+func (r *Resolver) Partial() bool { return r.h.Root != "/" }
 
 // Unresolved counts the cgroups that could not be named for want of
 // descriptors or memory. Safe to call from any goroutine.
@@ -99,11 +117,16 @@ func (r *Resolver) remember(id uint64, path string) *events.Cgroup {
 		}
 	}
 	cg := events.NewCgroup(id, path, c)
+	r.keep(id, cg)
+	return cg
+}
+
+// keep remembers cg as the cgroup id.
+func (r *Resolver) keep(id uint64, cg *events.Cgroup) {
 	if len(r.byID) >= maxCached {
 		clear(r.byID)
 	}
 	r.byID[id] = cg
-	return cg
 }
 
 // OfProcess returns the cgroup of process pid in r's hierarchy, as
@@ -144,6 +167,13 @@ func (r *Resolver) path(id uint64) (string, error) {
 			unix.Close(fd)
 			if err != nil {
 				return "", err
+			}
+			// A cgroup the mount does not reach (the mount is a
+			// container's view of the hierarchy) opens as a directory
+			// no path leads to, which reads as "/": it is not below the
+			// view's own cgroup, whatever relative would make of it.
+			if dir != r.h.Mount && !strings.HasPrefix(dir, r.h.Mount+"/") {
+				return "", errOutsideView
 			}
 			return r.relative(dir), nil
 		}

@@ -254,8 +254,14 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	if ev.Start != 0 {
 		p.StartTime = ev.Start
 	}
-	if isNew && p.parent != nil {
+	switch {
+	case isNew && p.parent != nil:
 		p.markOrigin()
+	case isNew && len(p.nspid) > 1 && p.nspid[len(p.nspid)-1] != 1 && ev.NSPPid[len(p.nspid)-1] == 0:
+		// A parent the tree does not hold (the caller sees only its
+		// namespace's processes), outside p's namespace, forked p
+		// into it: p entered, as markOrigin would say.
+		p.EnteredBy = events.Key{PID: ppid, Start: ev.ParentStartBoot}
 	}
 	return p
 }
@@ -786,7 +792,8 @@ func (p *Proc) OutsideInitCgroup() bool {
 		return false
 	}
 	init := p.ns.Init
-	if p.ns.Level == 0 || init == nil || init == p || p.Cgroup == nil || init.Cgroup == nil {
+	if p.ns.Level == 0 || init == nil || init == p || p.Cgroup == nil || init.Cgroup == nil ||
+		p.Cgroup.Path == "" || init.Cgroup.Path == "" { // a path not known is no evidence
 		return false
 	}
 	return p.Cgroup.Path != init.Cgroup.Path
