@@ -183,6 +183,10 @@ func safeArgs(p *pidmap.Proc) string {
 	for i := range argv {
 		argv[i] = termsafe.String(argv[i])
 	}
+	if p.ArgsTruncated {
+		// As ps cuts: what follows was longer than the bound kept.
+		argv = append(argv, "…[truncated]")
+	}
 	return strings.Join(argv, " ")
 }
 

@@ -485,3 +485,35 @@ func TestPIDFromProcIsTheKernels(t *testing.T) {
 		}
 	})
 }
+
+// TestLongArgvIsMarked: argv longer than the 1,024 bytes kept is cut, and
+// every output says so: args_truncated in JSON (as trace lines have it),
+// a marker in text, from /proc and from the kernel alike.
+func TestLongArgvIsMarked(t *testing.T) {
+	testenv.Require(t)
+	long := strings.Repeat("x", 100)
+	args := []string{"-c", "sleep 30; : \"$@\"", "sh"}
+	for range 30 {
+		args = append(args, long)
+	}
+	cmd := exec.Command("sh", args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := strconv.Itoa(cmd.Process.Pid)
+	time.Sleep(100 * time.Millisecond)
+	if out, _, _ := runBinary(t, pid, "-o", "json"); !strings.Contains(out, `"args_truncated":true`) {
+		t.Errorf("<pid> -o json: %.300s", out)
+	}
+	for _, env := range [][]string{nil, {kernelOnlyEnv + "=1"}} {
+		out, _, _ := runBinaryEnv(t, env, pid)
+		first, _, _ := strings.Cut(out, "\n")
+		if !strings.HasSuffix(first, long[:10]+" …[truncated]") {
+			t.Errorf("%v <pid>: first line ends %q", env, first[max(0, len(first)-40):])
+		}
+	}
+	if out, _, _ := runBinary(t, "tree", "-a", pid); !strings.Contains(out, " …[truncated]") {
+		t.Errorf("tree -a: %.300s", out)
+	}
+}

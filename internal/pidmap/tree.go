@@ -70,11 +70,13 @@ type Proc struct {
 	// Children as an intrusive list, so that reparenting costs no allocation.
 	child, prev, next *Proc
 
-	Comm     [events.CommLen]byte
-	CommLen  uint8
-	args     []byte // NUL-separated argv, bounded
-	UID, GID uint32
-	cred     *events.Cred // interned; nil when no event told
+	Comm    [events.CommLen]byte
+	CommLen uint8
+	args    []byte // NUL-separated argv, bounded
+	// ArgsTruncated: argv was longer than the bound, and args is its start.
+	ArgsTruncated bool
+	UID, GID      uint32
+	cred          *events.Cred // interned; nil when no event told
 	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when
 	// unknown): with PID, its key. StartTime is the same instant in Unix ns.
 	Start     uint64
@@ -174,6 +176,7 @@ func (t *Tree) apply(ev *events.Event) *Proc {
 	case events.TypeProc, events.TypeExec:
 		p := t.upsert(ev)
 		p.args = append(p.args[:0], ev.Args[:ev.ArgsLen]...)
+		p.ArgsTruncated = ev.ArgsTruncated
 		p.Zombie = ev.Zombie
 		if ev.Zombie {
 			p.ExitStatus = ev.ExitStatus
@@ -781,6 +784,7 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 		ev.Cred = *p.cred
 	}
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
+	ev.ArgsTruncated = p.ArgsTruncated
 }
 
 // OutsideInitCgroup reports whether p is in a pid namespace below the
