@@ -230,3 +230,26 @@ func TestRecordedInvalidArgvReadsBack(t *testing.T) {
 		t.Errorf("tree --from: exit %d %s", code, stderr)
 	}
 }
+
+// TestFromUserLine: a recorded process's user line gives the IDs the
+// recording holds, at every user-namespace level, without names (those
+// are the live machine's, not the recording's).
+func TestFromUserLine(t *testing.T) {
+	plain := hostileProc(7, 1, nil)
+	plain.UID, plain.Cred.EUID, plain.Cred.Known, plain.Cred.UserLevels = 33, 33, true, 1
+	rootless := hostileProc(8, 1, nil)
+	rootless.UID, rootless.Cred.EUID, rootless.Cred.Known = 100000, 100000, true
+	rootless.Cred.UserLevels = 2
+	rootless.Cred.UserNS = [events.MaxUserLevels]uint32{4026531837, 4026532300}
+	rootless.Cred.NSUID = [events.MaxUserLevels]uint32{100000, 0}
+	path := hostileRecording(t, "users.ndjson", []*events.Event{hostileProc(1, 0, nil), plain, rootless}, "")
+	for pid, want := range map[string]string{
+		"7": "user   uid 33\n",
+		"8": "user   uid 100000 on the host; 0 in its user namespace\n",
+	} {
+		out, stderr, code := runBounded(t, 10*time.Second, 4096, "--from", path, pid, "-o", "wide")
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("--from %s: exit %d %s\n%s; want %q", pid, code, stderr, out, want)
+		}
+	}
+}

@@ -28,7 +28,7 @@ import (
 // PID taken by another process since).
 func (q *query) userLine(p *pidmap.Proc) string {
 	if q.fromFile || p.Zombie || p.Exited || q.own == nil {
-		return ""
+		return recordedUserLine(p)
 	}
 	level := p.LevelOf(q.own)
 	if level < 0 {
@@ -69,6 +69,26 @@ func (q *query) userLine(p *pidmap.Proc) string {
 		}
 		return line + "; " + withNames(inside, lookup(root, inside)) + " in its user namespace"
 	}
+	return line + userLevels(cred, func(uid uint32) string { return lookup(root, uid) })
+}
+
+// recordedUserLine is the user line of a process that cannot be read now
+// (--from, an exited process): its IDs as the events told them, without
+// names, which only the live machine's files hold.
+func recordedUserLine(p *pidmap.Proc) string {
+	line := "uid " + strconv.FormatUint(uint64(p.UID), 10)
+	cred := p.Cred()
+	if cred == nil || cred.UserLevels < 2 {
+		return line
+	}
+	return line + " on the host" + userLevels(cred, func(uint32) string { return "" })
+}
+
+// userLevels says what the effective ID is at each level of user
+// namespace below the host's, as the kernel maps it; name names it in
+// the process's own.
+func userLevels(cred *events.Cred, name func(uid uint32) string) string {
+	var line string
 	for i := 1; i < cred.UserLevels; i++ {
 		own := i == cred.UserLevels-1
 		var id string
@@ -80,7 +100,7 @@ func (q *query) userLine(p *pidmap.Proc) string {
 		default:
 			id = strconv.FormatUint(uint64(uid), 10)
 			if own {
-				id = withNames(uid, lookup(root, uid))
+				id = withNames(uid, name(uid))
 			}
 		}
 		if own {
