@@ -43,7 +43,7 @@ filters, up to --at.`,
 		queryFlags(fs, o)
 		netnsFlag(fs, o)
 		fs.StringVar(&o.pid, "pid", "", "only process `N` and all its descendants, also those born later")
-		fs.StringVar(&o.comm, "comm", "", "only processes whose comm is `NAME`")
+		fs.StringVar(&o.comm, "comm", "", "only processes that have had the comm `NAME` (a rename to it or away included; at exec, argv[0] too)")
 		fs.StringVar(&o.events, "events", "", "only the event types in `LIST`: fork,exec,exit,setns,unshare,rename,cred, and signal (default all but signal)")
 		fs.BoolVar(&o.threads, "threads", false, "also thread creation and exit (\"thread\": true)")
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")

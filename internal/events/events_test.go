@@ -360,8 +360,42 @@ func TestFilterTypesCommAndPidNS(t *testing.T) {
 	if f.Match(event(TypeExec, 10, 9, []uint32{10}, []uint32{100}, []uint32{9}, "nginx")) {
 		t.Error("a process outside the namespace passed")
 	}
-	if f.Match(event(TypeExec, 10, 9, []uint32{10, 2}, []uint32{100, 200}, []uint32{9, 1}, "nginx-worker")) {
+	if f.Match(event(TypeExec, 11, 9, []uint32{11, 3}, []uint32{100, 200}, []uint32{9, 1}, "nginx-worker")) {
 		t.Error("another comm passed")
+	}
+}
+
+// TestFilterCommAnyItHad: --comm keeps a process by any comm it had: a
+// busybox applet (exec'd as /proc/self/exe, comm exe, argv[0] sleep, then
+// renamed), a process that renames itself away, and none after its exit,
+// when its PID is another's.
+func TestFilterCommAnyItHad(t *testing.T) {
+	f := Filter{Comm: []byte("sleep")}
+	f.Types, _ = ParseTypeSet("")
+	at := func(ev *Event, start uint64) *Event { ev.StartBoot = start; return ev }
+	applet := at(event(TypeExec, 20, 1, []uint32{20}, []uint32{100}, []uint32{1}, "exe"), 5)
+	applet.SetArgs([]string{"sleep", "60"})
+	renamed := at(event(TypeRename, 20, 1, []uint32{20}, []uint32{100}, []uint32{1}, "sleep"), 5)
+	renamed.OldCommLen = uint8(copy(renamed.OldComm[:], "exe"))
+	away := at(event(TypeRename, 30, 1, []uint32{30}, []uint32{100}, []uint32{1}, "hidden"), 7)
+	away.OldCommLen = uint8(copy(away.OldComm[:], "sleep"))
+	steps := []struct {
+		ev   *Event
+		want bool
+	}{
+		{applet, true},
+		{renamed, true},
+		{at(event(TypeExit, 20, 1, []uint32{20}, []uint32{100}, []uint32{1}, "sleep"), 5), true},
+		{at(event(TypeExec, 20, 1, []uint32{20}, []uint32{100}, []uint32{1}, "bash"), 9), false}, // PID reused
+		{at(event(TypeExec, 30, 1, []uint32{30}, []uint32{100}, []uint32{1}, "sleep"), 7), true},
+		{away, true},
+		{at(event(TypeFork, 30, 1, []uint32{30}, []uint32{100}, []uint32{1}, "hidden"), 7), true},
+		{at(event(TypeExec, 40, 1, []uint32{40}, []uint32{100}, []uint32{1}, "bash"), 8), false},
+	}
+	for i, s := range steps {
+		if got := f.Match(s.ev); got != s.want {
+			t.Errorf("step %d (%s of %d, comm %s): Match = %v, want %v", i, s.ev.Type, s.ev.PID, s.ev.Comm[:s.ev.CommLen], got, s.want)
+		}
 	}
 }
 

@@ -12,10 +12,14 @@ type Filter struct {
 	PidNS uint32
 	// NetNS, when not 0, keeps processes in that network namespace.
 	NetNS uint32
-	// Comm, when not empty, keeps processes with that comm.
+	// Comm, when not empty, keeps processes that had that comm at any
+	// event (see matchComm).
 	Comm []byte
 
 	subtree *subtree
+	// named holds the processes that have had Comm, by host TGID, with
+	// their start (a PID reused is another process).
+	named map[uint32]uint64
 }
 
 // subtree follows a process and all its descendants, including those born
@@ -56,10 +60,44 @@ func (f *Filter) Match(ev *Event) bool {
 	if f.NetNS != 0 && ev.NS[NSNet] != f.NetNS {
 		return false
 	}
-	if len(f.Comm) > 0 && !bytes.Equal(f.Comm, ev.Comm[:ev.CommLen]) {
+	if len(f.Comm) > 0 && !f.matchComm(ev) {
 		return false
 	}
 	return true
+}
+
+// matchComm reports whether ev's process has had the comm the filter
+// keeps: at this event (its comm, or a rename's old comm), or at an
+// earlier one. A process keeps matching after it renames itself, and one
+// renamed to the comm matches from that rename on. At exec, argv[0] counts
+// too: busybox's applets exec through /proc/self/exe, so their comm is
+// "exe" until they rename themselves a moment later.
+func (f *Filter) matchComm(ev *Event) bool {
+	start, seen := f.named[ev.PID]
+	seen = seen && (start == ev.StartBoot || start == 0 || ev.StartBoot == 0)
+	if !seen && (bytes.Equal(f.Comm, ev.Comm[:ev.CommLen]) ||
+		ev.Type == TypeRename && bytes.Equal(f.Comm, ev.OldComm[:ev.OldCommLen]) ||
+		ev.Type == TypeExec && bytes.Equal(f.Comm, argv0Comm(ev))) {
+		if f.named == nil {
+			f.named = make(map[uint32]uint64)
+		}
+		f.named[ev.PID] = ev.StartBoot
+		seen = true
+	}
+	if seen && ev.Type == TypeExit && !ev.Thread {
+		delete(f.named, ev.PID)
+	}
+	return seen
+}
+
+// argv0Comm is argv[0]'s base name as the kernel would make it a comm:
+// at most CommLen-1 bytes.
+func argv0Comm(ev *Event) []byte {
+	argv0, _, _ := bytes.Cut(ev.Args[:ev.ArgsLen], []byte{0})
+	if i := bytes.LastIndexByte(argv0, '/'); i >= 0 {
+		argv0 = argv0[i+1:]
+	}
+	return argv0[:min(len(argv0), CommLen-1)]
 }
 
 // track updates the subtree with ev and reports whether ev's subject is in it.
