@@ -694,3 +694,28 @@ func TestCallerDeepInNamespaces(t *testing.T) {
 		t.Errorf("nsppid %v, /proc parent's NStgid %v", l.NSPPid, truth.NSPPid[:4])
 	}
 }
+
+// TestTraceCommBusyboxApplet: busybox's sh runs an applet by exec'ing
+// /proc/self/exe (comm exe, argv[0] sleep), which then renames itself:
+// trace --comm sleep has its exec, its rename and its exit.
+func TestTraceCommBusyboxApplet(t *testing.T) {
+	testenv.Require(t)
+	s := startTrace(t, "--comm", "sleep", "--events", "exec,rename,exit")
+	if out, err := exec.Command("busybox", "sh", "-c", "sleep 0.2; true").CombinedOutput(); err != nil {
+		t.Fatalf("busybox sh: %v %s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	types := map[uint32][]string{}
+	for _, l := range s.stop(t, syscall.SIGINT) {
+		if l.Type == "exec" && l.Filename == "/proc/self/exe" || types[l.PID] != nil {
+			types[l.PID] = append(types[l.PID], l.Type+":"+l.Comm)
+		}
+	}
+	for pid, seen := range types {
+		if strings.Join(seen, " ") == "exec:exe rename:sleep exit:sleep" {
+			return
+		}
+		t.Logf("%d: %v", pid, seen)
+	}
+	t.Errorf("no applet with its exec, rename and exit: %v", types)
+}
