@@ -488,3 +488,31 @@ func TestInsideContainerNamespaces(t *testing.T) {
 		t.Errorf("no warning that the view is a container's: %s", stderr.String())
 	}
 }
+
+// TestTraceWaitsForContainer: a stopped container is "stopped", not "no
+// such name"; trace --container started before it waits, and follows it
+// from its start.
+func TestTraceWaitsForContainer(t *testing.T) {
+	testenv.Docker(t)
+	web := uniqueName("web")
+	testenv.DockerRun(t, []string{"--name", web}, "sleep", "600")
+	testenv.DockerCmd(t, "stop", "-t", "1", web)
+	if _, stderr, code := runBinary(t, "tree", "--container", web); code != exitNotFound || !strings.Contains(stderr, ") is stopped since ") {
+		t.Errorf("tree --container of a stopped container: exit %d %s", code, stderr)
+	}
+	s := startTrace(t, "--container", web, "--events", "exec")
+	if !strings.Contains(s.stderr.String(), "waiting for it to start") {
+		t.Errorf("trace --container of a stopped container does not say it waits: %s", s.stderr.String())
+	}
+	testenv.DockerCmd(t, "start", web)
+	init := testenv.DockerPID(t, web)
+	time.Sleep(500 * time.Millisecond)
+	lines := s.stop(t, syscall.SIGINT)
+	found := false
+	for _, l := range lines {
+		found = found || l.PID == uint32(init) && l.Type == "exec" && l.Container != nil && l.Container.Name == web
+	}
+	if !found || !strings.Contains(s.stderr.String(), "the container started") {
+		t.Errorf("trace did not follow %s (init %d) from its start: %d lines, %s", web, init, len(lines), s.stderr.String())
+	}
+}

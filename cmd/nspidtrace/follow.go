@@ -25,6 +25,9 @@ type containerFollower struct {
 	view    uint32
 	stopped bool
 	log     zerolog.Logger
+	// replay: the events are a recording's, told as what happened then;
+	// waiting: live, the container was not running when trace started.
+	replay, waiting bool
 }
 
 // newContainerFollower follows c (nil: the first container that arg names,
@@ -77,14 +80,23 @@ func (cf *containerFollower) member(ev *events.Event) bool {
 	c := cg.Container
 	switch {
 	case cf.c == nil && c.Matches(cf.arg):
+		if cf.waiting {
+			cf.at(ev).Str("container", termsafe.String(c.Qualified())).Str("id", c.ShortID()).Msg("the container started: following it")
+		}
 	case cf.c != nil && c.SameNamed(cf.c):
-		cf.log.Warn().Str("container", termsafe.String(c.Name)).Str("id", c.ShortID()).Str("was", cf.c.ShortID()).
+		cf.at(ev).Str("container", termsafe.String(c.Qualified())).Str("id", c.ShortID()).Str("was", cf.c.ShortID()).
 			Msg("a new container has the name: following it")
 	default:
 		return false
 	}
 	cf.c = c
 	return true
+}
+
+// at starts a warning about what ev tells, stamped with ev's time: in a
+// replay, the log's own time is the replay's, not the recording's.
+func (cf *containerFollower) at(ev *events.Event) *zerolog.Event {
+	return cf.log.Warn().Str("at", pidmap.FormatTime(ev.Time))
 }
 
 // watchInit logs the container's stop and start from its init's events.
@@ -97,9 +109,12 @@ func (cf *containerFollower) watchInit(ev *events.Event) {
 	case events.TypeExit:
 		if own == cf.view {
 			cf.view, cf.stopped = 0, true
-			cf.log.Warn().Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
-				Str("how", exitDescription(events.WaitStatus(ev.ExitStatus))).
-				Msg("the container stopped: its init exited; still tracing, to follow it if it starts again")
+			msg := "the container stopped: its init exited; still tracing, to follow it if it starts again"
+			if cf.replay {
+				msg = "the container stopped: its init exited"
+			}
+			cf.at(ev).Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
+				Str("how", exitDescription(events.WaitStatus(ev.ExitStatus))).Msg(msg)
 		}
 	case events.TypeExec, events.TypeFork, events.TypeProc:
 		if own == cf.view || cf.view != 0 && nestedIn(ev, cf.view) {
@@ -108,7 +123,7 @@ func (cf *containerFollower) watchInit(ev *events.Event) {
 		cf.view = own
 		if cf.stopped {
 			cf.stopped = false
-			cf.log.Warn().Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
+			cf.at(ev).Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
 				Uint32("pidns", own).Msg("the container started again")
 		}
 	}

@@ -357,12 +357,24 @@ func (q *query) selectContainer(arg string) error {
 	case errors.Is(err, container.ErrNoContainer):
 		if q.fromFile {
 			err = fmt.Errorf("%w at that instant of the recording", err)
+		} else if c, finished := (container.State{Root: "/"}).Stopped(arg); c != nil {
+			// Not the same answer as a name nothing has.
+			err = fmt.Errorf("%w %q: %s (%s, %s) is stopped%s", container.ErrNoContainer, arg,
+				termsafe.String(c.Qualified()), c.ShortID(), c.Runtime, stoppedAt(finished))
 		}
 		return notFoundError{err}
 	}
 	q.container, q.narrowed = c, true
 	q.view = q.tree.ContainerNS(c.ID)
 	return nil
+}
+
+// stoppedAt says when a container stopped, where its runtime says.
+func stoppedAt(t time.Time) string {
+	if t.IsZero() || t.Year() < 2000 {
+		return ""
+	}
+	return " since " + t.UTC().Format(time.RFC3339)
 }
 
 // selected reports whether p is shown: with --pidns, a process inside REF;

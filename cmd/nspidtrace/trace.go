@@ -16,6 +16,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/netnames"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
 var traceCommand = &command{
@@ -97,11 +98,20 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		// Its processes are those in its cgroup, wherever they are: the
 		// kernel reports every process's cgroup, and the feed picks.
 		q, err := openQuery(o, log)
-		if err != nil {
+		switch {
+		case errors.Is(err, container.ErrNoContainer) && o.pid == "":
+			// Not running (yet): wait for it, as a responder starting
+			// the trace before the container, or during its restart,
+			// wants; followed from its first process on.
+			log.Warn().Msg(termsafe.Message(err.Error()) + ": waiting for it to start; stop with Ctrl-C")
+			follow = newContainerFollower(o.container, nil, nil, log)
+			follow.waiting = true
+		case err != nil:
 			return err
+		default:
+			follow = newContainerFollower(o.container, q.container, q.tree, log)
+			pidView = q.view.Inode
 		}
-		follow = newContainerFollower(o.container, q.container, q.tree, log)
-		pidView = q.view.Inode
 	}
 	// Find --pid's process before attaching, so a typo fails fast.
 	var subtreeRoot int
@@ -224,6 +234,7 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	var follow *containerFollower
 	if o.container != "" {
 		follow = newContainerFollower(o.container, nil, nil, log)
+		follow.replay = true
 	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
@@ -243,4 +244,46 @@ func (s State) root() string {
 
 func (s State) read(p string, limit int64) ([]byte, error) {
 	return safefile.ReadInRoot(s.root(), p, limit)
+}
+
+// maxStopped bounds how many of Docker's containers Stopped reads.
+const maxStopped = 4096
+
+// Stopped finds a container that arg names (its name, full ID or an ID
+// prefix) among those Docker keeps on disk that are not running: to tell
+// a stopped container from a name nothing has. It returns the container
+// and when it finished (zero when not known); nil when none is found.
+func (s State) Stopped(arg string) (*events.Container, time.Time) {
+	dir, err := os.Open(path.Join(s.root(), dockerContainers))
+	if err != nil {
+		return nil, time.Time{}
+	}
+	ids, _ := dir.Readdirnames(maxStopped)
+	dir.Close()
+	for _, id := range ids {
+		if !IsID(id) {
+			continue
+		}
+		b, err := s.read(path.Join(dockerContainers, id, "config.v2.json"), maxConfig)
+		if err != nil {
+			continue
+		}
+		var cfg struct {
+			Name  string
+			State struct {
+				Running    bool
+				FinishedAt time.Time
+			}
+			Config struct{ Labels map[string]string }
+		}
+		if json.Unmarshal(b, &cfg) != nil || cfg.State.Running {
+			continue
+		}
+		c := &events.Container{ID: id, Name: clean(strings.TrimPrefix(cfg.Name, "/")), Runtime: "docker"}
+		applyKubernetes(c, cfg.Config.Labels)
+		if c.Matches(arg) {
+			return c, cfg.State.FinishedAt
+		}
+	}
+	return nil, time.Time{}
 }
