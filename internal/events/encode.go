@@ -126,10 +126,8 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 func appendProcess(buf []byte, ev *Event) []byte {
 	buf = append(buf, `,"pid":`...)
 	buf = strconv.AppendUint(buf, uint64(ev.PID), 10)
-	if ev.Type != TypeProc {
-		buf = append(buf, `,"tid":`...)
-		buf = strconv.AppendUint(buf, uint64(ev.TID), 10)
-	}
+	buf = append(buf, `,"tid":`...)
+	buf = strconv.AppendUint(buf, uint64(ev.TID), 10)
 	buf = append(buf, `,"ppid":`...)
 	buf = strconv.AppendUint(buf, uint64(ev.PPID), 10)
 	buf = append(buf, `,"nspid":`...)

@@ -273,12 +273,14 @@ func TestLostLine(t *testing.T) {
 	}
 }
 
-func TestProcLineHasArgsAndNoTID(t *testing.T) {
+// A proc line has the fields of every line, tid included (its pid: a
+// process's line), and argv.
+func TestProcLineHasArgsAndTID(t *testing.T) {
 	ev := Event{Type: TypeProc, PID: 7, TID: 7, PPID: 1, Levels: 1, NS: hostNS}
 	ev.NSPid[0], ev.PidNS[0], ev.NSPPid[0] = 7, 4026531836, 1
 	ev.SetComm("bash")
 	ev.SetArgs([]string{"bash", "-l"})
-	want := `{"time":"1970-01-01T00:00:00.000000000Z","type":"proc","pid":7,"ppid":1,"nspid":[7],"pidns":[4026531836],` +
+	want := `{"time":"1970-01-01T00:00:00.000000000Z","type":"proc","pid":7,"tid":7,"ppid":1,"nspid":[7],"pidns":[4026531836],` +
 		`"nsppid":[1],"comm":"bash","args":["bash","-l"],` + hostNSJSON + `,"uid":0,"gid":0}` + "\n"
 	if got := string(AppendJSON(nil, &ev)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
