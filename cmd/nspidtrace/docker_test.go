@@ -516,3 +516,32 @@ func TestTraceWaitsForContainer(t *testing.T) {
 		t.Errorf("trace did not follow %s (init %d) from its start: %d lines, %s", web, init, len(lines), s.stderr.String())
 	}
 }
+
+// TestOutsideInitCgroupText: a process in a container's pid namespace but
+// not in its init's cgroup, that did not itself enter (the child of a
+// sidecar's shell), says so in <pid>'s text as its JSON does.
+func TestOutsideInitCgroupText(t *testing.T) {
+	testenv.Docker(t)
+	web := uniqueName("web")
+	testenv.DockerRun(t, []string{"--name", web}, "sleep", "600")
+	side := uniqueName("side")
+	testenv.DockerRun(t, []string{"--name", side, "--pid", "container:" + web}, "sh", "-c", "sleep 602 & wait")
+	time.Sleep(300 * time.Millisecond)
+	var child uint32
+	out, _, _ := runBinary(t, "tree", "--container", side, "-o", "json")
+	for _, l := range jsonLines(t, out) {
+		if l.Comm == "sleep" {
+			child = l.PID
+		}
+	}
+	if child == 0 {
+		t.Fatalf("no sleep in %s:\n%s", side, out)
+	}
+	pid := strconv.Itoa(int(child))
+	if out, _, _ := runBinary(t, pid, "-o", "json"); !strings.Contains(out, `"outside_init_cgroup":true`) {
+		t.Fatalf("JSON of the sidecar's child: %s", out)
+	}
+	if out, stderr, _ := runBinary(t, pid); !strings.Contains(out, "not in its init's cgroup") {
+		t.Errorf("text of the sidecar's child lacks the line:\n%s%s", out, stderr)
+	}
+}

@@ -663,7 +663,7 @@ func TestCallerDeepInNamespaces(t *testing.T) {
 	for range 3 {
 		argv = append(argv, "unshare", "--pid", "--fork", "--mount-proc")
 	}
-	argv = append(argv, "sh", "-c", binPath+" 1 -o json >"+out+" 2>&1; sleep 3")
+	argv = append(argv, "sh", "-c", binPath+" 1 --ancestors >"+out+".text 2>&1; "+binPath+" 1 -o json >"+out+" 2>&1; sleep 3")
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -692,6 +692,11 @@ func TestCallerDeepInNamespaces(t *testing.T) {
 	}
 	if !slices.Equal(l.NSPPid, truth.NSPPid[:4]) || l.NSPPid[1] == 0 {
 		t.Errorf("nsppid %v, /proc parent's NStgid %v", l.NSPPid, truth.NSPPid[:4])
+	}
+	// Its ancestors are outside the namespace: say so, not an empty table.
+	text, _ := os.ReadFile(out + ".text")
+	if want := fmt.Sprintf("none visible from here: the parent, host PID %d,", truth.PPID); !strings.Contains(string(text), want) {
+		t.Errorf("--ancestors inside:\n%s\nwant %q", text, want)
 	}
 }
 

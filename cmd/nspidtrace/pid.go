@@ -102,9 +102,21 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	}
 	if from := q.enteredFrom(p); from != "" {
 		fmt.Fprintf(w, "entered pid:[%d] from %s (setns: nsenter, docker exec)\n", p.NS().Inode, from)
+	} else if p.OutsideInitCgroup() && q.container == nil {
+		// JSON says outside_init_cgroup; text says it too.
+		fmt.Fprintf(w, "not in its init's cgroup: it descends from a process that entered pid:[%d] without joining the container\n", p.NS().Inode)
 	}
 	if o.showAncestors {
 		fmt.Fprintln(w, "\nANCESTORS (parent first)")
+		switch {
+		// Not a table with no rows: say why there are none.
+		case p.Parent() == nil && p.PPID == 0:
+			fmt.Fprintln(w, "none: it has no parent (the host's init, or a kernel thread)")
+			return w.Flush()
+		case p.Parent() == nil:
+			fmt.Fprintf(w, "none visible from here: the parent, host PID %d, is outside the pid namespace the caller can see\n", p.PPID)
+			return w.Flush()
+		}
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
 		for a := p.Parent(); a != nil; a = a.Parent() {
