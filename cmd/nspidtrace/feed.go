@@ -164,22 +164,36 @@ func (f *feed) countWriteError() {
 	}
 }
 
-// serveMetrics serves the feed's metrics on --metrics's address, when
-// given, until the returned stop is called (before the tracer is closed:
-// a scrape reads its ring buffer).
-func (f *feed) serveMetrics(arg string, tracer *loader.Tracer, log zerolog.Logger) (stop func(), err error) {
+// serveMetrics serves metrics on --metrics's address, when given, until
+// the returned stop is called: before the tracer is loaded, so that a
+// probe gets 503 (not synced) rather than a refused connection while it
+// loads; attach then gives them the feed (call it before the tracer is
+// closed: a scrape reads its ring buffer).
+func serveMetrics(arg string, log zerolog.Logger) (m *metrics.Feed, stop func(), err error) {
 	if arg == "" {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 	addr, err := metrics.ListenAddr(arg)
 	if err != nil {
-		return nil, usagef("--metrics: %v", err)
+		return nil, nil, usagef("--metrics: %v", err)
 	}
-	f.metrics = metrics.New(tracer, f.follower.Synced)
-	srv, err := metrics.Serve(addr, f.metrics)
+	m = metrics.New(nil, nil)
+	srv, err := metrics.Serve(addr, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info().Str("metrics", "http://"+srv.Addr()+"/metrics").Str("health", "http://"+srv.Addr()+"/healthz").Msg("serving metrics")
-	return func() { srv.Close() }, nil
+	return m, func() { srv.Close() }, nil
+}
+
+// attachMetrics makes m (when serving) count the feed, whose tracer's ring
+// buffer it reads, until the returned detach, which must run before the
+// tracer is closed.
+func (f *feed) attachMetrics(m *metrics.Feed, tracer *loader.Tracer) (detach func()) {
+	if m == nil {
+		return func() {}
+	}
+	m.Attach(tracer, f.follower.Synced)
+	f.metrics = m
+	return func() { m.Attach(nil, nil) }
 }

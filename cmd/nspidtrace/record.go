@@ -79,6 +79,12 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		return err
 	}
 
+	// Served while the programs load: a probe gets 503 until the tree is synced.
+	served, stopMetrics, err := serveMetrics(o.metrics, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	tracer, err := loader.Open(loader.Options{Signals: true, FlushInterval: o.flush, Logger: log})
 	if err != nil {
 		return err
@@ -112,11 +118,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	stopMetrics, err := feed.serveMetrics(o.metrics, tracer, log)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	defer feed.attachMetrics(served, tracer)()
 	if err := rec.begin(feed, now); err != nil {
 		return err
 	}

@@ -121,6 +121,12 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		}
 	}
 
+	// Served while the programs load: a probe gets 503 until the tree is synced.
+	served, stopMetrics, err := serveMetrics(o.metrics, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	// Attach before looking at /proc, so no process slips between the two.
 	tracer, err := loader.Open(loader.Options{Threads: o.threads, Signals: filter.Types.Has(events.TypeSignal), PidNS: filter.PidNS, FlushInterval: o.flush, Logger: log})
 	if err != nil {
@@ -141,11 +147,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	stopMetrics, err := feed.serveMetrics(o.metrics, tracer, log)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
+	defer feed.attachMetrics(served, tracer)()
 	feed.container = follow
 	feed.host = []byte(o.host)
 	if err := feed.start(); err != nil {

@@ -30,6 +30,9 @@ import (
 // Feed holds one feed's metrics. Its methods are called from the feed's
 // goroutine; the server reads them concurrently.
 type Feed struct {
+	// The source, from Attach on: the server answers before the tracer
+	// is loaded (a probe gets 503, not a refused connection).
+	mu     sync.Mutex
 	ring   Ring
 	synced Synced
 
@@ -52,9 +55,26 @@ type Ring interface {
 // first snapshot is taken and no resync after lost events is under way.
 type Synced func() bool
 
-// New makes a feed's metrics. ring and synced are read at each scrape.
+// New makes a feed's metrics. ring and synced are read at each scrape;
+// both may be nil until Attach.
 func New(ring Ring, synced Synced) *Feed {
 	return &Feed{ring: ring, synced: synced}
+}
+
+// Attach gives the metrics their source once the tracer is loaded.
+func (m *Feed) Attach(ring Ring, synced Synced) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ring, m.synced = ring, synced
+}
+
+// source returns the ring and whether the tree is synced; nil and false
+// before Attach.
+func (m *Feed) source() (Ring, bool) {
+	m.mu.Lock()
+	ring, synced := m.ring, m.synced
+	m.mu.Unlock()
+	return ring, synced != nil && synced()
 }
 
 // Received counts an event the kernel reported.
@@ -86,18 +106,21 @@ func (m *Feed) WriteTo(w *bufio.Writer) error {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
 	}
 	sample := func(name string, v uint64) { fmt.Fprintf(w, "%s %d\n", name, v) }
-	byType := func(name, help string, counts *[events.TypeMax + 1]atomic.Uint64) {
+	byType := func(name, help string, counts *[events.TypeMax + 1]atomic.Uint64, skip events.Type) {
 		family(name, "counter", help)
 		for t := events.Type(1); t <= events.TypeMax; t++ {
-			fmt.Fprintf(w, "%s{type=%q} %d\n", name, t.String(), counts[t].Load())
+			if t != skip {
+				fmt.Fprintf(w, "%s{type=%q} %d\n", name, t.String(), counts[t].Load())
+			}
 		}
 	}
 	gauge := func(name, help string, v int64) {
 		family(name, "gauge", help)
 		fmt.Fprintf(w, "%s %d\n", name, v)
 	}
-	byType("nspidtrace_events_total", "Events the kernel reported, by type, before any filter.", &m.received)
-	byType("nspidtrace_lines_written_total", "NDJSON lines written to the output, by type: the feed's own counts.", &m.written)
+	// The end line is the recorder's own: no event of the kernel's.
+	byType("nspidtrace_events_total", "Events the kernel reported, by type, before any filter (lost: reports of lost events).", &m.received, events.TypeEnd)
+	byType("nspidtrace_lines_written_total", "NDJSON lines written to the output, by type: the feed's own counts.", &m.written, 0)
 	family("nspidtrace_lost_events_total", "counter", "Events the kernel dropped (ring buffer full, or a program that could not run).")
 	sample("nspidtrace_lost_events_total", m.lost.Load())
 	family("nspidtrace_resyncs_total", "counter", "Times the live tree was rebuilt from a snapshot after lost events.")
@@ -108,12 +131,16 @@ func (m *Feed) WriteTo(w *bufio.Writer) error {
 	sample("nspidtrace_attribution_errors_total", m.unresolved.Load())
 	gauge("nspidtrace_tree_processes", "Live processes in the tree.", m.processes.Load())
 	gauge("nspidtrace_tree_pid_namespaces", "Pid namespaces in the tree.", m.namespaces.Load())
-	gauge("nspidtrace_ring_buffer_used_bytes", "Bytes in the kernel's ring buffer not yet read.", int64(m.ring.AvailableBytes()))
-	gauge("nspidtrace_ring_buffer_size_bytes", "Size of the kernel's ring buffer.", int64(m.ring.BufferSize()))
-	synced := int64(0)
-	if m.synced() {
+	ring, isSynced := m.source()
+	var used, size, synced int64
+	if ring != nil {
+		used, size = int64(ring.AvailableBytes()), int64(ring.BufferSize())
+	}
+	if isSynced {
 		synced = 1
 	}
+	gauge("nspidtrace_ring_buffer_used_bytes", "Bytes in the kernel's ring buffer not yet read.", used)
+	gauge("nspidtrace_ring_buffer_size_bytes", "Size of the kernel's ring buffer.", size)
 	gauge("nspidtrace_tree_synced", "1 when the live tree is up to date with the kernel, 0 while it is being built or resynced.", synced)
 	return w.Flush()
 }
@@ -155,7 +182,7 @@ func Serve(addr string, m *Feed) (*Server, error) {
 		m.WriteTo(bufio.NewWriter(w))
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !m.synced() {
+		if _, synced := m.source(); !synced {
 			http.Error(w, "not synced: the live tree is being built or resynced", http.StatusServiceUnavailable)
 			return
 		}

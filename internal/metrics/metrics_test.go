@@ -174,3 +174,35 @@ func openFiles(t *testing.T) int {
 	}
 	return len(entries)
 }
+
+// TestServeBeforeAttach: the server answers while the tracer loads: the
+// probe gets 503, the scrape gauges of zero; Attach makes them the feed's.
+// The end line, the recorder's own, is no event the kernel reports.
+func TestServeBeforeAttach(t *testing.T) {
+	m := New(nil, nil)
+	srv, err := Serve("127.0.0.1:0", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + srv.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz before attach: %d, want 503", code)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "nspidtrace_tree_synced 0\n") ||
+		strings.Contains(body, `nspidtrace_events_total{type="end"}`) || !strings.Contains(body, `nspidtrace_lines_written_total{type="end"}`) {
+		t.Errorf("metrics before attach: %d\n%s", code, body)
+	}
+	m.Attach(ring{}, func() bool { return true })
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Errorf("healthz once attached and synced: %d", code)
+	}
+}
