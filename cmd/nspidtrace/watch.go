@@ -12,6 +12,7 @@ import (
 	"io"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -413,6 +414,9 @@ type replayWatch struct {
 	files []recordingFile
 	times []int64 // the instant after each event: a running maximum
 	start int64
+	// marks are the positions after the selection's events, ascending;
+	// nil: every event is the selection's (see stepMarks).
+	marks []int
 
 	pos     int
 	at      int64 // the instant the cursor stands at
@@ -448,7 +452,16 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 		w.times = append(w.times, last)
 		return false
 	}}
-	rep, err := w.replay(index, pidmap.NewTree(0))
+	selected := w.stepMarks()
+	if selected != nil {
+		w.marks = []int{} // none of the selection's: ←/→ go to the ends
+	}
+	rep, err := w.replay(index, pidmap.NewTree(pidmap.DefaultExitedKept), func(ev *events.Event, tree *pidmap.Tree) {
+		// A snapshot's proc lines are no steps: the start is position 0.
+		if selected != nil && ev.Type != events.TypeProc && selected(ev, tree) {
+			w.marks = append(w.marks, len(w.times))
+		}
+	})
 	if err != nil {
 		w.close()
 		return nil, replayError(err, o, len(files))
@@ -479,14 +492,62 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 	return w, nil
 }
 
-// replay reads the files from their start into tree.
-func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree) (*pidmap.Replay, error) {
+// replay reads the files from their start into tree, calling each (when
+// not nil) with every event, once applied.
+func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree, each func(ev *events.Event, tree *pidmap.Tree)) (*pidmap.Replay, error) {
 	for _, f := range w.files {
 		if _, err := f.file.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
 	}
-	return pidmap.ReplayFiles(inputs(w.files), at, tree, nil)
+	var apply func(ev *events.Event, _ []byte) error
+	if each != nil {
+		apply = func(ev *events.Event, _ []byte) error { each(ev, tree); return nil }
+	}
+	return pidmap.ReplayFiles(inputs(w.files), at, tree, apply)
+}
+
+// stepMarks says which events ←/→ step through: those of --container's
+// container (as trace --from --container keeps them) or in --pidns's
+// namespace given as an inode; nil where every event is a step (no
+// selection, or one known only at the cursor's instant: --pidns PID).
+func (w *replayWatch) stepMarks() func(ev *events.Event, tree *pidmap.Tree) bool {
+	switch {
+	case w.o.container != "":
+		follow := newContainerFollower(w.o.container, nil, nil, zerolog.Nop())
+		follow.replay = true
+		return follow.keep
+	case w.o.pidns != "" && !isPID(w.o.pidns):
+		ref, err := resolvePidNS(w.o.pidns)
+		if err != nil || ref == 0 {
+			return nil
+		}
+		return func(ev *events.Event, _ *pidmap.Tree) bool { return ev.Level(ref) >= 0 }
+	}
+	return nil
+}
+
+// Step is the position n of the selection's events away from pos.
+func (w *replayWatch) Step(pos, n int) int {
+	if w.marks == nil {
+		return pos + n
+	}
+	i, _ := slices.BinarySearch(w.marks, pos) // the first mark at pos or after
+	switch {
+	case n > 0 && i < len(w.marks) && w.marks[i] == pos:
+		i += n
+	case n > 0:
+		i += n - 1
+	default:
+		i += n
+	}
+	if i < 0 {
+		return 0 // before the first: the start
+	}
+	if i >= len(w.marks) {
+		return len(w.times) // after the last: the end
+	}
+	return w.marks[i]
 }
 
 func (w *replayWatch) Positions() int { return len(w.times) }
@@ -563,7 +624,7 @@ func (w *replayWatch) park(target int) {
 		n++
 		return false
 	}}
-	_, err := w.replay(at, w.tree)
+	_, err := w.replay(at, w.tree, nil)
 	w.parked <- parked{pos: n, done: true, err: err}
 }
 

@@ -41,6 +41,9 @@ type Timeline interface {
 	Instant() int64
 	// Start is the recording's start (Unix ns): "+90s" counts from it.
 	Start() int64
+	// Step is the position n events of the selection away from pos
+	// (n < 0: back): ←/→ skip what is not watched.
+	Step(pos, n int) int
 }
 
 // Frame is one screen's worth of the source.
@@ -371,13 +374,13 @@ func (a *App) togglePause() {
 	a.playClock, a.lastPlay = float64(a.tl.Instant()), time.Now()
 }
 
-// step moves the time cursor by n events.
+// step moves the time cursor by n events of the selection.
 func (a *App) step(n int) error {
 	if a.tl == nil {
 		return nil
 	}
 	a.playing = false
-	return a.seek(a.tl.Position() + n)
+	return a.seek(a.tl.Step(a.tl.Position(), n))
 }
 
 // jump moves the time cursor by d of recorded time.
@@ -453,11 +456,11 @@ func (a *App) detailsKey(ev *tcell.EventKey) {
 	case ev.Key() == tcell.KeyUp || ev.Rune() == 'k':
 		a.detTop = max(a.detTop-1, 0)
 	case ev.Key() == tcell.KeyDown || ev.Rune() == 'j':
-		a.detTop = min(a.detTop+1, max(len(a.details)-1, 0))
+		a.detTop = min(a.detTop+1, max(len(a.detailLines())-1, 0))
 	case ev.Key() == tcell.KeyPgUp:
 		a.detTop = max(a.detTop-a.rowsOnScreen(), 0)
 	case ev.Key() == tcell.KeyPgDn:
-		a.detTop = min(a.detTop+a.rowsOnScreen(), max(len(a.details)-1, 0))
+		a.detTop = min(a.detTop+a.rowsOnScreen(), max(len(a.detailLines())-1, 0))
 	case ev.Key() == tcell.KeyEscape, ev.Key() == tcell.KeyEnter, ev.Rune() == 'q', ev.Rune() == 'd', ev.Rune() == '?':
 		a.mode = modeTree
 	}

@@ -59,13 +59,16 @@ func (a *App) drawHeader(w int) {
 		parts = append(parts, play, fmt.Sprintf("event %d/%d", pos, a.tl.Positions()),
 			fmt.Sprintf("%s (+%.3fs)", pidmap.FormatTime(at), offset))
 	}
-	parts = append(parts, f.Title, fmt.Sprintf("%d of %d processes", len(f.Rows), f.Processes), fmt.Sprintf("%d pid ns", f.Namespaces))
 	if a.tl == nil {
-		parts = append(parts, fmt.Sprintf("%.0f events/s", a.rate), fmt.Sprintf("%d lost", f.Lost), pidmap.FormatTime(f.Now)[11:19]+"Z")
+		// What changes, and what is alarming, first: a narrow terminal
+		// cuts the end, where the title is.
+		parts = append(parts, pidmap.FormatTime(f.Now)[11:19]+"Z")
 		if a.paused {
 			parts = append(parts, "PAUSED")
 		}
+		parts = append(parts, fmt.Sprintf("%d lost", f.Lost), fmt.Sprintf("%.0f events/s", a.rate))
 	}
+	parts = append(parts, fmt.Sprintf("%d of %d processes", len(f.Rows), f.Processes), fmt.Sprintf("%d pid ns", f.Namespaces), f.Title)
 	fill(a.screen, 0, w, styleBar)
 	drawText(a.screen, 0, 0, w, strings.Join(parts, " │ "), styleBar)
 }
@@ -149,9 +152,48 @@ func (a *App) drawRows(w, h int) {
 }
 
 func (a *App) drawDetails(w, h int) {
-	for i := 0; i < a.rowsOnScreen()+1 && a.detTop+i < len(a.details); i++ {
-		drawText(a.screen, 1, 1+i, w, a.details[a.detTop+i], styleNormal)
+	lines := a.detailLines()
+	for i := 0; i < a.rowsOnScreen()+1 && a.detTop+i < len(lines); i++ {
+		drawSafe(a.screen, 1, 1+i, w, lines[a.detTop+i], styleNormal)
 	}
+}
+
+// detailLines are the details made safe and wrapped to the screen's
+// width: a long value (credentials, a cgroup path) continues on the next
+// lines, indented, rather than being cut.
+func (a *App) detailLines() []string {
+	w, _ := a.screen.Size()
+	width := max(w-2, 8) // a column's margin on each side
+	var out []string
+	for _, line := range a.details {
+		line = termsafe.String(line)
+		for first := true; ; first = false {
+			if !first {
+				line = "      " + line
+			}
+			head, rest := cutWidth(line, width)
+			out = append(out, head)
+			if rest == "" {
+				break
+			}
+			line = rest
+		}
+	}
+	return out
+}
+
+// cutWidth splits text at width columns, between graphemes.
+func cutWidth(text string, width int) (head, rest string) {
+	g := uniseg.NewGraphemes(text)
+	x := 0
+	for g.Next() {
+		if x+g.Width() > width {
+			from, _ := g.Positions()
+			return text[:from], text[from:]
+		}
+		x += g.Width()
+	}
+	return text, ""
 }
 
 func (a *App) drawFooter(w, h int) {

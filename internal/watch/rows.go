@@ -221,10 +221,28 @@ func (b *builder) row(p *pidmap.Proc, prefix string) Row {
 		r.User = strconv.FormatUint(uint64(p.UID), 10)
 	}
 	r.Args = argsAfterFirst(p.RawArgs())
+	if argv0 := firstArg(p.RawArgs()); argv0 != "" && !namesComm(argv0, r.Comm) {
+		// argv[0] is another name than the executable's (exec -a, a
+		// process masquerading as [kworker/0:9]): show it too.
+		r.Args = strings.TrimSpace(argv0 + " " + r.Args)
+	}
 	if p.Exited {
 		r.Exit = ExitString(events.WaitStatus(p.ExitStatus))
 	}
 	return r
+}
+
+// firstArg is argv[0] of a NUL-separated argv.
+func firstArg(raw []byte) string {
+	first, _, _ := bytes.Cut(raw, []byte{0})
+	return string(first)
+}
+
+// namesComm reports whether argv0 is the name comm was made from: its base
+// name, which the kernel cuts to 15 bytes.
+func namesComm(argv0, comm string) bool {
+	base := argv0[strings.LastIndexByte(argv0, '/')+1:]
+	return base == comm || len(comm) == events.CommLen-1 && strings.HasPrefix(base, comm)
 }
 
 // argsAfterFirst is a NUL-separated argv without argv[0], space-separated.

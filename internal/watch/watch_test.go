@@ -378,6 +378,7 @@ func (f *fakeTimeline) Start() int64         { return base }
 func (f *fakeTimeline) TimeAt(pos int) int64 { return base + int64(pos)*1e9 }
 func (f *fakeTimeline) Find(t int64) int     { return max(0, min(f.n, int((t-base)/1e9))) }
 func (f *fakeTimeline) Instant() int64       { return f.at.Load() }
+func (f *fakeTimeline) Step(pos, n int) int  { return pos + n }
 func (f *fakeTimeline) Seek(pos int, at int64) error {
 	if pos < 0 || pos > f.n || f.Find(at) != pos {
 		return fmt.Errorf("seek to %d at %d of %d", pos, at, f.n)
@@ -450,3 +451,51 @@ func TestTimelineKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRowsShowArgv0WhereItDiffers: a process whose argv[0] is not its
+// executable's name (exec -a, or masquerading as a kernel thread) shows
+// both; one whose argv[0] made its comm does not repeat it.
+func TestRowsShowArgv0WhereItDiffers(t *testing.T) {
+	tree := pidmap.NewTree(0)
+	masq := exec(10, 0, 0, "sleeperbin", 10)
+	masq.SetArgs([]string{"[kworker/0:9]", "60"})
+	long := exec(11, 0, 0, "a-very-long-com", 11) // the kernel's cut of the name
+	long.SetArgs([]string{"/usr/bin/a-very-long-command-name", "-x"})
+	tree.Apply(masq)
+	tree.Apply(long)
+	rows := Rows(tree, all{}, &State{}, base, nil)
+	if len(rows) != 2 || rows[0].Args != "[kworker/0:9] 60" || rows[1].Args != "-x" {
+		t.Errorf("rows: %+v", rows)
+	}
+}
+
+// TestNarrowScreen: at 80×24 the header keeps what changes and alarms
+// (the time, the lost count) ahead of the title, and the details wrap
+// long values instead of cutting them, scrolled with ↓.
+func TestNarrowScreen(t *testing.T) {
+	screen := newScreen(t)
+	screen.SetSize(80, 24)
+	long := strings.Repeat("cap_sys_admin,", 12) + "END"
+	app := New(screen, &detailSource{treeSource: treeSource{tree: sample()}, lines: append(make([]string, 30), "  cred: "+long)})
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	waitScreen(t, screen, "the header", func(l []string) bool {
+		return strings.Contains(l[0], "0 lost") && strings.Contains(l[0], "10:04:00Z")
+	})
+	screen.InjectKey(tcell.KeyEnter, 0, 0)
+	for range 40 {
+		screen.InjectKey(tcell.KeyDown, 0, 0)
+	}
+	waitScreen(t, screen, "the end of a long line, wrapped", func(l []string) bool { return has(l, "END") })
+	screen.InjectKey(tcell.KeyRune, 'q', 0)
+	screen.InjectKey(tcell.KeyEscape, 0, 0)
+	screen.InjectKey(tcell.KeyRune, 'q', 0)
+	<-done
+}
+
+type detailSource struct {
+	treeSource
+	lines []string
+}
+
+func (s *detailSource) Details(events.Key) []string { return s.lines }
