@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,45 +93,58 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// ourPrograms counts the BPF programs in the kernel that nspidtrace loads.
-func ourPrograms(t *testing.T) int {
+// heldPrograms returns the IDs of the BPF programs process pid holds, by
+// its descriptors (programs, and links to them): this trace's own, not
+// those of another nspidtrace that may run beside the tests.
+func heldPrograms(t *testing.T, pid int) []ebpf.ProgramID {
 	t.Helper()
-	n := 0
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return n
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ebpf.ProgramID
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			continue
 		}
-		info, err := p.Info()
-		p.Close()
-		if err == nil && strings.HasPrefix(info.Name, "handle_") {
-			n++
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil && !slices.Contains(ids, ebpf.ProgramID(id)) {
+					ids = append(ids, ebpf.ProgramID(id))
+				}
+			}
 		}
 	}
+	return ids
 }
 
-// noProgramsLeft fails t unless nspidtrace's programs leave the kernel. The
+// programsGone fails t unless the programs ids leave the kernel. The
 // kernel frees a detached tracing program after an RCU grace period, so
 // give it a moment.
-func noProgramsLeft(t *testing.T) {
+func programsGone(t *testing.T, ids []ebpf.ProgramID) {
 	t.Helper()
-	n := ourPrograms(t)
-	for deadline := time.Now().Add(5 * time.Second); n != 0 && time.Now().Before(deadline); n = ourPrograms(t) {
+	left := func() (n int) {
+		for _, id := range ids {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				n++
+			}
+		}
+		return n
+	}
+	n := left()
+	for deadline := time.Now().Add(5 * time.Second); n != 0 && time.Now().Before(deadline); n = left() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n != 0 {
-		t.Errorf("%d nspidtrace programs still loaded 5s after the trace ended", n)
+		t.Errorf("%d of the trace's %d programs still loaded 5s after it ended", n, len(ids))
 	}
 }
 
 func TestTraceEndsCleanly(t *testing.T) {
 	testenv.Require(t)
-	noProgramsLeft(t) // from an earlier test
 	stops := []struct {
 		name string
 		args []string
@@ -150,8 +165,18 @@ func TestTraceEndsCleanly(t *testing.T) {
 			// fork, exec, exit, rename, signal; setns and unshare at
 			// entry and exit; the credential calls' entry (prctl's
 			// own) and exit.
-			if n := ourPrograms(t); n != 12 {
-				t.Errorf("%d programs loaded while tracing, want 12", n)
+			ids := heldPrograms(t, s.cmd.Process.Pid)
+			handlers := 0
+			for _, id := range ids {
+				if p, err := ebpf.NewProgramFromID(id); err == nil {
+					if info, err := p.Info(); err == nil && strings.HasPrefix(info.Name, "handle_") {
+						handlers++
+					}
+					p.Close()
+				}
+			}
+			if handlers != 12 {
+				t.Errorf("%d tracing programs loaded while tracing, want 12 (and the task iterator: %d in all)", handlers, len(ids))
 			}
 			marker := exec.Command("sh", "-c", "exit 42")
 			marker.Run()
@@ -163,7 +188,7 @@ func TestTraceEndsCleanly(t *testing.T) {
 			if !found {
 				t.Error("the exit just before the stop is missing from the output")
 			}
-			noProgramsLeft(t)
+			programsGone(t, ids)
 		})
 	}
 }
@@ -195,6 +220,7 @@ func TestClosedPipe(t *testing.T) {
 	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
+	ids := heldPrograms(t, cmd.Process.Pid)
 	stdout.Close()
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
@@ -209,7 +235,10 @@ func TestClosedPipe(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("trace kept running after its reader went away")
 	}
-	noProgramsLeft(t)
+	if len(ids) == 0 {
+		t.Error("the trace held no BPF programs")
+	}
+	programsGone(t, ids)
 }
 
 // TestOneShotIntoClosedPipe: tree and <pid> whose reader is already gone
