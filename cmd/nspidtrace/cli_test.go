@@ -300,6 +300,29 @@ func TestRootWithoutBPFCapabilities(t *testing.T) {
 	}
 }
 
+// TestInsideUserNamespace: root in a user namespace of its own (rootless
+// Podman, unshare -r) has every capability there and none that BPF heeds:
+// it gets the /proc answer, not a failed load.
+func TestInsideUserNamespace(t *testing.T) {
+	testenv.Require(t) // unshare -r needs no root, but the test runs everywhere else as root
+	cmd := exec.Command("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", binPath, "tree", "-o", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(stderr.String(), "answering from /proc") {
+		t.Fatalf("tree in a user namespace: %v %s", err, stderr.String())
+	}
+	// It sees its own pid namespace, where it is PID 1.
+	if !strings.Contains(string(out), `"nspid":[1],`) {
+		t.Errorf("tree in a user and pid namespace: %s", out)
+	}
+	cmd = exec.Command("unshare", "--user", "--map-root-user", binPath, "trace", "--duration", "1s")
+	msg, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != exitFailure || !strings.Contains(string(msg), "CAP_BPF") {
+		t.Errorf("trace in a user namespace: exit %d, %s", code, msg)
+	}
+}
+
 func TestCapsCompact(t *testing.T) {
 	const full = uint64(1)<<41 - 1
 	for _, tt := range []struct {

@@ -358,8 +358,11 @@ func checkPrivileges() (Features, error) {
 		return features, err
 	}
 	// Capabilities, not the UID: root in a container (docker exec) is
-	// UID 0 without CAP_BPF or CAP_SYS_ADMIN, and its loads fail.
-	if !hasBPFCapabilities() {
+	// UID 0 without CAP_BPF or CAP_SYS_ADMIN, and its loads fail. And
+	// only the host's user namespace's: root in a user namespace of its
+	// own (rootless Podman, unshare -r) has every capability there, and
+	// none that BPF heeds.
+	if !inInitialUserNS() || !hasBPFCapabilities() {
 		return features, ErrNoPrivileges
 	}
 	removeMemlock()
@@ -409,6 +412,17 @@ func parseObject(object func() (*ebpf.CollectionSpec, error)) (*ebpf.CollectionS
 		return nil, fmt.Errorf("parse the embedded BPF object: %w", err)
 	}
 	return spec, nil
+}
+
+// initialUserNS is the inode of the host's user namespace (the kernel's
+// PROC_USER_INIT_INO).
+const initialUserNS = 0xeffffffd
+
+// inInitialUserNS reports whether the caller is in the host's user
+// namespace; true where that cannot be read, so the load says what fails.
+func inInitialUserNS() bool {
+	var st unix.Stat_t
+	return unix.Stat("/proc/self/ns/user", &st) != nil || st.Ino == initialUserNS
 }
 
 // hasBPFCapabilities reports whether the effective set allows BPF: CAP_BPF
