@@ -487,6 +487,50 @@ func TestInsideContainerNamespaces(t *testing.T) {
 	if !strings.Contains(stderr.String(), "a container's view") {
 		t.Errorf("no warning that the view is a container's: %s", stderr.String())
 	}
+
+	// <pid> 1 there is the container's init, at every level /proc has.
+	inside := func(args ...string) *exec.Cmd {
+		return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(init), "-p", "-m", "-r", "-w", "/nspidtrace"}, args...)...)
+	}
+	out, err = inside("1", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("<pid> 1 inside: %v", err)
+	}
+	var truth events.Event
+	if err := procfs.ReadProc(procfs.ProcRoot, init, &truth); err != nil {
+		t.Fatal(err)
+	}
+	if l := jsonLines(t, string(out)); len(l) != 1 || l[0].PID != uint32(init) || !slices.Equal(l[0].NSPid, truth.NSPid[:truth.Levels]) ||
+		l[0].Container == nil || l[0].Container.ID != id {
+		t.Errorf("<pid> 1 inside: %s; /proc NStgid %v", out, truth.NSPid[:truth.Levels])
+	}
+
+	// docker exec: root in the container, without CAP_BPF: the /proc
+	// answer, at the levels the container sees, not a failed load.
+	execOut, err := exec.Command("docker", "exec", web, "/nspidtrace", "1").CombinedOutput()
+	if err != nil || !strings.Contains(string(execOut), "answering from /proc") || !strings.Contains(string(execOut), "sleep  sleep 600") {
+		t.Errorf("docker exec %s nspidtrace 1: %v\n%s", web, err, execOut)
+	}
+
+	// trace inside: a docker exec'd shell's exit, attributed to web.
+	tr := inside("trace", "--events", "exit", "--duration", "3s")
+	var trOut bytes.Buffer
+	tr.Stdout = &trOut
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // attached
+	exec.Command("docker", "exec", web, "sh", "-c", "exit 43").Run()
+	if err := tr.Wait(); err != nil {
+		t.Fatalf("trace inside: %v", err)
+	}
+	found := false
+	for _, l := range jsonLines(t, trOut.String()) {
+		found = found || l.ExitCode == 43 && l.Container != nil && l.Container.ID == id
+	}
+	if !found {
+		t.Errorf("trace inside has no exit 43 in %s:\n%s", web, trOut.String())
+	}
 }
 
 // TestTraceWaitsForContainer: a stopped container is "stopped", not "no
