@@ -76,7 +76,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 		// Every process may be one (sized so the list never grows).
 		roots = make([]*pidmap.Proc, 0, q.tree.Len())
 		q.tree.Walk(func(p *pidmap.Proc, _ int) {
-			if q.selected(p) && (p.Parent() == nil || !q.selected(p.Parent())) {
+			if q.selected(p) && (p.LiveParent() == nil || !q.selected(p.LiveParent())) {
 				roots = append(roots, p)
 			}
 		})

@@ -156,3 +156,19 @@ func TestReplayMemoryIsBoundedByLiveProcesses(t *testing.T) {
 		t.Errorf("the last exited process's namespace is gone: %+v", last)
 	}
 }
+
+// TestChildrenOfADeadInit: a pid namespace's init exits (reaper 0) while
+// its children live on, until the kernel's kill reaches them, or for good
+// in a recording that ends there: they are walked as roots, not hidden
+// under the dead (found by FuzzReplay).
+func TestChildrenOfADeadInit(t *testing.T) {
+	tree := NewTree(16)
+	tree.Apply(ev(events.TypeProc, 100, 1, 100, 1))
+	tree.Apply(ev(events.TypeFork, 101, 100, 101, 2))
+	tree.Apply(exited(t0, 0, 0, 100, 1, 100, 1))
+	var walked []uint32
+	tree.Walk(func(p *Proc, depth int) { walked = append(walked, p.PID) })
+	if len(walked) != 1 || walked[0] != 101 || tree.Get(101).LiveParent() != nil {
+		t.Errorf("walked %v, want 101 as a root", walked)
+	}
+}

@@ -704,6 +704,17 @@ func (p *Proc) Namespaces() NSSet {
 // Parent returns p's parent when the tree has it.
 func (p *Proc) Parent() *Proc { return p.parent }
 
+// LiveParent is p's parent while it lives; nil once it exited. Children
+// of a pid namespace's init stay under it when it exits (reaper 0), until
+// the kernel's kill of the namespace reaches them: they are roots of
+// what is alive meanwhile, not hidden under the dead.
+func (p *Proc) LiveParent() *Proc {
+	if p.parent == nil || p.parent.Exited {
+		return nil
+	}
+	return p.parent
+}
+
 // Children returns p's children, by host PID.
 func (p *Proc) Children() []*Proc {
 	n := 0
@@ -821,20 +832,21 @@ func (p *Proc) FillAncestors(ev *events.Event, max int) {
 }
 
 // Walk calls f for every live process, every parent before its children,
-// roots (processes whose parent the tree does not have) by PID.
+// roots (processes whose parent the tree does not have, or has as exited)
+// by PID.
 func (t *Tree) Walk(f func(p *Proc, depth int)) {
 	// Counted first: on a host whose init the tree does not have, every
 	// process can be a root, and growing the list would leave its
 	// outgrown copies behind.
 	n := 0
 	for _, p := range t.procs {
-		if p.parent == nil {
+		if p.LiveParent() == nil {
 			n++
 		}
 	}
 	roots := make([]*Proc, 0, n)
 	for _, p := range t.procs {
-		if p.parent == nil {
+		if p.LiveParent() == nil {
 			roots = append(roots, p)
 		}
 	}

@@ -308,7 +308,11 @@ func FromProc(root string) (tree *pidmap.Tree, unread int, err error) {
 	tree.Reserve(len(pids))
 	var ev events.Event
 	for _, pid := range pids {
-		switch err := ReadProc(root, pid, &ev); {
+		err := ReadProc(root, pid, &ev)
+		if errors.Is(err, errZombie) {
+			err = readZombie(root, pid, &ev)
+		}
+		switch {
 		case errors.Is(err, ErrNoProcess):
 			continue // exited meanwhile
 		case err != nil:
@@ -325,6 +329,24 @@ func FromProc(root string) (tree *pidmap.Tree, unread int, err error) {
 	}
 	tree.Relink()
 	return tree, unread, nil
+}
+
+// readZombie reads what /proc still shows of a zombie: its PIDs at every
+// level, its parent and its comm; it has no namespaces left to read.
+func readZombie(root string, pid int, ev *events.Event) error {
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	st, err := readStatus(dir)
+	if !errors.Is(err, errZombie) || len(st.nstgid) == 0 || len(st.nstgid) > events.MaxLevels {
+		return ErrNoProcess // reaped meanwhile, or no longer a zombie
+	}
+	*ev = events.Event{Type: events.TypeProc, Time: time.Now().UnixNano(), PID: st.nstgid[0], TID: st.nstgid[0], PPID: st.ppid,
+		UID: st.ids.EUID, GID: st.ids.EGID, Zombie: true, Levels: len(st.nstgid)}
+	copy(ev.NSPid[:], st.nstgid)
+	var comm [events.CommLen + 1]byte
+	if data, err := readSmall(filepath.Join(dir, "comm"), comm[:]); err == nil {
+		ev.SetComm(strings.TrimSuffix(string(data), "\n"))
+	}
+	return nil
 }
 
 // ReadCmdline reads process pid's argv, as /proc/PID/cmdline has it, into

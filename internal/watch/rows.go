@@ -85,7 +85,7 @@ func Rows(tree *pidmap.Tree, sel Selection, st *State, now int64, names map[uint
 
 	var roots []*pidmap.Proc
 	tree.Walk(func(p *pidmap.Proc, _ int) {
-		if sel.Selected(p) && (p.Parent() == nil || !sel.Selected(p.Parent())) {
+		if sel.Selected(p) && (p.LiveParent() == nil || !sel.Selected(p.LiveParent())) {
 			roots = append(roots, p)
 		}
 	})
