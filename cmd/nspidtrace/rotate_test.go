@@ -294,3 +294,28 @@ func TestRotationKeep(t *testing.T) {
 		t.Errorf("a file not of the series was touched: %q, %v", data, err)
 	}
 }
+
+// TestSeriesNamesCannotBeTakenAhead: another user who can write to the
+// directory creates every name the series would take in the next two
+// seconds, as names without a random part were: the next file is made
+// all the same.
+func TestSeriesNamesCannotBeTakenAhead(t *testing.T) {
+	dir := t.TempDir()
+	s, err := newSeries(dir, 0, time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for ms := range 2000 {
+		at := now.Add(time.Duration(ms) * time.Millisecond).UTC().Format(seriesTime)
+		os.WriteFile(filepath.Join(dir, "nspidtrace-"+at+".ndjson"), nil, 0o600)
+	}
+	f, name, err := s.create(now)
+	if err != nil {
+		t.Fatalf("create with the next 2 s of names taken: %v", err)
+	}
+	f.Close()
+	if _, err := os.Stat(name); err != nil {
+		t.Error(err)
+	}
+}
