@@ -35,7 +35,7 @@ enum nspt_type {
 	NSPT_CRED = 11, /* a process's credentials changed: set*id, capset, prctl, seccomp, exec */
 };
 
-/* Index into nspt_event.ns[]: the order of SPEC.md's `ns` object. */
+/* Index into nspt_event.ns[]: the order of the `ns` object in docs/ndjson.md. */
 enum nspt_ns_kind {
 	NSPT_NS_CGROUP = 0,
 	NSPT_NS_IPC = 1,

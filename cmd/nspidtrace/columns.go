@@ -103,7 +103,7 @@ func (c *columnCtx) livePID(p *pidmap.Proc) int {
 		return 0
 	}
 	pid := int(p.NSPid(level))
-	if !sameProcess(pid, p) {
+	if !stillLive(pid, p) {
 		return 0
 	}
 	return pid

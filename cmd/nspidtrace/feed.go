@@ -95,7 +95,7 @@ func (f *feed) event(ev *events.Event) error {
 	if f.metrics != nil {
 		f.metrics.Received(ev.Type)
 	}
-	if f.container != nil && !f.container.keep(ev, f.follower.Tree) || !f.filter.Match(ev) {
+	if !keeps(f.container, f.filter, ev, f.follower.Tree) {
 		return nil
 	}
 	// What the live tree, which has just applied the event, knows of its

@@ -43,6 +43,15 @@ func newContainerFollower(arg string, c *events.Container, tree *pidmap.Tree, lo
 	return cf
 }
 
+// keeps reports whether ev, already applied to tree, passes cf (--container,
+// when not nil) and filter: what trace writes, live and with --from. Both
+// see every event, whatever the other says: each follows state from the
+// events in order (the container's init, --pid's subtree).
+func keeps(cf *containerFollower, filter *events.Filter, ev *events.Event, tree *pidmap.Tree) bool {
+	inContainer := cf == nil || cf.keep(ev, tree)
+	return filter.Match(ev) && inContainer
+}
+
 // keep reports whether ev, already applied to tree, is the container's. It
 // sees every event, whatever the other filters keep, to notice the
 // container's init start and exit.
@@ -114,7 +123,7 @@ func (cf *containerFollower) watchInit(ev *events.Event) {
 				msg = "the container stopped: its init exited"
 			}
 			cf.at(ev).Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
-				Str("how", exitDescription(events.WaitStatus(ev.ExitStatus))).Msg(msg)
+				Str("how", events.WaitStatus(ev.ExitStatus).String()).Msg(msg)
 		}
 	case events.TypeExec, events.TypeFork, events.TypeProc:
 		if own == cf.view || cf.view != 0 && nestedIn(ev, cf.view) {

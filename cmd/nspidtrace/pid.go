@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
-	"golang.org/x/sys/unix"
 )
 
 var pidCommand = &command{
@@ -69,7 +67,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), safeArgs(p))
 	if p.Zombie {
-		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", exitDescription(events.WaitStatus(p.ExitStatus)))
+		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", events.WaitStatus(p.ExitStatus))
 	}
 	if user := q.userLine(p); user != "" {
 		fmt.Fprintf(w, "user   %s\n", user)
@@ -200,16 +198,4 @@ func safeArgs(p *pidmap.Proc) string {
 		argv = append(argv, "…[truncated]")
 	}
 	return strings.Join(argv, " ")
-}
-
-// exitDescription says how a process ended, from its wait(2) status.
-func exitDescription(status events.WaitStatus) string {
-	if sig := status.Signal(); sig != 0 {
-		desc := fmt.Sprintf("killed by signal %d (%s)", sig, unix.SignalName(syscall.Signal(sig)))
-		if status.CoreDumped() {
-			desc += ", core dumped"
-		}
-		return desc
-	}
-	return fmt.Sprintf("exited with %d", status.ExitCode())
 }

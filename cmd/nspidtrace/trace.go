@@ -243,7 +243,7 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	netnsSeen := false
 	_, err = replay(o, log, tree, func(ev *events.Event, line []byte) error {
 		netnsSeen = netnsSeen || ev.NS[events.NSNet] == filter.NetNS
-		if follow != nil && !follow.keep(ev, tree) || !filter.Match(ev) {
+		if !keeps(follow, filter, ev, tree) {
 			return nil
 		}
 		w.Write(line)

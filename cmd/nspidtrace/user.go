@@ -35,7 +35,7 @@ func (q *query) userLine(p *pidmap.Proc) string {
 		return ""
 	}
 	pid := int(p.NSPid(level))
-	if !sameProcess(pid, p) {
+	if !stillLive(pid, p) {
 		return ""
 	}
 	ns := p.Namespaces()
@@ -136,10 +136,10 @@ func lookup(root string, uid uint32) string {
 	return termsafe.String(names[uid])
 }
 
-// sameProcess reports whether /proc/PID is still p: the kernel counts
+// stillLive reports whether /proc/PID is still p: the kernel counts
 // start times there in clock ticks (USER_HZ, 100 a second), p's start in
 // nanoseconds. Without a known start, the PID is taken as it is.
-func sameProcess(pid int, p *pidmap.Proc) bool {
+func stillLive(pid int, p *pidmap.Proc) bool {
 	if p.Start == 0 {
 		return true
 	}

@@ -221,7 +221,7 @@ func details(tree *pidmap.Tree, key events.Key, when int64) []string {
 	p.Fill(&ev, when)
 	lines := []string{fmt.Sprintf("%s, host PID %d", p.CommString(), p.PID)}
 	if p.Exited {
-		lines = append(lines, fmt.Sprintf("exited at %s: %s", pidmap.FormatTime(p.ExitTime), exitDescription(events.WaitStatus(p.ExitStatus))))
+		lines = append(lines, fmt.Sprintf("exited at %s: %s", pidmap.FormatTime(p.ExitTime), events.WaitStatus(p.ExitStatus)))
 	}
 	lines = append(lines, "", "its proc object:")
 	lines = append(lines, fields(events.AppendJSON(nil, &ev))...)

@@ -24,7 +24,7 @@ func TestDocsCoverEveryField(t *testing.T) {
 	for typ := TypeFork; typ < typeEnd; typ++ {
 		ev := Event{Type: typ, PID: 2, TID: 3, PPID: 1, Levels: 2, EnteredBy: Key{PID: 1, Start: 1}, Thread: true, OldTID: 4, ArgsTruncated: true, Count: 1,
 			StartBoot: 5, ParentStartBoot: 6, Start: 7, Zombie: true, OutsideInitCgroup: true,
-			Cgroup: NewCgroup(1, "/kubepods/pod1/c", &Container{ID: "c", Name: "n", Runtime: "r", Pod: &Pod{Namespace: "ns", Name: "p", UID: "u"}})}
+			Cgroup: NewUnresolved(1, "/kubepods/pod1/c", &Container{ID: "c", Name: "n", Runtime: "r", Pod: &Pod{Namespace: "ns", Name: "p", UID: "u"}}, "why")}
 		ev.NSPid[1] = 1
 		ev.Sig.Number, ev.Sig.Sender.Levels, ev.Sig.Sender.StartBoot = 15, 1, 1
 		ev.SetArgs([]string{"a"})
@@ -54,6 +54,21 @@ func TestDocsCoverEveryField(t *testing.T) {
 	}
 	if len(keys) < 40 {
 		t.Errorf("only %d keys collected: the test lost its coverage", len(keys))
+	}
+}
+
+// TestRecordingsDocListsEveryLineType: docs/recordings.md's list of what a
+// recording holds names every line type record writes.
+func TestRecordingsDocListsEveryLineType(t *testing.T) {
+	b, err := os.ReadFile("../../docs/recordings.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	contents, _, _ := strings.Cut(string(b), "\n## ") // the first section: what a recording holds
+	for typ := TypeFork; typ < typeEnd; typ++ {
+		if !strings.Contains(contents, "`"+typ.String()+"`") {
+			t.Errorf("docs/recordings.md's list of what a recording holds lacks %q", typ.String())
+		}
 	}
 }
 

@@ -8,7 +8,11 @@ package events
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Type is the kind of an Event.
@@ -339,6 +343,31 @@ func (w WaitStatus) Signal() int { return int(w & 0x7f) }
 
 // CoreDumped reports whether the killing signal dumped core.
 func (w WaitStatus) CoreDumped() bool { return w&0x80 != 0 }
+
+// String says how the process ended, for people: "exited with 7",
+// "killed by signal 9 (SIGKILL), core dumped".
+func (w WaitStatus) String() string {
+	if sig := w.Signal(); sig != 0 {
+		desc := fmt.Sprintf("killed by signal %d (%s)", sig, unix.SignalName(syscall.Signal(sig)))
+		if w.CoreDumped() {
+			desc += ", core dumped"
+		}
+		return desc
+	}
+	return fmt.Sprintf("exited with %d", w.ExitCode())
+}
+
+// Brief says it in a few characters, for a row: "exit 7", "signal 9, core".
+func (w WaitStatus) Brief() string {
+	if sig := w.Signal(); sig != 0 {
+		s := "signal " + strconv.Itoa(sig)
+		if w.CoreDumped() {
+			s += ", core"
+		}
+		return s
+	}
+	return "exit " + strconv.Itoa(w.ExitCode())
+}
 
 // ExitCode is the exit status passed to exit(2), when no signal killed the process.
 func (e *Event) ExitCode() int { return WaitStatus(e.ExitStatus).ExitCode() }

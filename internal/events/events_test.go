@@ -423,3 +423,15 @@ func TestCgroupIn(t *testing.T) {
 		}
 	}
 }
+
+func TestWaitStatusWords(t *testing.T) {
+	for status, want := range map[WaitStatus][2]string{
+		7 << 8:    {"exited with 7", "exit 7"},
+		9:         {"killed by signal 9 (SIGKILL)", "signal 9"},
+		11 | 0x80: {"killed by signal 11 (SIGSEGV), core dumped", "signal 11, core"},
+	} {
+		if got := [2]string{status.String(), status.Brief()}; got != want {
+			t.Errorf("%#x: %q, want %q", uint32(status), got, want)
+		}
+	}
+}

@@ -227,7 +227,7 @@ func (b *builder) row(p *pidmap.Proc, prefix string) Row {
 		r.Args = strings.TrimSpace(argv0 + " " + r.Args)
 	}
 	if p.Exited {
-		r.Exit = ExitString(events.WaitStatus(p.ExitStatus))
+		r.Exit = events.WaitStatus(p.ExitStatus).Brief()
 	}
 	return r
 }
@@ -262,18 +262,6 @@ func PIDsFrom(p *pidmap.Proc, level int) string {
 		return pids
 	}
 	return "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
-}
-
-// ExitString says briefly how a process ended.
-func ExitString(status events.WaitStatus) string {
-	if sig := status.Signal(); sig != 0 {
-		s := "signal " + strconv.Itoa(sig)
-		if status.CoreDumped() {
-			s += ", core"
-		}
-		return s
-	}
-	return "exit " + strconv.Itoa(status.ExitCode())
 }
 
 // Age says how long ago start was, in one unit: 42s, 7m, 3h, 12d.
