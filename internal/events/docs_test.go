@@ -72,6 +72,24 @@ func TestRecordingsDocListsEveryLineType(t *testing.T) {
 	}
 }
 
+// TestArchitectureNamesEveryPackage: docs/ARCHITECTURE.md gives every
+// package under internal/ its line.
+func TestArchitectureNamesEveryPackage(t *testing.T) {
+	b, err := os.ReadFile("../../docs/ARCHITECTURE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && !strings.Contains(string(b), "`internal/"+e.Name()+"`") {
+			t.Errorf("docs/ARCHITECTURE.md does not name internal/%s", e.Name())
+		}
+	}
+}
+
 func collectKeys(obj map[string]any, keys map[string]bool) {
 	for k, v := range obj {
 		keys[k] = true
