@@ -101,7 +101,7 @@ func Rows(tree *pidmap.Tree, sel Selection, st *State, now int64, names map[uint
 	})
 	for _, r := range roots {
 		if b.keep(r) {
-			b.visit(r, "", true, true)
+			b.visit(r, "", 0, true)
 		}
 	}
 	return b.rows
@@ -119,14 +119,25 @@ type builder struct {
 	rows       []Row
 }
 
+// maxIndent is the deepest level rows indent: deeper, a row says its
+// depth rather than grow (a recording's 100,000-deep chain would
+// otherwise take gigabytes of prefixes).
+const maxIndent = 100
+
 // visit adds p's row and its subtree's.
-func (b *builder) visit(p *pidmap.Proc, prefix string, last, top bool) {
+func (b *builder) visit(p *pidmap.Proc, prefix string, depth int, last bool) {
 	branch, childPrefix := "", ""
-	if !top {
+	if depth > 0 {
 		branch, childPrefix = "├─", "│ "
 		if last {
 			branch, childPrefix = "└─", "  "
 		}
+	}
+	if depth >= maxIndent {
+		childPrefix = ""
+	}
+	if depth > maxIndent {
+		branch += "(depth " + strconv.Itoa(depth) + ") "
 	}
 	r := b.row(p, prefix+branch)
 	r.Context = !b.matches(p)
@@ -137,7 +148,7 @@ func (b *builder) visit(p *pidmap.Proc, prefix string, last, top bool) {
 	}
 	b.rows = append(b.rows, r)
 	for i, c := range children {
-		b.visit(c, prefix+childPrefix, i == len(children)-1, false)
+		b.visit(c, prefix+childPrefix, depth+1, i == len(children)-1)
 	}
 }
 

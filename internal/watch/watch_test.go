@@ -499,3 +499,25 @@ type detailSource struct {
 }
 
 func (s *detailSource) Details(events.Key) []string { return s.lines }
+
+// TestRowsOfADeepChain: a chain far deeper than a screen (a recording can
+// hold one of 100,000) makes rows of bounded width, which say their depth.
+func TestRowsOfADeepChain(t *testing.T) {
+	tree := pidmap.NewTree(0)
+	const n = 2000
+	for i := uint32(1); i <= n; i++ {
+		tree.Apply(exec(i, i-1, 0, "p", i))
+	}
+	rows := Rows(tree, all{}, &State{}, base, nil)
+	if len(rows) != n {
+		t.Fatalf("%d rows, want %d", len(rows), n)
+	}
+	for _, r := range rows {
+		if len(r.Prefix) > 4*maxIndent+40 {
+			t.Fatalf("row %d's prefix is %d bytes", r.Key.PID, len(r.Prefix))
+		}
+	}
+	if last := rows[n-1].Prefix; !strings.Contains(last, fmt.Sprintf("(depth %d)", n-1)) {
+		t.Errorf("the deepest row's prefix ends %q", last[max(0, len(last)-40):])
+	}
+}
