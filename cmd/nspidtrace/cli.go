@@ -384,7 +384,7 @@ func flagError(err error, args []string) error {
 			return usagef("%s%s%s%s: %s", f.prefix, value, f.before[:len(f.before)-1], typedFlag(name, args), why)
 		}
 	}
-	return usageError{msg}
+	return usageError{Msg: msg}
 }
 
 // typedFlag returns flag name as it stands in args (-o, --pidns, -pidns),
@@ -479,3 +479,26 @@ func printOverview(w io.Writer) {
 	}
 	fmt.Fprint(w, footer)
 }
+
+// fileList is a flag that may be given more than once.
+type fileList []string
+
+func (l *fileList) String() string { return strings.Join(*l, ",") }
+
+func (l *fileList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// nonEmpty is "" when a value given is empty, for checkGiven.
+func (l fileList) nonEmpty() string {
+	for _, v := range l {
+		if strings.TrimSpace(v) == "" {
+			return ""
+		}
+	}
+	return "given"
+}
+
+// Values lets dispatch move each value given before the command to it.
+func (l *fileList) Values() []string { return *l }

@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nspidtrace/nspidtrace/internal/testenv"
 	"golang.org/x/sys/unix"
+
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // TestHostileStringsAreEscaped runs a process whose argv and comm carry

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
@@ -29,18 +30,14 @@ const (
 	exitNotFound = 3
 )
 
-// usageError is a bad command line: exit 2.
-type usageError struct{ msg string }
+// usageError is a bad command line: exit 2. The packages below say it
+// with the same type.
+type usageError = fault.Usage
 
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+func usagef(format string, args ...any) error { return fault.Usagef(format, args...) }
 
 // notFoundError is a process, namespace or container that does not exist: exit 3.
-type notFoundError struct{ err error }
-
-func (e notFoundError) Error() string { return e.err.Error() }
-func (e notFoundError) Unwrap() error { return e.err }
+type notFoundError = fault.NotFound
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

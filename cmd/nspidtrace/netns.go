@@ -32,19 +32,19 @@ func resolveNetNS(ref string, tree *pidmap.Tree, fromFile bool) (uint32, error) 
 	ino, isRef, err := netnames.ParseRef(ref)
 	switch {
 	case err != nil:
-		return 0, usageError{"--netns: " + err.Error()}
+		return 0, usageError{Msg: "--netns: " + err.Error()}
 	case isRef:
 		if netnsHeld(tree, ino) || len(names[ino]) > 0 {
 			return ino, nil
 		}
-		return 0, notFoundError{fmt.Errorf("--netns %s: no process is in network namespace net:[%d], and no file names it", ref, ino)}
+		return 0, notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d], and no file names it", ref, ino)}
 	case netnames.IsPath(ref):
 		if fromFile {
 			return 0, usagef("--netns %s: with --from, give net:[INODE] or a container of the recording: files name live namespaces", ref)
 		}
 		ino, err := netnames.Inode(ref)
 		if err != nil {
-			return 0, notFoundError{fmt.Errorf("--netns: %v", err)}
+			return 0, notFoundError{Err: fmt.Errorf("--netns: %v", err)}
 		}
 		return ino, nil
 	}
@@ -53,14 +53,14 @@ func resolveNetNS(ref string, tree *pidmap.Tree, fromFile bool) (uint32, error) 
 	}
 	c, err := container.Select(tree.Containers(), ref)
 	if errors.Is(err, container.ErrAmbiguous) {
-		return 0, usageError{"--netns: " + err.Error()}
+		return 0, usageError{Msg: "--netns: " + err.Error()}
 	}
 	if err == nil {
 		if ino := containerNetNS(tree, c.ID); ino != 0 {
 			return ino, nil
 		}
 	}
-	return 0, notFoundError{fmt.Errorf("--netns %s: no network namespace of that name: not an ip netns name (ip netns list), a runtime's netns file (/run/docker/netns), a container, a path or net:[INODE]", ref)}
+	return 0, notFoundError{Err: fmt.Errorf("--netns %s: no network namespace of that name: not an ip netns name (ip netns list), a runtime's netns file (/run/docker/netns), a container, a path or net:[INODE]", ref)}
 }
 
 // netnsHeld reports whether a process of tree is in network namespace ino.

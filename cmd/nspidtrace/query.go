@@ -21,6 +21,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/recording"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 )
 
@@ -92,11 +93,11 @@ func (q *query) selectView(container string, ref uint32) error {
 		q.narrowed = true
 		q.view = q.tree.Namespace(ref)
 		if q.view == nil {
-			return notFoundError{fmt.Errorf("no live process is in pid namespace pid:[%d]", ref)}
+			return notFoundError{Err: fmt.Errorf("no live process is in pid namespace pid:[%d]", ref)}
 		}
 	case q.fromFile:
 		if q.view = q.tree.Root(); q.view == nil {
-			return notFoundError{errors.New("the recording holds no process at that instant")}
+			return notFoundError{Err: errors.New("the recording holds no process at that instant")}
 		}
 	default:
 		if q.view = q.own; q.view == nil {
@@ -282,10 +283,10 @@ func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events
 	}
 	defer func() {
 		for _, f := range files {
-			f.file.Close()
+			f.File.Close()
 		}
 	}()
-	rep, err := pidmap.ReplayFiles(inputs(files), at, tree, each)
+	rep, err := pidmap.ReplayFiles(recording.Inputs(files), at, tree, each)
 	if err != nil {
 		return nil, replayError(err, o, len(files))
 	}
@@ -295,12 +296,12 @@ func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events
 
 // openTimeline reads --at and opens --from's files, oldest first; the
 // caller closes them.
-func openTimeline(o *options) (pidmap.At, []recordingFile, error) {
+func openTimeline(o *options) (pidmap.At, []recording.File, error) {
 	at, err := pidmap.ParseAt(o.at)
 	if err != nil {
 		return at, nil, usagef("bad --at: %v", err)
 	}
-	files, err := openRecordings(o.from)
+	files, err := recording.Open(o.from)
 	return at, files, err
 }
 
@@ -311,9 +312,9 @@ func replayError(err error, o *options, n int) error {
 	var rerr *pidmap.RangeError
 	switch {
 	case errors.Is(err, pidmap.ErrNotRecording):
-		return usageError{fmt.Sprintf("--from %s: %v", from, err)}
+		return usageError{Msg: fmt.Sprintf("--from %s: %v", from, err)}
 	case errors.As(err, &rerr):
-		return notFoundError{fmt.Errorf("--at %w", err)}
+		return notFoundError{Err: fmt.Errorf("--at %w", err)}
 	case n == 1:
 		return fmt.Errorf("%s: %w", from, err)
 	}
@@ -344,7 +345,7 @@ func (q *query) refInRecording(ref string) (uint32, error) {
 	if h := q.tree.LastHolder(uint32(pid)); h != nil {
 		return h.NS().Inode, nil
 	}
-	return 0, notFoundError{fmt.Errorf("--pidns %s: no such process in the recording at that instant", ref)}
+	return 0, notFoundError{Err: fmt.Errorf("--pidns %s: no such process in the recording at that instant", ref)}
 }
 
 // selectContainer narrows the view to a container: its processes, seen
@@ -353,7 +354,7 @@ func (q *query) selectContainer(arg string) error {
 	c, err := container.Select(q.tree.Containers(), arg)
 	switch {
 	case errors.Is(err, container.ErrAmbiguous):
-		return usageError{"--container: " + err.Error()}
+		return usageError{Msg: "--container: " + err.Error()}
 	case errors.Is(err, container.ErrNoContainer):
 		if q.fromFile {
 			err = fmt.Errorf("%w at that instant of the recording", err)
@@ -362,7 +363,7 @@ func (q *query) selectContainer(arg string) error {
 			err = fmt.Errorf("%w %q: %s (%s, %s) is stopped%s", container.ErrNoContainer, arg,
 				termsafe.String(c.Qualified()), c.ShortID(), c.Runtime, stoppedAt(finished))
 		}
-		return notFoundError{err}
+		return notFoundError{Err: err}
 	}
 	q.container, q.narrowed = c, true
 	q.view = q.tree.ContainerNS(c.ID)
@@ -436,7 +437,7 @@ func (q *query) find(pid uint32) (*pidmap.Proc, error) {
 	p, err := q.findInView(pid)
 	if err == nil && q.netns != 0 {
 		if ino := p.Namespaces()[events.NSNet]; ino != q.netns {
-			return nil, notFoundError{fmt.Errorf("process %d is in network namespace net:[%d], not in --netns's net:[%d]", pid, ino, q.netns)}
+			return nil, notFoundError{Err: fmt.Errorf("process %d is in network namespace net:[%d], not in --netns's net:[%d]", pid, ino, q.netns)}
 		}
 	}
 	return p, err
@@ -453,10 +454,10 @@ func (q *query) findInView(pid uint32) (*pidmap.Proc, error) {
 		}
 	}
 	if h := q.tree.LastHolderIn(q.view, pid); h != nil {
-		return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]: it was %s (host PID %d), which exited at %s",
+		return nil, notFoundError{Err: fmt.Errorf("no process %d in pid:[%d]: it was %s (host PID %d), which exited at %s",
 			pid, q.view.Inode, termsafe.String(h.CommString()), h.PID, pidmap.FormatTime(h.ExitTime))}
 	}
-	return nil, notFoundError{fmt.Errorf("no process %d in pid:[%d]", pid, q.view.Inode)}
+	return nil, notFoundError{Err: fmt.Errorf("no process %d in pid:[%d]", pid, q.view.Inode)}
 }
 
 // findLive asks /proc for what the tree does not hold: a thread ID, or
@@ -491,9 +492,9 @@ func resolvePidNS(ref string) (uint32, error) {
 	ns, err := procfs.ResolvePidNS(procfs.ProcRoot, ref)
 	switch {
 	case errors.Is(err, procfs.ErrBadRef):
-		return 0, usageError{"--pidns: " + err.Error()}
+		return 0, usageError{Msg: "--pidns: " + err.Error()}
 	case errors.Is(err, procfs.ErrNoProcess), errors.Is(err, procfs.ErrNotFound):
-		return 0, notFoundError{err}
+		return 0, notFoundError{Err: err}
 	}
 	return ns, err
 }

@@ -156,7 +156,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	// A namespace no process is in can never have one: tracing it would
 	// print nothing, forever.
 	if filter.PidNS != 0 && feed.tree().Namespace(filter.PidNS) == nil {
-		return notFoundError{fmt.Errorf("--pidns %s: no live process is in pid namespace pid:[%d]", o.pidns, filter.PidNS)}
+		return notFoundError{Err: fmt.Errorf("--pidns %s: no live process is in pid namespace pid:[%d]", o.pidns, filter.PidNS)}
 	}
 	log.Info().Msg("tracing started")
 	err = feed.run(ctx)
@@ -229,7 +229,7 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 		}
 		if len(named) > 0 {
 			if err := container.OneNamed(named, o.container); err != nil {
-				return usageError{"--container: " + err.Error() + " (in the recording)"}
+				return usageError{Msg: "--container: " + err.Error() + " (in the recording)"}
 			}
 		}
 	}
@@ -253,10 +253,10 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 		err = ferr
 	}
 	if err == nil && filter.NetNS != 0 && !netnsSeen {
-		return notFoundError{fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", o.netns, filter.NetNS)}
+		return notFoundError{Err: fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", o.netns, filter.NetNS)}
 	}
 	if err == nil && follow != nil && follow.c == nil {
-		return notFoundError{fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", o.container)}
+		return notFoundError{Err: fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", o.container)}
 	}
 	return err
 }
@@ -276,7 +276,7 @@ func findSubtreeRoot(arg string, ns uint32) (int, error) {
 	}
 	viewPID, err := procfs.FindInNS(procfs.ProcRoot, ns, pid)
 	if errors.Is(err, procfs.ErrNoProcess) {
-		return 0, notFoundError{fmt.Errorf("--pid: %w", err)}
+		return 0, notFoundError{Err: fmt.Errorf("--pid: %w", err)}
 	}
 	return viewPID, err
 }
@@ -290,7 +290,7 @@ func followSubtree(filter *events.Filter, viewPID int) error {
 	}
 	seeds, err := procfs.Descendants(procfs.ProcRoot, viewPID)
 	if errors.Is(err, procfs.ErrNoProcess) {
-		return notFoundError{fmt.Errorf("--pid: the process exited: %w", err)}
+		return notFoundError{Err: fmt.Errorf("--pid: the process exited: %w", err)}
 	} else if err != nil {
 		return err
 	}

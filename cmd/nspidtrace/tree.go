@@ -82,7 +82,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 		})
 	}
 	if len(roots) == 0 && q.netns != 0 {
-		return notFoundError{fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.netns)}
+		return notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.netns)}
 	}
 	level := q.level()
 

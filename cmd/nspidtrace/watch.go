@@ -25,6 +25,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/recording"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 	"github.com/nspidtrace/nspidtrace/internal/users"
 	"github.com/nspidtrace/nspidtrace/internal/watch"
@@ -411,7 +412,7 @@ func (s lockedSource) Run(ctx context.Context, handle func(raw []byte) error, id
 type replayWatch struct {
 	o     *options
 	pid   uint32
-	files []recordingFile
+	files []recording.File
 	times []int64 // the instant after each event: a running maximum
 	start int64
 	// marks are the positions after the selection's events, ascending;
@@ -476,7 +477,7 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 		}
 		if t < rep.Start || t > rep.End {
 			w.close()
-			return nil, notFoundError{fmt.Errorf("--at %w", &pidmap.RangeError{At: t, Start: rep.Start, End: rep.End})}
+			return nil, notFoundError{Err: fmt.Errorf("--at %w", &pidmap.RangeError{At: t, Start: rep.Start, End: rep.End})}
 		}
 		pos = w.Find(t)
 	}
@@ -496,7 +497,7 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 // not nil) with every event, once applied.
 func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree, each func(ev *events.Event, tree *pidmap.Tree)) (*pidmap.Replay, error) {
 	for _, f := range w.files {
-		if _, err := f.file.Seek(0, io.SeekStart); err != nil {
+		if _, err := f.File.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
 	}
@@ -504,7 +505,7 @@ func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree, each func(ev *even
 	if each != nil {
 		apply = func(ev *events.Event, _ []byte) error { each(ev, tree); return nil }
 	}
-	return pidmap.ReplayFiles(inputs(w.files), at, tree, apply)
+	return pidmap.ReplayFiles(recording.Inputs(w.files), at, tree, apply)
 }
 
 // stepMarks says which events ←/→ step through: those of --container's
@@ -677,6 +678,6 @@ func (w *replayWatch) close() {
 		w.running = false
 	}
 	for _, f := range w.files {
-		f.file.Close()
+		f.File.Close()
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package recording
 
 // --from: one recording, several, or a directory of them (what a rotating
 // record writes), read as one timeline, oldest first.
@@ -16,53 +16,31 @@ import (
 	"syscall"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/safefile"
 )
 
-// fileList is a flag that may be given more than once.
-type fileList []string
-
-func (l *fileList) String() string { return strings.Join(*l, ",") }
-
-func (l *fileList) Set(s string) error {
-	*l = append(*l, s)
-	return nil
-}
-
-// nonEmpty is "" when a value given is empty, for checkGiven.
-func (l fileList) nonEmpty() string {
-	for _, v := range l {
-		if strings.TrimSpace(v) == "" {
-			return ""
-		}
-	}
-	return "given"
-}
-
-// Values lets dispatch move each value given before the command to it.
-func (l *fileList) Values() []string { return *l }
-
-// recordingFile is one file of a timeline, open, with where it starts.
-type recordingFile struct {
-	name  string
-	file  *os.File
-	start int64 // the header's start, or a feed's first time (Unix ns)
+// File is one file of a timeline, open, with where it starts.
+type File struct {
+	Name  string
+	File  *os.File
+	Start int64 // the header's start, or a feed's first time (Unix ns)
 }
 
 // maxFirstLine bounds what is read of a file to learn where it starts: a
 // header is short, a feed's first line at most a few KiB.
 const maxFirstLine = 1 << 20
 
-// openRecordings opens every file --from names, a directory standing for
+// Open opens every file --from names, a directory standing for
 // the recordings in it, and orders them by their start. A directory's
 // files that are not recordings are left out; a directory without any is
 // an error, as is a named file that cannot be read. The caller closes them.
-func openRecordings(args []string) ([]recordingFile, error) {
-	var files []recordingFile
+func Open(args []string) ([]File, error) {
+	var files []File
 	closeAll := func() {
 		for _, f := range files {
-			f.file.Close()
+			f.File.Close()
 		}
 	}
 	seen := map[[2]uint64]bool{}
@@ -72,7 +50,7 @@ func openRecordings(args []string) ([]recordingFile, error) {
 		case errors.Is(err, safefile.ErrNotRegular) && inDir:
 			return nil // swapped since the directory was read
 		case errors.Is(err, safefile.ErrNotRegular):
-			return usagef("--from %s: not a regular file (a recording is one)", path)
+			return fault.Usagef("--from %s: not a regular file (a recording is one)", path)
 		case err != nil:
 			return fmt.Errorf("open the recording: %w", err)
 		}
@@ -98,7 +76,7 @@ func openRecordings(args []string) ([]recordingFile, error) {
 			f.Close()
 			return nil
 		}
-		files = append(files, recordingFile{name: path, file: f, start: start})
+		files = append(files, File{Name: path, File: f, Start: start})
 		return nil
 	}
 	for _, arg := range args {
@@ -132,14 +110,14 @@ func openRecordings(args []string) ([]recordingFile, error) {
 		}
 		if len(files) == before {
 			closeAll()
-			return nil, usagef("--from %s: the directory holds no nspidtrace recording", arg)
+			return nil, fault.Usagef("--from %s: the directory holds no nspidtrace recording", arg)
 		}
 	}
-	slices.SortStableFunc(files, func(a, b recordingFile) int {
+	slices.SortStableFunc(files, func(a, b File) int {
 		switch {
-		case a.start < b.start:
+		case a.Start < b.Start:
 			return -1
-		case a.start > b.start:
+		case a.Start > b.Start:
 			return 1
 		}
 		return 0
@@ -172,11 +150,11 @@ func firstTime(r io.Reader) (start int64, ok bool) {
 	return 0, false
 }
 
-// inputs are the files as the replay reads them.
-func inputs(files []recordingFile) []pidmap.Input {
+// Inputs are the files as the replay reads them.
+func Inputs(files []File) []pidmap.Input {
 	in := make([]pidmap.Input, len(files))
 	for i, f := range files {
-		in[i] = pidmap.Input{Name: f.name, R: f.file}
+		in[i] = pidmap.Input{Name: f.Name, R: f.File}
 	}
 	return in
 }
