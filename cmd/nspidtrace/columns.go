@@ -79,7 +79,7 @@ type columnCtx struct {
 }
 
 func newColumnCtx(q *query) *columnCtx {
-	c := &columnCtx{q: q, live: !q.fromFile, full: events.AllCaps, roots: map[uint32]users.Names{}}
+	c := &columnCtx{q: q, live: !q.FromFile, full: events.AllCaps, roots: map[uint32]users.Names{}}
 	if c.live {
 		if data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 			if last, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && last >= 0 && last < 63 {
@@ -95,10 +95,10 @@ func newColumnCtx(q *query) *columnCtx {
 // livePID is p's PID as /proc shows it, 0 when /proc cannot (a recording,
 // an exited process, a PID since taken by another).
 func (c *columnCtx) livePID(p *pidmap.Proc) int {
-	if !c.live || p.Exited || c.q.own == nil {
+	if !c.live || p.Exited || c.q.Own == nil {
 		return 0
 	}
-	level := p.LevelOf(c.q.own)
+	level := p.LevelOf(c.q.Own)
 	if level < 0 {
 		return 0
 	}

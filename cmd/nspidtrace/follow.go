@@ -9,6 +9,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 // containerFollower keeps the events of one container: those of processes
@@ -37,7 +38,7 @@ func newContainerFollower(arg string, c *events.Container, tree *pidmap.Tree, lo
 	if c == nil {
 		return cf
 	}
-	if ns := tree.ContainerNS(c.ID); madeBy(ns, c.ID) {
+	if ns := tree.ContainerNS(c.ID); view.MadeBy(ns, c.ID) {
 		cf.view = ns.Inode
 	}
 	return cf
@@ -65,7 +66,7 @@ func (cf *containerFollower) keep(ev *events.Event, tree *pidmap.Tree) bool {
 	}
 	// The kernel reuses a dead namespace's inode: the namespace counts only
 	// while the container's own init holds it.
-	if !madeBy(tree.Namespace(cf.view), cf.c.ID) {
+	if !view.MadeBy(tree.Namespace(cf.view), cf.c.ID) {
 		return false
 	}
 	for i := 0; i < ev.Levels; i++ {

@@ -94,11 +94,11 @@ type netnsNamer struct {
 
 func newNetnsNamer(q *query) *netnsNamer {
 	n := &netnsNamer{containers: map[uint32]string{}}
-	if !q.fromFile {
+	if !q.FromFile {
 		n.files = netnames.Scan("/")
 		n.host, _ = netnames.Inode(procfs.ProcRoot + "/1/ns/net")
 	}
-	q.tree.Walk(func(p *pidmap.Proc, _ int) {
+	q.Tree.Walk(func(p *pidmap.Proc, _ int) {
 		ino := p.Namespaces()[events.NSNet]
 		if _, ok := n.containers[ino]; ok || p.Cgroup == nil || p.Cgroup.Container == nil {
 			return

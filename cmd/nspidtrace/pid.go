@@ -50,7 +50,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	p, err := q.find(pid)
+	p, err := q.Find(pid)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	w := bufio.NewWriter(stdout)
 	if o.output == "json" {
 		var ev events.Event
-		p.Fill(&ev, q.asOf)
+		p.Fill(&ev, q.AsOf)
 		if o.showAncestors {
 			p.FillAncestors(&ev, events.MaxAncestors)
 		}
@@ -69,7 +69,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if p.Zombie {
 		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", events.WaitStatus(p.ExitStatus))
 	}
-	if user := q.userLine(p); user != "" {
+	if user := userLine(q, p); user != "" {
 		fmt.Fprintf(w, "user   %s\n", user)
 	}
 	// Columns look up names (netns files, passwd): only when asked for.
@@ -95,12 +95,12 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if c := containerLine(p); c != "" {
 		fmt.Fprintln(w, c)
 	}
-	if out := q.outsideContainer(p); out != "" {
+	if out := q.OutsideContainer(p); out != "" {
 		fmt.Fprintln(w, out)
 	}
-	if from := q.enteredFrom(p); from != "" {
+	if from := q.EnteredFrom(p); from != "" {
 		fmt.Fprintf(w, "entered pid:[%d] from %s (setns: nsenter, docker exec)\n", p.NS().Inode, from)
-	} else if p.OutsideInitCgroup() && q.container == nil {
+	} else if p.OutsideInitCgroup() && q.Container == nil {
 		// JSON says outside_init_cgroup; text says it too.
 		fmt.Fprintf(w, "not in its init's cgroup: it descends from a process that entered pid:[%d] without joining the container\n", p.NS().Inode)
 	}
@@ -119,8 +119,8 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
 		for a := p.Parent(); a != nil; a = a.Parent() {
 			pids := "-" // outside the namespace looked from
-			if a.Levels() > q.level() {
-				pids = a.PIDsFrom(q.level())
+			if a.Levels() > q.Level() {
+				pids = a.PIDsFrom(q.Level())
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), safeArgs(a))
 		}

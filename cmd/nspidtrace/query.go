@@ -16,40 +16,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/cgroup"
-	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/recording"
-	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 // query is a process tree and the view a command answers in.
-type query struct {
-	tree *pidmap.Tree
-	asOf int64 // the instant the tree stands at (Unix ns)
-
-	// view is the pid namespace PIDs are read in: REF's, the container's,
-	// the caller's own (live) or the recording's host level.
-	view *pidmap.PidNS
-	// narrowed: --pidns or --container chose the view, so only processes
-	// inside it are shown, from its level down.
-	narrowed bool
-	// container is --container's; its processes are those in its cgroup
-	// (events.Cgroup.In).
-	container *events.Container
-	// netns, when not 0, keeps only processes in that network namespace
-	// (--netns).
-	netns uint32
-
-	// own is the caller's pid namespace (live): /proc numbers processes
-	// as it sees them.
-	own *pidmap.PidNS
-
-	fromFile bool
-	fallback bool // answered from /proc, without privileges
-}
+type query = view.View
 
 // openQuery checks the query flags, loads the tree and resolves the view.
 // Everything that can be checked before loading is.
@@ -57,54 +33,29 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 	if err := checkSelection(o); err != nil {
 		return nil, err
 	}
-	q := &query{fromFile: len(o.from) > 0}
+	q := &query{FromFile: len(o.from) > 0}
 	var ref uint32
 	var err error
-	if !q.fromFile || !isPID(o.pidns) {
+	if !q.FromFile || !isPID(o.pidns) {
 		if ref, err = resolvePidNS(o.pidns); err != nil {
 			return nil, err
 		}
 	}
-	if err := q.load(o, log); err != nil {
+	if err := loadTree(q, o, log); err != nil {
 		return nil, err
 	}
-	if q.fallback && (o.pidns != "" || o.container != "") {
+	if q.Fallback && (o.pidns != "" || o.container != "") {
 		return nil, fmt.Errorf("--pidns and --container need the privileges to read other processes' namespaces: %w", loader.ErrNoPrivileges)
 	}
-	if q.fromFile && isPID(o.pidns) {
-		if ref, err = q.refInRecording(o.pidns); err != nil {
+	if q.FromFile && isPID(o.pidns) {
+		if ref, err = q.RefInRecording(o.pidns); err != nil {
 			return nil, err
 		}
 	}
-	if q.netns, err = resolveNetNS(o.netns, q.tree, q.fromFile); err != nil {
+	if q.NetNS, err = resolveNetNS(o.netns, q.Tree, q.FromFile); err != nil {
 		return nil, err
 	}
-	return q, q.selectView(o.container, ref)
-}
-
-// selectView chooses the view of the tree: container's (a name, ID or ID
-// prefix), pid namespace ref's, or by default the caller's own (live) or
-// the recording's host level.
-func (q *query) selectView(container string, ref uint32) error {
-	switch {
-	case container != "":
-		return q.selectContainer(container)
-	case ref != 0:
-		q.narrowed = true
-		q.view = q.tree.Namespace(ref)
-		if q.view == nil {
-			return notFoundError{Err: fmt.Errorf("no live process is in pid namespace pid:[%d]", ref)}
-		}
-	case q.fromFile:
-		if q.view = q.tree.Root(); q.view == nil {
-			return notFoundError{Err: errors.New("the recording holds no process at that instant")}
-		}
-	default:
-		if q.view = q.own; q.view == nil {
-			return errors.New("the caller's pid namespace has no process in the tree")
-		}
-	}
-	return nil
+	return q, q.Select(o.container, ref)
 }
 
 // checkSelection refuses flag combinations that do not go together, the
@@ -119,31 +70,31 @@ func checkSelection(o *options) error {
 	return nil
 }
 
-// load builds the tree: the live kernel's, or with --from the recording's
+// loadTree builds the tree: the live kernel's, or with --from the recording's
 // as of --at.
-func (q *query) load(o *options, log zerolog.Logger) error {
-	if q.fromFile {
-		q.tree = pidmap.NewTree(pidmap.DefaultExitedKept)
-		rep, err := replay(o, log, q.tree, nil)
+func loadTree(q *query, o *options, log zerolog.Logger) error {
+	if q.FromFile {
+		q.Tree = pidmap.NewTree(pidmap.DefaultExitedKept)
+		rep, err := replay(o, log, q.Tree, nil)
 		if err != nil {
 			return err
 		}
-		q.asOf = rep.Cutoff
-		if q.asOf == 0 {
-			q.asOf = rep.End
+		q.AsOf = rep.Cutoff
+		if q.AsOf == 0 {
+			q.AsOf = rep.End
 		}
 		return nil
 	}
 	var err error
-	if q.tree, q.fallback, err = snapshotTree(log, !o.noArgs); err != nil {
+	if q.Tree, q.Fallback, err = snapshotTree(log, !o.noArgs); err != nil {
 		return err
 	}
-	q.asOf = q.tree.Time()
+	q.AsOf = q.Tree.Time()
 	own, err := procfs.OwnPidNS(procfs.ProcRoot)
 	if err != nil {
 		return fmt.Errorf("read the caller's pid namespace: %w", err)
 	}
-	q.own = q.tree.Namespace(own)
+	q.Own = q.Tree.Namespace(own)
 	return nil
 }
 
@@ -202,8 +153,8 @@ func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
 		log.Debug().Err(err).Msg("asking the kernel's task iterator")
 		return nil
 	}
-	q := &query{tree: tree, asOf: time.Now().UnixNano(), own: tree.Namespace(procfs.InitPidNS)}
-	q.view = q.own
+	q := &query{Tree: tree, AsOf: time.Now().UnixNano(), Own: tree.Namespace(procfs.InitPidNS)}
+	q.NS = q.Own
 	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("answered from /proc")
 	return q
 }
@@ -335,155 +286,6 @@ func logReplay(log zerolog.Logger, rep *pidmap.Replay) {
 	}
 }
 
-// refInRecording resolves a PID-form --pidns against a recording: the pid
-// namespace of that (host) PID at the instant looked at.
-func (q *query) refInRecording(ref string) (uint32, error) {
-	pid, _ := strconv.ParseUint(ref, 10, 32)
-	if p := q.tree.Get(uint32(pid)); p != nil {
-		return p.NS().Inode, nil
-	}
-	if h := q.tree.LastHolder(uint32(pid)); h != nil {
-		return h.NS().Inode, nil
-	}
-	return 0, notFoundError{Err: fmt.Errorf("--pidns %s: no such process in the recording at that instant", ref)}
-}
-
-// selectContainer narrows the view to a container: its processes, seen
-// from its pid namespace.
-func (q *query) selectContainer(arg string) error {
-	c, err := container.Select(q.tree.Containers(), arg)
-	switch {
-	case errors.Is(err, container.ErrAmbiguous):
-		return usageError{Msg: "--container: " + err.Error()}
-	case errors.Is(err, container.ErrNoContainer):
-		if q.fromFile {
-			err = fmt.Errorf("%w at that instant of the recording", err)
-		} else if c, finished := (container.State{Root: "/"}).Stopped(arg); c != nil {
-			// Not the same answer as a name nothing has.
-			err = fmt.Errorf("%w %q: %s (%s, %s) is stopped%s", container.ErrNoContainer, arg,
-				termsafe.String(c.Qualified()), c.ShortID(), c.Runtime, stoppedAt(finished))
-		}
-		return notFoundError{Err: err}
-	}
-	q.container, q.narrowed = c, true
-	q.view = q.tree.ContainerNS(c.ID)
-	return nil
-}
-
-// stoppedAt says when a container stopped, where its runtime says.
-func stoppedAt(t time.Time) string {
-	if t.IsZero() || t.Year() < 2000 {
-		return ""
-	}
-	return " since " + t.UTC().Format(time.RFC3339)
-}
-
-// selected reports whether p is shown: with --pidns, a process inside REF;
-// with --container, one of the container's, or one that shares the pid
-// namespace the container made (marked by outsideContainer).
-func (q *query) selected(p *pidmap.Proc) bool {
-	if q.netns != 0 && p.Namespaces()[events.NSNet] != q.netns {
-		return false
-	}
-	if !q.narrowed {
-		return true
-	}
-	if q.container == nil {
-		return p.LevelOf(q.view) >= 0
-	}
-	return p.Cgroup.In(q.container.ID) || q.ownsView() && p.LevelOf(q.view) >= 0
-}
-
-// ownsView reports whether the container made the pid namespace it is seen
-// from: its init is the container's (not so for --pid=host, or a sidecar
-// with --pid=container:OTHER).
-func (q *query) ownsView() bool { return madeBy(q.view, q.container.ID) }
-
-// madeBy reports whether container id made pid namespace ns: its init,
-// while it lives, is the container's. A dead namespace's inode is reused
-// by the kernel: this tells generations apart.
-func madeBy(ns *pidmap.PidNS, id string) bool {
-	return ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup.In(id)
-}
-
-// outsideContainer describes, for a process shown with --container that is
-// not in the container's cgroup, where it is instead; "" for members and
-// without --container.
-func (q *query) outsideContainer(p *pidmap.Proc) string {
-	if q.container == nil || p.Cgroup.In(q.container.ID) {
-		return ""
-	}
-	where := "not in its cgroup"
-	if p.Cgroup != nil && p.Cgroup.Container != nil {
-		where = "container " + termsafe.String(p.Cgroup.Container.Label())
-	} else if p.Cgroup != nil && p.Cgroup.Path != "" {
-		where = "cgroup " + termsafe.String(p.Cgroup.Path)
-	}
-	return fmt.Sprintf("in %s's pid namespace, %s", termsafe.String(q.container.Label()), where)
-}
-
-// level is the pid-namespace level PIDs are shown from.
-func (q *query) level() int {
-	if q.narrowed {
-		return q.view.Level
-	}
-	return 0
-}
-
-// find returns the process that is pid in the view. A thread ID names its
-// process. Not found, the error names the last holder when the tree
-// remembers one.
-func (q *query) find(pid uint32) (*pidmap.Proc, error) {
-	p, err := q.findInView(pid)
-	if err == nil && q.netns != 0 {
-		if ino := p.Namespaces()[events.NSNet]; ino != q.netns {
-			return nil, notFoundError{Err: fmt.Errorf("process %d is in network namespace net:[%d], not in --netns's net:[%d]", pid, ino, q.netns)}
-		}
-	}
-	return p, err
-}
-
-// findInView is find without --netns.
-func (q *query) findInView(pid uint32) (*pidmap.Proc, error) {
-	if p := q.view.Lookup(pid); p != nil {
-		return p, nil
-	}
-	if !q.fromFile {
-		if p := q.findLive(pid); p != nil {
-			return p, nil
-		}
-	}
-	if h := q.tree.LastHolderIn(q.view, pid); h != nil {
-		return nil, notFoundError{Err: fmt.Errorf("no process %d in pid:[%d]: it was %s (host PID %d), which exited at %s",
-			pid, q.view.Inode, termsafe.String(h.CommString()), h.PID, pidmap.FormatTime(h.ExitTime))}
-	}
-	return nil, notFoundError{Err: fmt.Errorf("no process %d in pid:[%d]", pid, q.view.Inode)}
-}
-
-// findLive asks /proc for what the tree does not hold: a thread ID, or
-// (without privileges) another user's process, whose namespaces the
-// fallback tree could not read.
-func (q *query) findLive(pid uint32) *pidmap.Proc {
-	viewPID, err := procfs.FindInNS(procfs.ProcRoot, q.view.Inode, pid)
-	if err != nil {
-		return nil
-	}
-	if q.own != nil {
-		if p := q.own.Lookup(uint32(viewPID)); p != nil {
-			return p
-		}
-	}
-	if !q.fallback || q.narrowed {
-		return nil
-	}
-	var ev events.Event
-	if procfs.ReadProc(procfs.ProcRoot, viewPID, &ev) != nil {
-		return nil
-	}
-	q.tree.Apply(&ev)
-	return q.tree.Get(ev.PID)
-}
-
 // resolvePidNS reads a --pidns REF; "" means no restriction.
 func resolvePidNS(ref string) (uint32, error) {
 	if ref == "" {
@@ -512,56 +314,4 @@ func parsePID(what, s string) (uint32, error) {
 		return 0, usagef("%s %q is not a PID (want a number from 1 to %d)", what, s, procfs.PIDMaxLimit)
 	}
 	return uint32(n), nil
-}
-
-// appendNotes appends what tree says of p after its label: zombie, its
-// container where p is the first of it down its branch, where a process
-// shown with --container is instead, and how p entered its pid namespace.
-// Most processes have none: that costs no allocation.
-func (q *query) appendNotes(dst []byte, p *pidmap.Proc) []byte {
-	if p.Zombie {
-		dst = append(dst, " <zombie>"...)
-	}
-	if c := newContainer(p); c != nil && q.container == nil {
-		dst = termsafe.Append(append(dst, " [container "...), c.Label())
-		dst = append(dst, ']')
-	}
-	if out := q.outsideContainer(p); out != "" {
-		dst = append(append(append(dst, " ["...), out...), ']')
-	}
-	if from := q.enteredFrom(p); from != "" {
-		dst = append(append(append(dst, " [entered from "...), from...), ']')
-	}
-	if cg := p.Cgroup; cg != nil && cg.Unresolved != "" && cg.Container == nil {
-		dst = append(dst, " [container unknown]"...)
-	}
-	if p.ParentLoop {
-		// Only a recording can say this: the kernel makes no loops.
-		dst = strconv.AppendUint(append(dst, " [parent "...), uint64(p.PPID), 10)
-		dst = append(dst, " not linked: the recording's parents loop back here]"...)
-	}
-	return dst
-}
-
-// enteredFrom describes the process that forked p into its pid namespace
-// from outside, for a process that entered it: "nsenter(12600)", or the
-// host PID alone once the enterer is gone; it adds when p is not in its
-// namespace's init's cgroup, as nsenter leaves it (docker exec joins it).
-// "" for any other process.
-func (q *query) enteredFrom(p *pidmap.Proc) string {
-	if !p.Entered() {
-		return ""
-	}
-	by := p.EnteredBy
-	from := fmt.Sprintf("host PID %d", by.PID)
-	for _, e := range []*pidmap.Proc{q.tree.Get(by.PID), q.tree.LastHolder(by.PID)} {
-		if e != nil && (e.Start == by.Start || by.Start == 0) {
-			from = fmt.Sprintf("%s(%d)", termsafe.String(e.CommString()), by.PID)
-			break
-		}
-	}
-	if p.OutsideInitCgroup() {
-		from += "; not in its init's cgroup"
-	}
-	return from
 }

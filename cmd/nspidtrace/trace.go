@@ -109,8 +109,8 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		case err != nil:
 			return err
 		default:
-			follow = newContainerFollower(o.container, q.container, q.tree, log)
-			pidView = q.view.Inode
+			follow = newContainerFollower(o.container, q.Container, q.Tree, log)
+			pidView = q.NS.Inode
 		}
 	}
 	// Find --pid's process before attaching, so a typo fails fast.

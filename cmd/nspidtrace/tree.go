@@ -65,7 +65,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 
 	var roots []*pidmap.Proc
 	if rootPID != 0 {
-		root, err := q.find(rootPID)
+		root, err := q.Find(rootPID)
 		if err != nil {
 			return err
 		}
@@ -74,17 +74,17 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 		// A process whose parent is outside the selection is a root of
 		// its own: a shell from `docker exec` shows up beside the init.
 		// Every process may be one (sized so the list never grows).
-		roots = make([]*pidmap.Proc, 0, q.tree.Len())
-		q.tree.Walk(func(p *pidmap.Proc, _ int) {
-			if q.selected(p) && (p.LiveParent() == nil || !q.selected(p.LiveParent())) {
+		roots = make([]*pidmap.Proc, 0, q.Tree.Len())
+		q.Tree.Walk(func(p *pidmap.Proc, _ int) {
+			if q.Selected(p) && (p.LiveParent() == nil || !q.Selected(p.LiveParent())) {
 				roots = append(roots, p)
 			}
 		})
 	}
-	if len(roots) == 0 && q.netns != 0 {
-		return notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.netns)}
+	if len(roots) == 0 && q.NetNS != 0 {
+		return notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.NetNS)}
 	}
-	level := q.level()
+	level := q.Level()
 
 	w := bufio.NewWriterSize(stdout, 64<<10)
 	// With columns, the rows are a table with the tree last, as ps f has it.
@@ -106,7 +106,7 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	visit = func(p *pidmap.Proc, prefix string, depth int, last bool) {
 		top := depth == 0
 		if o.output == "json" {
-			p.Fill(&ev, q.asOf)
+			p.Fill(&ev, q.AsOf)
 			line = events.AppendJSON(line[:0], &ev)
 			w.Write(line)
 		} else {
@@ -137,14 +137,14 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 					line = append(append(line, ' '), a...)
 				}
 			}
-			line = append(q.appendNotes(line, p), '\n')
+			line = append(q.AppendNotes(line, p), '\n')
 			out.Write(line)
 			if depth < maxIndent {
 				prefix += childPrefix
 			}
 		}
 		// The last child shown gets └─, whether or not a later one is hidden.
-		children := slices.DeleteFunc(p.Children(), func(c *pidmap.Proc) bool { return !q.selected(c) })
+		children := slices.DeleteFunc(p.Children(), func(c *pidmap.Proc) bool { return !q.Selected(c) })
 		for i, c := range children {
 			visit(c, prefix, depth+1, i == len(children)-1)
 		}
@@ -180,18 +180,4 @@ func appendLabel(dst []byte, p *pidmap.Proc, level int) []byte {
 		}
 	}
 	return dst
-}
-
-// newContainer returns p's container where p is the first of it down its
-// branch (its parent is in another, or none): a container's init, or a
-// process that entered it.
-func newContainer(p *pidmap.Proc) *events.Container {
-	if p.Cgroup == nil || p.Cgroup.Container == nil {
-		return nil
-	}
-	c := p.Cgroup.Container
-	if parent := p.Parent(); parent != nil && parent.Cgroup.In(c.ID) {
-		return nil
-	}
-	return c
 }

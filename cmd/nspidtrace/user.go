@@ -26,11 +26,11 @@ import (
 // (/proc/PID/root), read inside that root and bounded, since p's users
 // wrote it. "" when p cannot be read now (a recording, an exited process, a
 // PID taken by another process since).
-func (q *query) userLine(p *pidmap.Proc) string {
-	if q.fromFile || p.Zombie || p.Exited || q.own == nil {
+func userLine(q *query, p *pidmap.Proc) string {
+	if q.FromFile || p.Zombie || p.Exited || q.Own == nil {
 		return recordedUserLine(p)
 	}
-	level := p.LevelOf(q.own)
+	level := p.LevelOf(q.Own)
 	if level < 0 {
 		return ""
 	}

@@ -153,11 +153,11 @@ type watchSelection struct {
 }
 
 func (s watchSelection) Selected(p *pidmap.Proc) bool {
-	return s.q.selected(p) && (s.root == nil || under(s.q.tree, p, s.root))
+	return s.q.Selected(p) && (s.root == nil || under(s.q.Tree, p, s.root))
 }
 
 func (s watchSelection) Notes(p *pidmap.Proc) string {
-	return strings.TrimSpace(string(s.q.appendNotes(nil, p)))
+	return strings.TrimSpace(string(s.q.AppendNotes(nil, p)))
 }
 
 // under reports whether p is root or descends from it; an exited p from
@@ -193,13 +193,13 @@ func frame(tree *pidmap.Tree, sel watchSelection, st *watch.State, now int64, na
 func (s watchSelection) title() string {
 	var t string
 	switch q := s.q; {
-	case q.container != nil:
-		t = "container " + termsafe.String(q.container.Label())
-		if q.view != nil && q.view.Level > 0 {
-			t += fmt.Sprintf(" pid:[%d]", q.view.Inode)
+	case q.Container != nil:
+		t = "container " + termsafe.String(q.Container.Label())
+		if q.NS != nil && q.NS.Level > 0 {
+			t += fmt.Sprintf(" pid:[%d]", q.NS.Inode)
 		}
-	case q.narrowed:
-		t = fmt.Sprintf("pid:[%d]", q.view.Inode)
+	case q.Narrowed:
+		t = fmt.Sprintf("pid:[%d]", q.NS.Inode)
 	default:
 		t = "all processes"
 	}
@@ -305,7 +305,7 @@ func startLiveWatch(ctx context.Context, o *options, pid uint32, zlog zerolog.Lo
 	}
 	q, err := w.query()
 	if err == nil && pid != 0 {
-		w.root, err = q.find(pid)
+		w.root, err = q.Find(pid)
 	}
 	if err != nil {
 		tracer.Close()
@@ -329,8 +329,8 @@ func startLiveWatch(ctx context.Context, o *options, pid uint32, zlog zerolog.Lo
 // restarted under its name is followed.
 func (w *liveWatch) query() (*query, error) {
 	tree := w.follower.Tree
-	q := &query{tree: tree, asOf: tree.Time(), own: tree.Namespace(w.own)}
-	return q, q.selectView(w.o.container, w.ref)
+	q := &query{Tree: tree, AsOf: tree.Time(), Own: tree.Namespace(w.own)}
+	return q, q.Select(w.o.container, w.ref)
 }
 
 func (w *liveWatch) Frame(st *watch.State) watch.Frame {
@@ -631,23 +631,23 @@ func (w *replayWatch) park(target int) {
 
 // selection resolves the view at the cursor's instant.
 func (w *replayWatch) selection() (watchSelection, error) {
-	q := &query{tree: w.tree, asOf: w.at, fromFile: true}
+	q := &query{Tree: w.tree, AsOf: w.at, FromFile: true}
 	ref := uint32(0)
 	var err error
 	if isPID(w.o.pidns) {
-		ref, err = q.refInRecording(w.o.pidns)
+		ref, err = q.RefInRecording(w.o.pidns)
 	} else if ref, err = resolvePidNS(w.o.pidns); err != nil {
 		return watchSelection{}, err
 	}
 	if err == nil {
-		err = q.selectView(w.o.container, ref)
+		err = q.Select(w.o.container, ref)
 	}
 	if err != nil {
 		return watchSelection{}, err
 	}
 	sel := watchSelection{q: q}
 	if w.pid != 0 {
-		sel.root, err = q.find(w.pid)
+		sel.root, err = q.Find(w.pid)
 	}
 	return sel, err
 }
