@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/recording"
 )
@@ -110,15 +111,16 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
 	all.Types.Add(events.TypeSignal)
-	feed, err := newFeed(rec, tracer, &all, events.MaxAncestors, log)
+	dec, err := newDecoder(log)
 	if err != nil {
 		return err
 	}
-	defer feed.attachMetrics(served, tracer)()
-	if err := rec.begin(feed, now); err != nil {
+	f := feed.New(rec, tracer, dec, &all, events.MaxAncestors, log)
+	defer f.AttachMetrics(served, tracer)()
+	if err := rec.begin(f, now); err != nil {
 		return err
 	}
-	if err := feed.start(); err != nil {
+	if err := f.Start(); err != nil {
 		return err
 	}
 	if rec.series != nil {
@@ -131,32 +133,25 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	// event's own time (no clock read per event); on a quiet system the
 	// file still ages, checked whenever the ring buffer is drained.
 	rotate := func(now time.Time) error {
-		if !rec.due(feed.out.Buffered(), now) {
+		if !rec.due(f.Buffered(), now) {
 			return nil
 		}
 		old := rec.path
-		removed, err := rec.rotate(feed, now)
+		removed, err := rec.rotate(f, now)
 		if err != nil {
 			return err
 		}
 		log.Info().Str("ended", old).Str("file", rec.path).Strs("removed", removed).Msg("recording continues in a new file")
 		return nil
 	}
-	onEvent := feed.follower.OnEvent
-	feed.follower.OnEvent = func(ev *events.Event) error {
-		if err := onEvent(ev); err != nil {
-			return err
-		}
+	f.After = func(ev *events.Event) error {
 		if rec.series == nil || ev.Type == events.TypeProc {
 			return nil // a snapshot is never cut in two
 		}
 		return rotate(time.Unix(0, ev.Time))
 	}
 	lastCheck := time.Now()
-	feed.follower.OnIdle = func() error {
-		if err := feed.flush(); err != nil {
-			return err
-		}
+	f.Idle = func() error {
 		if err := rotate(time.Now()); err != nil {
 			return err
 		}
@@ -171,12 +166,12 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		}
 		return nil
 	}
-	err = feed.run(ctx)
+	err = f.Run(ctx)
 	if err == nil {
 		// The end line says until when the recording saw everything.
-		err = rec.end(feed, time.Now())
+		err = rec.end(f, time.Now())
 	}
-	feed.logEnd(log, "recording ended")
+	f.LogEnd(log, "recording ended")
 	if err != nil {
 		return fmt.Errorf("recording to %s stopped: %w (the lines written before are kept)", rec.path, err)
 	}

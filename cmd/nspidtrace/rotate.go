@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/recording"
 )
@@ -45,9 +46,9 @@ func (r *recorder) due(buffered int, now time.Time) bool {
 // begin writes a file's first lines through f: the header, and when the
 // feed's tree is already live (a later file of a series), a proc line for
 // each of its processes, parents first, as of now.
-func (r *recorder) begin(f *feed, now time.Time) error {
+func (r *recorder) begin(f *feed.Feed, now time.Time) error {
 	header := recording.NewHeader(r.host, now)
-	if _, err := f.out.Write(events.AppendHeader(nil, &header)); err != nil {
+	if err := f.WriteRaw(events.AppendHeader(nil, &header)); err != nil {
 		return err
 	}
 	if r.start.IsZero() {
@@ -57,10 +58,10 @@ func (r *recorder) begin(f *feed, now time.Time) error {
 	r.start = now
 	var ev events.Event
 	var err error
-	f.tree().Walk(func(p *pidmap.Proc, _ int) {
+	f.Tree().Walk(func(p *pidmap.Proc, _ int) {
 		if err == nil {
 			p.Fill(&ev, now.UnixNano())
-			err = f.write(&ev)
+			err = f.Write(&ev)
 		}
 	})
 	return err
@@ -68,10 +69,10 @@ func (r *recorder) begin(f *feed, now time.Time) error {
 
 // end closes the current file as a complete recording: an end line, and
 // everything on disk.
-func (r *recorder) end(f *feed, now time.Time) error {
-	err := f.write(&events.Event{Type: events.TypeEnd, Time: now.UnixNano()})
+func (r *recorder) end(f *feed.Feed, now time.Time) error {
+	err := f.Write(&events.Event{Type: events.TypeEnd, Time: now.UnixNano()})
 	if err == nil {
-		err = f.out.Flush()
+		err = f.Flush()
 	}
 	if err == nil {
 		err = r.file.Sync()
@@ -83,7 +84,7 @@ func (r *recorder) end(f *feed, now time.Time) error {
 }
 
 // rotate ends the current file and starts the next, then prunes.
-func (r *recorder) rotate(f *feed, now time.Time) (removed []string, err error) {
+func (r *recorder) rotate(f *feed.Feed, now time.Time) (removed []string, err error) {
 	if err := r.end(f, now); err != nil {
 		return nil, fmt.Errorf("end %s: %w", r.path, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/netnames"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -92,7 +93,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 			return err
 		}
 	}
-	var follow *containerFollower
+	var follow *feed.ContainerFilter
 	pidView := filter.PidNS // where --pid's PID is read
 	if o.container != "" {
 		// Its processes are those in its cgroup, wherever they are: the
@@ -104,12 +105,12 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 			// the trace before the container, or during its restart,
 			// wants; followed from its first process on.
 			log.Warn().Msg(termsafe.Message(err.Error()) + ": waiting for it to start; stop with Ctrl-C")
-			follow = newContainerFollower(o.container, nil, nil, log)
-			follow.waiting = true
+			follow = feed.NewContainerFilter(o.container, nil, nil, log)
+			follow.Waiting = true
 		case err != nil:
 			return err
 		default:
-			follow = newContainerFollower(o.container, q.Container, q.Tree, log)
+			follow = feed.NewContainerFilter(o.container, q.Container, q.Tree, log)
 			pidView = q.NS.Inode
 		}
 	}
@@ -143,24 +144,25 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	feed, err := newFeed(stdout, tracer, filter, o.ancestors, log)
+	dec, err := newDecoder(log)
 	if err != nil {
 		return err
 	}
-	defer feed.attachMetrics(served, tracer)()
-	feed.container = follow
-	feed.host = []byte(o.host)
-	if err := feed.start(); err != nil {
+	f := feed.New(stdout, tracer, dec, filter, o.ancestors, log)
+	defer f.AttachMetrics(served, tracer)()
+	f.Container = follow
+	f.Host = []byte(o.host)
+	if err := f.Start(); err != nil {
 		return err
 	}
 	// A namespace no process is in can never have one: tracing it would
 	// print nothing, forever.
-	if filter.PidNS != 0 && feed.tree().Namespace(filter.PidNS) == nil {
+	if filter.PidNS != 0 && f.Tree().Namespace(filter.PidNS) == nil {
 		return notFoundError{Err: fmt.Errorf("--pidns %s: no live process is in pid namespace pid:[%d]", o.pidns, filter.PidNS)}
 	}
 	log.Info().Msg("tracing started")
-	err = feed.run(ctx)
-	feed.logEnd(log, "trace ended")
+	err = f.Run(ctx)
+	f.LogEnd(log, "trace ended")
 	return err
 }
 
@@ -233,17 +235,17 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 			}
 		}
 	}
-	var follow *containerFollower
+	var follow *feed.ContainerFilter
 	if o.container != "" {
-		follow = newContainerFollower(o.container, nil, nil, log)
-		follow.replay = true
+		follow = feed.NewContainerFilter(o.container, nil, nil, log)
+		follow.Replay = true
 	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
 	netnsSeen := false
 	_, err = replay(o, log, tree, func(ev *events.Event, line []byte) error {
 		netnsSeen = netnsSeen || ev.NS[events.NSNet] == filter.NetNS
-		if !keeps(follow, filter, ev, tree) {
+		if !feed.Keeps(follow, filter, ev, tree) {
 			return nil
 		}
 		w.Write(line)
@@ -255,7 +257,7 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	if err == nil && filter.NetNS != 0 && !netnsSeen {
 		return notFoundError{Err: fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", o.netns, filter.NetNS)}
 	}
-	if err == nil && follow != nil && follow.c == nil {
+	if err == nil && follow != nil && follow.C == nil {
 		return notFoundError{Err: fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", o.container)}
 	}
 	return err

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
@@ -515,9 +516,9 @@ func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree, each func(ev *even
 func (w *replayWatch) stepMarks() func(ev *events.Event, tree *pidmap.Tree) bool {
 	switch {
 	case w.o.container != "":
-		follow := newContainerFollower(w.o.container, nil, nil, zerolog.Nop())
-		follow.replay = true
-		return follow.keep
+		follow := feed.NewContainerFilter(w.o.container, nil, nil, zerolog.Nop())
+		follow.Replay = true
+		return follow.Keep
 	case w.o.pidns != "" && !isPID(w.o.pidns):
 		ref, err := resolvePidNS(w.o.pidns)
 		if err != nil || ref == 0 {

@@ -1,7 +1,4 @@
-package main
-
-// trace --container: the events of one container, followed by name across
-// restarts, whatever pid namespace it has.
+package feed
 
 import (
 	"github.com/rs/zerolog"
@@ -12,29 +9,32 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
-// containerFollower keeps the events of one container: those of processes
+// trace --container: the events of one container, followed by name across
+// restarts, whatever pid namespace it has.
+
+// ContainerFilter keeps the events of one container: those of processes
 // in its cgroup, and of processes in the pid namespace its init made that
 // are not (nsenter'd shells, sidecars sharing it: their lines say
 // outside_init_cgroup). A container started again under the same name (a
 // restart, or rm and run) is followed, and each stop and start is logged.
-type containerFollower struct {
+type ContainerFilter struct {
 	arg string            // what --container said
-	c   *events.Container // the container followed; nil until seen (replay)
+	C   *events.Container // the container followed; nil until seen (replay, waiting)
 	// view is the pid namespace the container's init made, while it
 	// lives; 0 when the container is stopped or has none of its own
 	// (--pid=host, --pid=container:OTHER).
 	view    uint32
 	stopped bool
 	log     zerolog.Logger
-	// replay: the events are a recording's, told as what happened then;
-	// waiting: live, the container was not running when trace started.
-	replay, waiting bool
+	// Replay: the events are a recording's, told as what happened then;
+	// Waiting: live, the container was not running when trace started.
+	Replay, Waiting bool
 }
 
-// newContainerFollower follows c (nil: the first container that arg names,
+// NewContainerFilter follows c (nil: the first container that arg names,
 // as a recording's lines show it), starting from tree.
-func newContainerFollower(arg string, c *events.Container, tree *pidmap.Tree, log zerolog.Logger) *containerFollower {
-	cf := &containerFollower{arg: arg, c: c, log: log}
+func NewContainerFilter(arg string, c *events.Container, tree *pidmap.Tree, log zerolog.Logger) *ContainerFilter {
+	cf := &ContainerFilter{arg: arg, C: c, log: log}
 	if c == nil {
 		return cf
 	}
@@ -44,19 +44,19 @@ func newContainerFollower(arg string, c *events.Container, tree *pidmap.Tree, lo
 	return cf
 }
 
-// keeps reports whether ev, already applied to tree, passes cf (--container,
+// Keeps reports whether ev, already applied to tree, passes cf (--container,
 // when not nil) and filter: what trace writes, live and with --from. Both
 // see every event, whatever the other says: each follows state from the
 // events in order (the container's init, --pid's subtree).
-func keeps(cf *containerFollower, filter *events.Filter, ev *events.Event, tree *pidmap.Tree) bool {
-	inContainer := cf == nil || cf.keep(ev, tree)
+func Keeps(cf *ContainerFilter, filter *events.Filter, ev *events.Event, tree *pidmap.Tree) bool {
+	inContainer := cf == nil || cf.Keep(ev, tree)
 	return filter.Match(ev) && inContainer
 }
 
-// keep reports whether ev, already applied to tree, is the container's. It
+// Keep reports whether ev, already applied to tree, is the container's. It
 // sees every event, whatever the other filters keep, to notice the
 // container's init start and exit.
-func (cf *containerFollower) keep(ev *events.Event, tree *pidmap.Tree) bool {
+func (cf *ContainerFilter) Keep(ev *events.Event, tree *pidmap.Tree) bool {
 	if cf.member(ev) {
 		cf.watchInit(ev)
 		return true
@@ -66,7 +66,7 @@ func (cf *containerFollower) keep(ev *events.Event, tree *pidmap.Tree) bool {
 	}
 	// The kernel reuses a dead namespace's inode: the namespace counts only
 	// while the container's own init holds it.
-	if !view.MadeBy(tree.Namespace(cf.view), cf.c.ID) {
+	if !view.MadeBy(tree.Namespace(cf.view), cf.C.ID) {
 		return false
 	}
 	for i := 0; i < ev.Levels; i++ {
@@ -79,9 +79,9 @@ func (cf *containerFollower) keep(ev *events.Event, tree *pidmap.Tree) bool {
 
 // member reports whether ev's subject is in the container's cgroup, taking
 // up a new container that has the followed one's name.
-func (cf *containerFollower) member(ev *events.Event) bool {
+func (cf *ContainerFilter) member(ev *events.Event) bool {
 	cg := ev.Cgroup
-	if cf.c != nil && cg.In(cf.c.ID) {
+	if cf.C != nil && cg.In(cf.C.ID) {
 		return true
 	}
 	if cg == nil || cg.Container == nil {
@@ -89,28 +89,28 @@ func (cf *containerFollower) member(ev *events.Event) bool {
 	}
 	c := cg.Container
 	switch {
-	case cf.c == nil && c.Matches(cf.arg):
-		if cf.waiting {
+	case cf.C == nil && c.Matches(cf.arg):
+		if cf.Waiting {
 			cf.at(ev).Str("container", termsafe.String(c.Qualified())).Str("id", c.ShortID()).Msg("the container started: following it")
 		}
-	case cf.c != nil && c.SameNamed(cf.c):
-		cf.at(ev).Str("container", termsafe.String(c.Qualified())).Str("id", c.ShortID()).Str("was", cf.c.ShortID()).
+	case cf.C != nil && c.SameNamed(cf.C):
+		cf.at(ev).Str("container", termsafe.String(c.Qualified())).Str("id", c.ShortID()).Str("was", cf.C.ShortID()).
 			Msg("a new container has the name: following it")
 	default:
 		return false
 	}
-	cf.c = c
+	cf.C = c
 	return true
 }
 
 // at starts a warning about what ev tells, stamped with ev's time: in a
 // replay, the log's own time is the replay's, not the recording's.
-func (cf *containerFollower) at(ev *events.Event) *zerolog.Event {
+func (cf *ContainerFilter) at(ev *events.Event) *zerolog.Event {
 	return cf.log.Warn().Str("at", pidmap.FormatTime(ev.Time))
 }
 
 // watchInit logs the container's stop and start from its init's events.
-func (cf *containerFollower) watchInit(ev *events.Event) {
+func (cf *ContainerFilter) watchInit(ev *events.Event) {
 	if !ev.NSInit() || ev.Thread {
 		return
 	}
@@ -120,10 +120,10 @@ func (cf *containerFollower) watchInit(ev *events.Event) {
 		if own == cf.view {
 			cf.view, cf.stopped = 0, true
 			msg := "the container stopped: its init exited; still tracing, to follow it if it starts again"
-			if cf.replay {
+			if cf.Replay {
 				msg = "the container stopped: its init exited"
 			}
-			cf.at(ev).Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
+			cf.at(ev).Str("container", termsafe.String(cf.C.Label())).Uint32("init", ev.PID).
 				Str("how", events.WaitStatus(ev.ExitStatus).String()).Msg(msg)
 		}
 	case events.TypeExec, events.TypeFork, events.TypeProc:
@@ -133,7 +133,7 @@ func (cf *containerFollower) watchInit(ev *events.Event) {
 		cf.view = own
 		if cf.stopped {
 			cf.stopped = false
-			cf.at(ev).Str("container", termsafe.String(cf.c.Label())).Uint32("init", ev.PID).
+			cf.at(ev).Str("container", termsafe.String(cf.C.Label())).Uint32("init", ev.PID).
 				Uint32("pidns", own).Msg("the container started again")
 		}
 	}
