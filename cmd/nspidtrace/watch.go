@@ -12,7 +12,6 @@ import (
 	"io"
 	"os/signal"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,7 +98,7 @@ func runWatch(ctx context.Context, o *options, args []string, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		defer rw.close()
+		defer rw.Close()
 		src = rw
 	} else {
 		lw, err := startLiveWatch(ctx, o, pid, log, held)
@@ -406,33 +405,12 @@ func (s lockedSource) Run(ctx context.Context, handle func(raw []byte) error, id
 	})
 }
 
-// replayWatch is a recording with a time cursor. The tree is replayed on
-// its own goroutine, which parks before the event the cursor stands at:
-// moving forward applies only the events in between; moving back replays
-// from the start. The tree is read only while the replay is parked.
+// replayWatch is a recording with a time cursor (recording.Cursor), seen
+// as --pidns, --container and <pid> select at the cursor's instant.
 type replayWatch struct {
-	o     *options
-	pid   uint32
-	files []recording.File
-	times []int64 // the instant after each event: a running maximum
-	start int64
-	// marks are the positions after the selection's events, ascending;
-	// nil: every event is the selection's (see stepMarks).
-	marks []int
-
-	pos     int
-	at      int64 // the instant the cursor stands at
-	tree    *pidmap.Tree
-	running bool
-	target  chan int
-	parked  chan parked
-}
-
-// parked is where a replay stands; done when it reached the end (or err).
-type parked struct {
-	pos  int
-	done bool
-	err  error
+	*recording.Cursor
+	o   *options
+	pid uint32
 }
 
 // openReplayWatch reads the recording once to index its events, then
@@ -447,80 +425,51 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 	if err != nil {
 		return nil, err
 	}
-	w := &replayWatch{o: o, pid: pid, files: files}
-	var last int64
-	index := pidmap.At{Stop: func(ev *events.Event) bool {
-		last = max(last, ev.Time)
-		w.times = append(w.times, last)
-		return false
-	}}
-	selected := w.stepMarks()
-	if selected != nil {
-		w.marks = []int{} // none of the selection's: ←/→ go to the ends
-	}
-	rep, err := w.replay(index, pidmap.NewTree(pidmap.DefaultExitedKept), func(ev *events.Event, tree *pidmap.Tree) {
-		// A snapshot's proc lines are no steps: the start is position 0.
-		if selected != nil && ev.Type != events.TypeProc && selected(ev, tree) {
-			w.marks = append(w.marks, len(w.times))
-		}
-	})
+	cursor, rep, err := recording.NewCursor(files, stepMarks(o))
 	if err != nil {
-		w.close()
+		for _, f := range files {
+			f.File.Close()
+		}
 		return nil, replayError(err, o, len(files))
 	}
+	w := &replayWatch{Cursor: cursor, o: o, pid: pid}
 	logReplay(log, rep)
-	w.start = rep.Start
-	pos, t := len(w.times), rep.End
+	pos, t := w.Positions(), rep.End
 	if o.at != "" {
 		t = at.Time
 		if at.Relative {
 			t = rep.Start + int64(at.Offset)
 		}
 		if t < rep.Start || t > rep.End {
-			w.close()
+			w.Close()
 			return nil, notFoundError{Err: fmt.Errorf("--at %w", &pidmap.RangeError{At: t, Start: rep.Start, End: rep.End})}
 		}
 		pos = w.Find(t)
 	}
 	if err := w.Seek(pos, t); err != nil {
-		w.close()
+		w.Close()
 		return nil, err
 	}
 	// The view must exist at the instant the cursor starts at.
 	if _, err := w.selection(); err != nil {
-		w.close()
+		w.Close()
 		return nil, err
 	}
 	return w, nil
-}
-
-// replay reads the files from their start into tree, calling each (when
-// not nil) with every event, once applied.
-func (w *replayWatch) replay(at pidmap.At, tree *pidmap.Tree, each func(ev *events.Event, tree *pidmap.Tree)) (*pidmap.Replay, error) {
-	for _, f := range w.files {
-		if _, err := f.File.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-	}
-	var apply func(ev *events.Event, _ []byte) error
-	if each != nil {
-		apply = func(ev *events.Event, _ []byte) error { each(ev, tree); return nil }
-	}
-	return pidmap.ReplayFiles(recording.Inputs(w.files), at, tree, apply)
 }
 
 // stepMarks says which events ←/→ step through: those of --container's
 // container (as trace --from --container keeps them) or in --pidns's
 // namespace given as an inode; nil where every event is a step (no
 // selection, or one known only at the cursor's instant: --pidns PID).
-func (w *replayWatch) stepMarks() func(ev *events.Event, tree *pidmap.Tree) bool {
+func stepMarks(o *options) func(ev *events.Event, tree *pidmap.Tree) bool {
 	switch {
-	case w.o.container != "":
-		follow := feed.NewContainerFilter(w.o.container, nil, nil, zerolog.Nop())
+	case o.container != "":
+		follow := feed.NewContainerFilter(o.container, nil, nil, zerolog.Nop())
 		follow.Replay = true
 		return follow.Keep
-	case w.o.pidns != "" && !isPID(w.o.pidns):
-		ref, err := resolvePidNS(w.o.pidns)
+	case o.pidns != "" && !isPID(o.pidns):
+		ref, err := resolvePidNS(o.pidns)
 		if err != nil || ref == 0 {
 			return nil
 		}
@@ -529,110 +478,9 @@ func (w *replayWatch) stepMarks() func(ev *events.Event, tree *pidmap.Tree) bool
 	return nil
 }
 
-// Step is the position n of the selection's events away from pos.
-func (w *replayWatch) Step(pos, n int) int {
-	if w.marks == nil {
-		return pos + n
-	}
-	i, _ := slices.BinarySearch(w.marks, pos) // the first mark at pos or after
-	switch {
-	case n > 0 && i < len(w.marks) && w.marks[i] == pos:
-		i += n
-	case n > 0:
-		i += n - 1
-	default:
-		i += n
-	}
-	if i < 0 {
-		return 0 // before the first: the start
-	}
-	if i >= len(w.marks) {
-		return len(w.times) // after the last: the end
-	}
-	return w.marks[i]
-}
-
-func (w *replayWatch) Positions() int { return len(w.times) }
-func (w *replayWatch) Position() int  { return w.pos }
-func (w *replayWatch) Start() int64   { return w.start }
-
-func (w *replayWatch) TimeAt(pos int) int64 {
-	if pos <= 0 || len(w.times) == 0 {
-		return w.start
-	}
-	return w.times[min(pos, len(w.times))-1]
-}
-
-// Find is the number of events before the first later than t: where a
-// replay with --at t stops.
-func (w *replayWatch) Find(t int64) int {
-	lo, hi := 0, len(w.times)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if w.times[mid] > t {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	return lo
-}
-
-func (w *replayWatch) Instant() int64 { return w.at }
-
-// Seek moves the cursor to pos: forward from the parked replay, or back by
-// a new replay from the start.
-func (w *replayWatch) Seek(pos int, at int64) error {
-	w.at = at
-	if w.running && pos < w.pos {
-		w.target <- -1 // abandon it
-		<-w.parked
-		w.running = false
-	}
-	if !w.running {
-		if pos == w.pos && w.tree != nil {
-			return nil
-		}
-		w.tree, w.pos, w.running = pidmap.NewTree(pidmap.DefaultExitedKept), 0, true
-		w.target, w.parked = make(chan int), make(chan parked)
-		go w.park(pos)
-	} else {
-		w.target <- pos
-	}
-	p := <-w.parked
-	w.pos = p.pos
-	if p.done {
-		w.running = false
-	}
-	return p.err
-}
-
-// park replays up to the target position and waits there for the next
-// one; a target before where it stands ends it.
-func (w *replayWatch) park(target int) {
-	n := 0
-	defer func() {
-		if r := recover(); r != nil {
-			w.parked <- parked{pos: n, done: true, err: fmt.Errorf("replay: panic: %v\n%s", r, debug.Stack())}
-		}
-	}()
-	at := pidmap.At{Stop: func(*events.Event) bool {
-		for n == target {
-			w.parked <- parked{pos: n}
-			if target = <-w.target; target < n {
-				return true
-			}
-		}
-		n++
-		return false
-	}}
-	_, err := w.replay(at, w.tree, nil)
-	w.parked <- parked{pos: n, done: true, err: err}
-}
-
 // selection resolves the view at the cursor's instant.
 func (w *replayWatch) selection() (watchSelection, error) {
-	q := &query{Tree: w.tree, AsOf: w.at, FromFile: true}
+	q := &query{Tree: w.Tree(), AsOf: w.Instant(), FromFile: true}
 	ref := uint32(0)
 	var err error
 	if isPID(w.o.pidns) {
@@ -654,31 +502,19 @@ func (w *replayWatch) selection() (watchSelection, error) {
 }
 
 func (w *replayWatch) Frame(st *watch.State) watch.Frame {
-	now := w.at
+	now, tree := w.Instant(), w.Tree()
 	sel, err := w.selection()
 	if err != nil {
-		return watch.Frame{Processes: w.tree.Len(), Namespaces: w.tree.Namespaces(), Now: now,
+		return watch.Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now,
 			Title: termsafe.String(strings.Join(w.o.from, ", ")), Note: termsafe.String(err.Error()) + " (at this instant)"}
 	}
 	// Names of this machine's users would mislead about another's: a
 	// recording's rows show UIDs.
-	f := frame(w.tree, sel, st, now, nil)
-	f.Events = uint64(w.pos)
+	f := frame(tree, sel, st, now, nil)
+	f.Events = uint64(w.Position())
 	return f
 }
 
 func (w *replayWatch) Details(key events.Key) []string {
-	return details(w.tree, key, w.at)
-}
-
-// close ends a parked replay and closes the files.
-func (w *replayWatch) close() {
-	if w.running {
-		w.target <- -1
-		<-w.parked
-		w.running = false
-	}
-	for _, f := range w.files {
-		f.File.Close()
-	}
+	return details(w.Tree(), key, w.Instant())
 }

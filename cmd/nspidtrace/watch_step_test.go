@@ -38,7 +38,7 @@ func TestWatchStepsThroughTheSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.close()
+	defer w.Close()
 	if w.Positions() != 8 {
 		t.Fatalf("%d positions, want 8", w.Positions())
 	}
@@ -54,7 +54,7 @@ func TestWatchStepsThroughTheSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer all.close()
+	defer all.Close()
 	if got := all.Step(5, -1); got != 4 {
 		t.Errorf("unselected Step(5, -1) = %d, want 4", got)
 	}

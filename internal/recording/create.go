@@ -1,8 +1,9 @@
 // Package recording writes and opens nspidtrace's recordings
 // (docs/recordings.md): files created safely, the header of this machine,
 // the series a rotating record writes (names no one can take ahead,
-// pruned only of the caller's own), and the files --from names, opened
-// as what they must be and ordered into one timeline.
+// pruned only of the caller's own), the files --from names, opened as
+// what they must be and ordered into one timeline, and a time cursor over
+// that timeline.
 package recording
 
 import (
