@@ -66,8 +66,8 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	case path == "":
 		return usagef("record needs -o FILE")
 	}
-	rec := &recorder{host: o.host}
-	openFlags, err := rec.plan(o)
+	rec := &recording.Writer{Host: o.host}
+	openFlags, err := planRecording(rec, o)
 	if err != nil {
 		return err
 	}
@@ -88,17 +88,17 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	}
 	defer tracer.Close()
 	now := time.Now()
-	if rec.series != nil {
-		rec.file, rec.path, err = rec.series.Create(now)
+	if rec.Series != nil {
+		rec.File, rec.Path, err = rec.Series.Create(now)
 	} else {
-		rec.file, err = recording.Create(path, openFlags)
-		rec.path = path
+		rec.File, err = recording.Create(path, openFlags)
+		rec.Path = path
 	}
 	if err != nil {
 		return err
 	}
-	defer func() { rec.file.Close() }()
-	if dir := filepath.Dir(rec.path); recording.ExposedDir(dir) {
+	defer func() { rec.File.Close() }()
+	if dir := filepath.Dir(rec.Path); recording.ExposedDir(dir) {
 		log.Warn().Str("dir", dir).Msg("others may write to this directory and can remove or replace the recording: prefer a directory only root writes to")
 	}
 	if o.duration > 0 {
@@ -117,14 +117,14 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	}
 	f := feed.New(rec, tracer, dec, &all, events.MaxAncestors, log)
 	defer f.AttachMetrics(served, tracer)()
-	if err := rec.begin(f, now); err != nil {
+	if err := rec.Begin(f, now); err != nil {
 		return err
 	}
 	if err := f.Start(); err != nil {
 		return err
 	}
-	if rec.series != nil {
-		log.Info().Str("file", rec.path).Str("series", rec.series.Pattern()).Msg("recording started; stop with Ctrl-C")
+	if rec.Series != nil {
+		log.Info().Str("file", rec.Path).Str("series", rec.Series.Pattern()).Msg("recording started; stop with Ctrl-C")
 	} else {
 		log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
 	}
@@ -133,19 +133,19 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	// event's own time (no clock read per event); on a quiet system the
 	// file still ages, checked whenever the ring buffer is drained.
 	rotate := func(now time.Time) error {
-		if !rec.due(f.Buffered(), now) {
+		if !rec.Due(f.Buffered(), now) {
 			return nil
 		}
-		old := rec.path
-		removed, err := rec.rotate(f, now)
+		old := rec.Path
+		removed, err := rec.Rotate(f, now)
 		if err != nil {
 			return err
 		}
-		log.Info().Str("ended", old).Str("file", rec.path).Strs("removed", removed).Msg("recording continues in a new file")
+		log.Info().Str("ended", old).Str("file", rec.Path).Strs("removed", removed).Msg("recording continues in a new file")
 		return nil
 	}
 	f.After = func(ev *events.Event) error {
-		if rec.series == nil || ev.Type == events.TypeProc {
+		if rec.Series == nil || ev.Type == events.TypeProc {
 			return nil // a snapshot is never cut in two
 		}
 		return rotate(time.Unix(0, ev.Time))
@@ -161,26 +161,26 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		}
 		lastCheck = time.Now()
 		var st unix.Stat_t
-		if err := unix.Fstat(int(rec.file.Fd()), &st); err == nil && st.Nlink == 0 {
-			return fmt.Errorf("%s was removed", rec.path)
+		if err := unix.Fstat(int(rec.File.Fd()), &st); err == nil && st.Nlink == 0 {
+			return fmt.Errorf("%s was removed", rec.Path)
 		}
 		return nil
 	}
 	err = f.Run(ctx)
 	if err == nil {
 		// The end line says until when the recording saw everything.
-		err = rec.end(f, time.Now())
+		err = rec.End(f, time.Now())
 	}
 	f.LogEnd(log, "recording ended")
 	if err != nil {
-		return fmt.Errorf("recording to %s stopped: %w (the lines written before are kept)", rec.path, err)
+		return fmt.Errorf("recording to %s stopped: %w (the lines written before are kept)", rec.Path, err)
 	}
 	return nil
 }
 
-// plan checks -o and the rotation flags before anything is loaded, and
+// planRecording checks -o and the rotation flags before anything is loaded, and
 // returns how a single file is opened.
-func (r *recorder) plan(o *options) (openFlags int, err error) {
+func planRecording(r *recording.Writer, o *options) (openFlags int, err error) {
 	rotating := o.rotateSize != "" || o.rotateAge != 0
 	switch {
 	case o.keep < 0:
@@ -203,6 +203,6 @@ func (r *recorder) plan(o *options) (openFlags int, err error) {
 			return 0, usagef("--rotate-size %s is too small: every file starts with a snapshot of every process, so give at least 1M", o.rotateSize)
 		}
 	}
-	r.series, err = recording.NewSeries(o.output, size, o.rotateAge, o.keep)
+	r.Series, err = recording.NewSeries(o.output, size, o.rotateAge, o.keep)
 	return 0, err
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/metrics"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
@@ -203,14 +202,14 @@ func (f *Feed) countWriteError() {
 	}
 }
 
-// AttachMetrics makes m (when serving) count the feed, whose tracer's ring
-// buffer it reads, until the returned detach, which must run before the
-// tracer is closed.
-func (f *Feed) AttachMetrics(m *metrics.Feed, tracer *loader.Tracer) (detach func()) {
+// AttachMetrics makes m (when serving) count the feed, and read ring (the
+// tracer's ring buffer), until the returned detach, which must run before
+// the tracer is closed.
+func (f *Feed) AttachMetrics(m *metrics.Feed, ring metrics.Ring) (detach func()) {
 	if m == nil {
 		return func() {}
 	}
-	m.Attach(tracer, f.follower.Synced)
+	m.Attach(ring, f.follower.Synced)
 	f.metrics = m
 	return func() { m.Attach(nil, nil) }
 }
