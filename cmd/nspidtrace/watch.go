@@ -6,7 +6,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -146,119 +145,6 @@ func (h *heldLog) writeTo(w io.Writer) {
 	h.buf.WriteTo(w)
 }
 
-// watchSelection is a query's selection, narrowed to a subtree for <pid>.
-type watchSelection struct {
-	q    *query
-	root *pidmap.Proc // nil: no <pid>
-}
-
-func (s watchSelection) Selected(p *pidmap.Proc) bool {
-	return s.q.Selected(p) && (s.root == nil || under(s.q.Tree, p, s.root))
-}
-
-func (s watchSelection) Notes(p *pidmap.Proc) string {
-	return strings.TrimSpace(string(s.q.AppendNotes(nil, p)))
-}
-
-// under reports whether p is root or descends from it; an exited p from
-// the parent it had.
-func under(tree *pidmap.Tree, p, root *pidmap.Proc) bool {
-	if p == root {
-		return true
-	}
-	for a := parentOf(tree, p); a != nil; a = a.Parent() {
-		if a == root {
-			return true
-		}
-	}
-	return false
-}
-
-// parentOf is p's parent in tree; for an exited p, the parent it had.
-func parentOf(tree *pidmap.Tree, p *pidmap.Proc) *pidmap.Proc {
-	if p.Exited {
-		return tree.Get(p.PPID)
-	}
-	return p.Parent()
-}
-
-// frame builds a frame of tree as sel shows it, at instant now.
-func frame(tree *pidmap.Tree, sel watchSelection, st *watch.State, now int64, names users.Names) watch.Frame {
-	f := watch.Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: sel.title()}
-	f.Rows = watch.Rows(tree, sel, st, now, names)
-	return f
-}
-
-// title names what is watched.
-func (s watchSelection) title() string {
-	var t string
-	switch q := s.q; {
-	case q.Container != nil:
-		t = "container " + termsafe.String(q.Container.Label())
-		if q.NS != nil && q.NS.Level > 0 {
-			t += fmt.Sprintf(" pid:[%d]", q.NS.Inode)
-		}
-	case q.Narrowed:
-		t = fmt.Sprintf("pid:[%d]", q.NS.Inode)
-	default:
-		t = "all processes"
-	}
-	if s.root != nil {
-		t += fmt.Sprintf(", %s(%d) and its descendants", termsafe.String(s.root.CommString()), s.root.PID)
-	}
-	return t
-}
-
-// details describes the process key of tree, as of when: its proc object,
-// its exit, and its ancestors.
-func details(tree *pidmap.Tree, key events.Key, when int64) []string {
-	p := tree.Get(key.PID)
-	if p == nil || p.Start != key.Start {
-		if p = tree.LastHolder(key.PID); p == nil || p.Start != key.Start {
-			return []string{fmt.Sprintf("process %d is no longer known", key.PID)}
-		}
-	}
-	var ev events.Event
-	p.Fill(&ev, when)
-	lines := []string{fmt.Sprintf("%s, host PID %d", p.CommString(), p.PID)}
-	if p.Exited {
-		lines = append(lines, fmt.Sprintf("exited at %s: %s", pidmap.FormatTime(p.ExitTime), events.WaitStatus(p.ExitStatus)))
-	}
-	lines = append(lines, "", "its proc object:")
-	lines = append(lines, fields(events.AppendJSON(nil, &ev))...)
-	lines = append(lines, "", "ancestors, parent first:")
-	a := parentOf(tree, p)
-	if a == nil {
-		lines = append(lines, fmt.Sprintf("  host PID %d, not in the tree", p.PPID))
-	}
-	for ; a != nil; a = a.Parent() {
-		lines = append(lines, "  "+a.CommString()+"("+a.PIDsFrom(0)+")")
-	}
-	return lines
-}
-
-// fields lists a JSON object's members one per line, "  key: value", in
-// their order, each value compact.
-func fields(object []byte) []string {
-	dec := json.NewDecoder(bytes.NewReader(object))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return []string{string(object)}
-	}
-	var lines []string
-	for dec.More() {
-		key, err := dec.Token()
-		var value json.RawMessage
-		if err == nil {
-			err = dec.Decode(&value)
-		}
-		if err != nil {
-			break
-		}
-		lines = append(lines, fmt.Sprintf("  %-22s %s", fmt.Sprint(key)+":", value))
-	}
-	return lines
-}
-
 // liveWatch is the live tree: a follower of the kernel's events, on its
 // own goroutine, and the screen's frames, taken under the same lock.
 type liveWatch struct {
@@ -344,7 +230,7 @@ func (w *liveWatch) Frame(st *watch.State) watch.Frame {
 		f = watch.Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: termsafe.String(w.o.container + w.o.pidns)}
 		f.Note = termsafe.String(err.Error()) + ": waiting for it"
 	} else {
-		f = frame(tree, watchSelection{q, w.root}, st, now, w.names)
+		f = watch.FrameOf(tree, watch.ViewSelection{View: q, Root: w.root}, st, now, w.names)
 	}
 	f.Events, f.Lost = w.follower.Events, w.follower.Lost
 	if w.root != nil && w.root.Exited {
@@ -368,7 +254,7 @@ func (w *liveWatch) Frame(st *watch.State) watch.Frame {
 func (w *liveWatch) Details(key events.Key) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return details(w.follower.Tree, key, time.Now().UnixNano())
+	return watch.Details(w.follower.Tree, key, time.Now().UnixNano())
 }
 
 // stop ends the follower and closes the tracer.
@@ -479,24 +365,24 @@ func stepMarks(o *options) func(ev *events.Event, tree *pidmap.Tree) bool {
 }
 
 // selection resolves the view at the cursor's instant.
-func (w *replayWatch) selection() (watchSelection, error) {
+func (w *replayWatch) selection() (watch.ViewSelection, error) {
 	q := &query{Tree: w.Tree(), AsOf: w.Instant(), FromFile: true}
 	ref := uint32(0)
 	var err error
 	if isPID(w.o.pidns) {
 		ref, err = q.RefInRecording(w.o.pidns)
 	} else if ref, err = resolvePidNS(w.o.pidns); err != nil {
-		return watchSelection{}, err
+		return watch.ViewSelection{}, err
 	}
 	if err == nil {
 		err = q.Select(w.o.container, ref)
 	}
 	if err != nil {
-		return watchSelection{}, err
+		return watch.ViewSelection{}, err
 	}
-	sel := watchSelection{q: q}
+	sel := watch.ViewSelection{View: q}
 	if w.pid != 0 {
-		sel.root, err = q.Find(w.pid)
+		sel.Root, err = q.Find(w.pid)
 	}
 	return sel, err
 }
@@ -510,11 +396,11 @@ func (w *replayWatch) Frame(st *watch.State) watch.Frame {
 	}
 	// Names of this machine's users would mislead about another's: a
 	// recording's rows show UIDs.
-	f := frame(tree, sel, st, now, nil)
+	f := watch.FrameOf(tree, sel, st, now, nil)
 	f.Events = uint64(w.Position())
 	return f
 }
 
 func (w *replayWatch) Details(key events.Key) []string {
-	return details(w.Tree(), key, w.Instant())
+	return watch.Details(w.Tree(), key, w.Instant())
 }

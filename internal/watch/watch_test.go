@@ -521,3 +521,19 @@ func TestRowsOfADeepChain(t *testing.T) {
 		t.Errorf("the deepest row's prefix ends %q", last[max(0, len(last)-40):])
 	}
 }
+
+// TestDetails: the details of a process are its proc object's fields, one
+// a line, its exit, and its ancestors; of a process gone, a line saying so.
+func TestDetails(t *testing.T) {
+	tree := sample()
+	lines := Details(tree, events.Key{PID: 400, Start: 400 * 1000}, base+60e9)
+	text := strings.Join(lines, "\n")
+	for _, want := range []string{"job, host PID 400", "exited at 2026-11-23T10:03:58Z: exited with 7", `  comm:                  "job"`, "ancestors, parent first:\n  shell(100)\n  init(1)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("details lack %q:\n%s", want, text)
+		}
+	}
+	if got := Details(tree, events.Key{PID: 999}, base); len(got) != 1 || !strings.Contains(got[0], "no longer known") {
+		t.Errorf("details of an unknown process: %q", got)
+	}
+}
