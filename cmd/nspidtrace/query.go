@@ -52,7 +52,7 @@ func openQuery(o *options, log zerolog.Logger) (*query, error) {
 			return nil, err
 		}
 	}
-	if q.NetNS, err = resolveNetNS(o.netns, q.Tree, q.FromFile); err != nil {
+	if q.NetNS, err = view.ResolveNetNS(o.netns, q.Tree, q.FromFile); err != nil {
 		return nil, err
 	}
 	return q, q.Select(o.container, ref)

@@ -18,6 +18,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 var traceCommand = &command{
@@ -89,7 +90,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		if filter.NetNS, err = resolveNetNS(o.netns, tree, false); err != nil {
+		if filter.NetNS, err = view.ResolveNetNS(o.netns, tree, false); err != nil {
 			return err
 		}
 	}

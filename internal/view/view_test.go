@@ -104,3 +104,29 @@ func TestFindErrors(t *testing.T) {
 		t.Errorf("a name two containers have: %v, want a usage error", err)
 	}
 }
+
+// TestResolveNetNSInARecording: with a recording's tree, --netns takes
+// net:[INODE] of a namespace a process holds, or a container; a path names
+// a live namespace, not the recording's.
+func TestResolveNetNSInARecording(t *testing.T) {
+	tree := sample()
+	for _, p := range []uint32{100, 300} {
+		e := proc(p, 10, "x", web, p, 1)
+		e.NS[events.NSNet] = 4026532160
+		tree.Apply(e)
+	}
+	if ino, err := ResolveNetNS("net:[4026532160]", tree, true); err != nil || ino != 4026532160 {
+		t.Errorf("net:[INODE]: %d, %v", ino, err)
+	}
+	if ino, err := ResolveNetNS("web", tree, true); err != nil || ino != 4026532160 {
+		t.Errorf("a container: %d, %v", ino, err)
+	}
+	var nf fault.NotFound
+	if _, err := ResolveNetNS("net:[4026599999]", tree, true); !errors.As(err, &nf) {
+		t.Errorf("a namespace nothing holds: %v, want not found", err)
+	}
+	var usage fault.Usage
+	if _, err := ResolveNetNS("/run/netns/blue", tree, true); !errors.As(err, &usage) {
+		t.Errorf("a path with a recording: %v, want a usage error", err)
+	}
+}
