@@ -10,17 +10,15 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/nspidtrace/nspidtrace/internal/cgroup"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
-	"github.com/nspidtrace/nspidtrace/internal/recording"
+	"github.com/nspidtrace/nspidtrace/internal/source"
 	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
@@ -75,7 +73,7 @@ func checkSelection(o *options) error {
 func loadTree(q *query, o *options, log zerolog.Logger) error {
 	if q.FromFile {
 		q.Tree = pidmap.NewTree(pidmap.DefaultExitedKept)
-		rep, err := replay(o, log, q.Tree, nil)
+		rep, err := source.Replay(o.from, o.at, log, q.Tree, nil)
 		if err != nil {
 			return err
 		}
@@ -86,7 +84,7 @@ func loadTree(q *query, o *options, log zerolog.Logger) error {
 		return nil
 	}
 	var err error
-	if q.Tree, q.Fallback, err = snapshotTree(log, !o.noArgs); err != nil {
+	if q.Tree, q.Fallback, err = source.Live(log, !o.noArgs); err != nil {
 		return err
 	}
 	q.AsOf = q.Tree.Time()
@@ -140,7 +138,7 @@ func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
 		os.Getenv(kernelOnlyEnv) == "1" || os.Geteuid() != 0 || !procfs.InHostPidNS(procfs.ProcRoot) {
 		return nil
 	}
-	r, err := cgroupResolver()
+	r, err := source.CgroupResolver()
 	if err != nil {
 		return nil // the iterator's path says what is wrong with it
 	}
@@ -157,133 +155,6 @@ func lineageQuery(o *options, pid uint32, log zerolog.Logger) *query {
 	q.NS = q.Own
 	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("answered from /proc")
 	return q
-}
-
-// snapshotTree builds the process tree from the kernel's task iterator or,
-// without the privileges for BPF, from /proc (saying so on stderr; then the
-// tree holds only processes whose namespaces the caller may read).
-func snapshotTree(log zerolog.Logger, args bool) (tree *pidmap.Tree, fallback bool, err error) {
-	dec, err := newDecoder(log)
-	if err != nil {
-		return nil, false, err
-	}
-	start := time.Now()
-	tree, err = pidmap.FromSnapshot(func(handle func([]byte) error) error {
-		return loader.ReadSnapshot(args, handle)
-	}, dec, procfs.Tasks(procfs.ProcRoot))
-	if errors.Is(err, loader.ErrNoPrivileges) {
-		log.Warn().Msg("no privileges for BPF: answering from /proc, with only the pid-namespace levels visible from here (run as root for every level)")
-		var unread int
-		tree, unread, err = procfs.FromProc(procfs.ProcRoot)
-		if unread > 0 {
-			log.Warn().Int("processes", unread).Msg("some processes are in pid namespaces you may not read: their PIDs are shown at every level, those namespaces as pid:[?] (run as root to name them)")
-		}
-		return tree, true, err
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	log.Debug().Dur("took", time.Since(start)).Int("processes", tree.Len()).Msg("snapshot of the kernel's tasks")
-	return tree, false, nil
-}
-
-// newDecoder makes the decoder of the kernel's records: their times made
-// Unix time, and their cgroup IDs named with their containers where the
-// cgroup hierarchy can be read (else it says so, and names none).
-func newDecoder(log zerolog.Logger) (events.Decoder, error) {
-	boot, err := loader.BootToUnix()
-	if err != nil {
-		return events.Decoder{}, err
-	}
-	dec := events.Decoder{BootToUnix: boot}
-	if procfs.LSMActive(procfs.ProcRoot) {
-		// The label is read when the record is decoded: a process that
-		// exec'd and exited at once has none on its line.
-		dec.LSM = func(pid uint32, dst []byte) int {
-			return procfs.ReadLSM(procfs.ProcRoot+"/"+strconv.FormatUint(uint64(pid), 10), dst)
-		}
-	}
-	r, err := cgroupResolver()
-	if err != nil {
-		log.Warn().Err(err).Msg("cannot read the cgroup hierarchy: cgroups and containers are not named")
-		return dec, nil
-	}
-	log.Debug().Stringer("hierarchy", r.Hierarchy()).Msg("cgroups")
-	if r.Partial() {
-		log.Warn().Str("mounted", r.Hierarchy().Root).Msg("the cgroup hierarchy here is a container's view: processes in cgroups outside it are shown without cgroup or container (attribution_error says so); run on the host, or mount the host's hierarchy, to name them")
-	}
-	dec.Cgroups = r
-	return dec, nil
-}
-
-// cgroupResolver opens the hierarchy the kernel side reads cgroup IDs
-// from, naming containers from the host's runtimes.
-func cgroupResolver() (*cgroup.Resolver, error) {
-	h, err := loader.Hierarchy()
-	if err != nil {
-		return nil, err
-	}
-	return cgroup.NewResolver(h, "/")
-}
-
-// replay reads --from up to --at into tree, calling each with every event.
-func replay(o *options, log zerolog.Logger, tree *pidmap.Tree, each func(*events.Event, []byte) error) (*pidmap.Replay, error) {
-	at, files, err := openTimeline(o)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, f := range files {
-			f.File.Close()
-		}
-	}()
-	rep, err := pidmap.ReplayFiles(recording.Inputs(files), at, tree, each)
-	if err != nil {
-		return nil, replayError(err, o, len(files))
-	}
-	logReplay(log, rep)
-	return rep, nil
-}
-
-// openTimeline reads --at and opens --from's files, oldest first; the
-// caller closes them.
-func openTimeline(o *options) (pidmap.At, []recording.File, error) {
-	at, err := pidmap.ParseAt(o.at)
-	if err != nil {
-		return at, nil, usagef("bad --at: %v", err)
-	}
-	files, err := recording.Open(o.from)
-	return at, files, err
-}
-
-// replayError is err, from replaying n files of --from, with its exit code:
-// 2 for a file that is not a recording, 3 for an instant outside it.
-func replayError(err error, o *options, n int) error {
-	from := strings.Join(o.from, ", ")
-	var rerr *pidmap.RangeError
-	switch {
-	case errors.Is(err, pidmap.ErrNotRecording):
-		return usageError{Msg: fmt.Sprintf("--from %s: %v", from, err)}
-	case errors.As(err, &rerr):
-		return notFoundError{Err: fmt.Errorf("--at %w", err)}
-	case n == 1:
-		return fmt.Errorf("%s: %w", from, err)
-	}
-	return fmt.Errorf("--from %s: %w", from, err)
-}
-
-// logReplay says what a replay noticed about the recording.
-func logReplay(log zerolog.Logger, rep *pidmap.Replay) {
-	log.Debug().Int("files", rep.Files).Int("lines", rep.Lines).Msg("replayed")
-	if rep.Truncated {
-		log.Warn().Int("line", rep.Lines).Msg("the recording ends in the middle of a line (the recorder stopped abruptly): answering from the lines before it")
-	}
-	if !rep.Snapshot {
-		log.Warn().Msg("the file has no snapshot (trace without --snapshot?): processes alive before its first line are unknown")
-	}
-	if rep.Skipped > 0 {
-		log.Warn().Int("lines", rep.Skipped).Msg("skipped lines of event types this version does not know")
-	}
 }
 
 // resolvePidNS reads a --pidns REF; "" means no restriction.

@@ -14,6 +14,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/recording"
+	"github.com/nspidtrace/nspidtrace/internal/source"
 )
 
 var recordCommand = &command{
@@ -111,7 +112,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
 	all.Types.Add(events.TypeSignal)
-	dec, err := newDecoder(log)
+	dec, err := source.Decoder(log)
 	if err != nil {
 		return err
 	}

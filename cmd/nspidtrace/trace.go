@@ -17,6 +17,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/netnames"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/source"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 	"github.com/nspidtrace/nspidtrace/internal/view"
 )
@@ -86,7 +87,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		// A container's name needs the live tree; the rest are read from
 		// files, but the tree also tells whether a process holds the
 		// namespace.
-		tree, _, err := snapshotTree(log, false)
+		tree, _, err := source.Live(log, false)
 		if err != nil {
 			return err
 		}
@@ -145,7 +146,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	dec, err := newDecoder(log)
+	dec, err := source.Decoder(log)
 	if err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 				return nil
 			}
 		}
-		if _, err := replay(o, zerolog.Nop(), pidmap.NewTree(0), collect); err != nil {
+		if _, err := source.Replay(o.from, o.at, zerolog.Nop(), pidmap.NewTree(0), collect); err != nil {
 			return err
 		}
 		if len(named) > 0 {
@@ -244,7 +245,7 @@ func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout i
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
 	netnsSeen := false
-	_, err = replay(o, log, tree, func(ev *events.Event, line []byte) error {
+	_, err = source.Replay(o.from, o.at, log, tree, func(ev *events.Event, line []byte) error {
 		netnsSeen = netnsSeen || ev.NS[events.NSNet] == filter.NetNS
 		if !feed.Keeps(follow, filter, ev, tree) {
 			return nil

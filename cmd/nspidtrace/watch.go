@@ -25,6 +25,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/recording"
+	"github.com/nspidtrace/nspidtrace/internal/source"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 	"github.com/nspidtrace/nspidtrace/internal/users"
 	"github.com/nspidtrace/nspidtrace/internal/watch"
@@ -174,7 +175,7 @@ func startLiveWatch(ctx context.Context, o *options, pid uint32, zlog zerolog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("read the caller's pid namespace: %w", err)
 	}
-	dec, err := newDecoder(zlog)
+	dec, err := source.Decoder(zlog)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +308,7 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 			return nil, err
 		}
 	}
-	at, files, err := openTimeline(o)
+	at, files, err := source.OpenTimeline(o.from, o.at)
 	if err != nil {
 		return nil, err
 	}
@@ -316,10 +317,10 @@ func openReplayWatch(o *options, pid uint32, log zerolog.Logger) (*replayWatch, 
 		for _, f := range files {
 			f.File.Close()
 		}
-		return nil, replayError(err, o, len(files))
+		return nil, source.ReplayError(err, o.from, len(files))
 	}
 	w := &replayWatch{Cursor: cursor, o: o, pid: pid}
-	logReplay(log, rep)
+	source.LogReplay(log, rep)
 	pos, t := w.Positions(), rep.End
 	if o.at != "" {
 		t = at.Time

@@ -38,16 +38,16 @@ type ring struct{}
 func (ring) AvailableBytes() int { return 4096 }
 func (ring) BufferSize() int     { return 1 << 24 }
 
-// TestServe scrapes what the feed counted, and the health of its tree.
-func TestServe(t *testing.T) {
-	var synced atomic.Bool
-	m := New(ring{}, synced.Load)
+// serve serves m until t ends, and returns how to GET a path of it: the
+// status and the body.
+func serve(t *testing.T, m *Feed) func(path string) (int, string) {
+	t.Helper()
 	srv, err := Serve("127.0.0.1:0", m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	get := func(path string) (int, string) {
+	t.Cleanup(func() { srv.Close() })
+	return func(path string) (int, string) {
 		resp, err := http.Get("http://" + srv.Addr() + path)
 		if err != nil {
 			t.Fatal(err)
@@ -56,6 +56,13 @@ func TestServe(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
+}
+
+// TestServe scrapes what the feed counted, and the health of its tree.
+func TestServe(t *testing.T) {
+	var synced atomic.Bool
+	m := New(ring{}, synced.Load)
+	get := serve(t, m)
 	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("healthz before the tree is synced: %d, want 503", code)
 	}
@@ -180,20 +187,7 @@ func openFiles(t *testing.T) int {
 // The end line, the recorder's own, is no event the kernel reports.
 func TestServeBeforeAttach(t *testing.T) {
 	m := New(nil, nil)
-	srv, err := Serve("127.0.0.1:0", m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + srv.Addr() + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	get := serve(t, m)
 	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("healthz before attach: %d, want 503", code)
 	}
