@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
@@ -89,13 +87,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 	}
 	defer tracer.Close()
 	now := time.Now()
-	if rec.Series != nil {
-		rec.File, rec.Path, err = rec.Series.Create(now)
-	} else {
-		rec.File, err = recording.Create(path, openFlags)
-		rec.Path = path
-	}
-	if err != nil {
+	if err := rec.Open(path, openFlags, now); err != nil {
 		return err
 	}
 	defer func() { rec.File.Close() }()
@@ -130,43 +122,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
 	}
 
-	// Each event may fill the file or make it old enough, as of the
-	// event's own time (no clock read per event); on a quiet system the
-	// file still ages, checked whenever the ring buffer is drained.
-	rotate := func(now time.Time) error {
-		if !rec.Due(f.Buffered(), now) {
-			return nil
-		}
-		old := rec.Path
-		removed, err := rec.Rotate(f, now)
-		if err != nil {
-			return err
-		}
-		log.Info().Str("ended", old).Str("file", rec.Path).Strs("removed", removed).Msg("recording continues in a new file")
-		return nil
-	}
-	f.After = func(ev *events.Event) error {
-		if rec.Series == nil || ev.Type == events.TypeProc {
-			return nil // a snapshot is never cut in two
-		}
-		return rotate(time.Unix(0, ev.Time))
-	}
-	lastCheck := time.Now()
-	f.Idle = func() error {
-		if err := rotate(time.Now()); err != nil {
-			return err
-		}
-		// Writes to a deleted file succeed, into nothing: notice it.
-		if time.Since(lastCheck) < time.Second {
-			return nil
-		}
-		lastCheck = time.Now()
-		var st unix.Stat_t
-		if err := unix.Fstat(int(rec.File.Fd()), &st); err == nil && st.Nlink == 0 {
-			return fmt.Errorf("%s was removed", rec.Path)
-		}
-		return nil
-	}
+	rec.Hook(f, log)
 	err = f.Run(ctx)
 	if err == nil {
 		// The end line says until when the recording saw everything.

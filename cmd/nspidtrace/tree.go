@@ -84,78 +84,90 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	if len(roots) == 0 && q.NetNS != 0 {
 		return notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.NetNS)}
 	}
-	level := q.Level()
 
 	w := bufio.NewWriterSize(stdout, 64<<10)
+	tp := &treePrinter{q: q, w: w, out: w, cols: cols, json: o.output == "json", args: o.showArgs, level: q.Level()}
 	// With columns, the rows are a table with the tree last, as ps f has it.
-	var out io.Writer = w
 	var tw *tabwriter.Writer
-	var cc *columnCtx
-	if len(cols) > 0 && o.output != "json" {
-		cc = newColumnCtx(q)
+	if len(cols) > 0 && !tp.json {
+		tp.cc = newColumnCtx(q)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		out = tw
+		tp.out = tw
 		for _, c := range cols {
 			fmt.Fprintf(tw, "%s\t", c.title)
 		}
 		fmt.Fprintln(tw, "TREE")
 	}
-	var ev events.Event
-	var line []byte
-	var visit func(p *pidmap.Proc, prefix string, depth int, last bool)
-	visit = func(p *pidmap.Proc, prefix string, depth int, last bool) {
-		top := depth == 0
-		if o.output == "json" {
-			p.Fill(&ev, q.AsOf)
-			line = events.AppendJSON(line[:0], &ev)
-			w.Write(line)
-		} else {
-			branch, childPrefix := "", ""
-			if !top {
-				branch, childPrefix = "├─", "│ "
-				if last {
-					branch, childPrefix = "└─", "  "
-				}
-			}
-			for _, c := range cols {
-				// A cell is never empty (column.value), so a tab never
-				// closes a column early; tabs from a process were escaped.
-				fmt.Fprintf(out, "%s\t", c.value(cc, p))
-			}
-			// One line, built in one buffer: a tree of 10,000 processes
-			// makes no garbage per line.
-			line = append(append(line[:0], prefix...), branch...)
-			if depth > maxIndent {
-				// Deeper, lines say their depth rather than grow: a
-				// chain of 100,000 would otherwise take 10 GB.
-				line = strconv.AppendInt(append(line, "(depth "...), int64(depth), 10)
-				line = append(line, ") "...)
-			}
-			line = appendLabel(line, p, level)
-			if o.showArgs {
-				if a := safeArgs(p); a != "" {
-					line = append(append(line, ' '), a...)
-				}
-			}
-			line = append(q.AppendNotes(line, p), '\n')
-			out.Write(line)
-			if depth < maxIndent {
-				prefix += childPrefix
-			}
-		}
-		// The last child shown gets └─, whether or not a later one is hidden.
-		children := slices.DeleteFunc(p.Children(), func(c *pidmap.Proc) bool { return !q.Selected(c) })
-		for i, c := range children {
-			visit(c, prefix, depth+1, i == len(children)-1)
-		}
-	}
 	for _, r := range roots {
-		visit(r, "", 0, true)
+		tp.visit(r, "", 0, true)
 	}
 	if tw != nil {
 		tw.Flush()
 	}
 	return w.Flush()
+}
+
+// treePrinter writes a tree's rows: JSON lines, or text with the columns
+// asked for.
+type treePrinter struct {
+	q     *query
+	w     *bufio.Writer // JSON lines
+	out   io.Writer     // text rows: w, or a table over it
+	cols  []column
+	cc    *columnCtx
+	json  bool
+	args  bool // argv after each process
+	level int  // the pid-namespace level PIDs are shown from
+	ev    events.Event
+	line  []byte
+}
+
+// visit writes p's row and its subtree's, p at depth below a root, the
+// last of its parent's children shown when last.
+func (tp *treePrinter) visit(p *pidmap.Proc, prefix string, depth int, last bool) {
+	if tp.json {
+		p.Fill(&tp.ev, tp.q.AsOf)
+		tp.line = events.AppendJSON(tp.line[:0], &tp.ev)
+		tp.w.Write(tp.line)
+	} else {
+		branch, childPrefix := "", ""
+		if depth > 0 {
+			branch, childPrefix = "├─", "│ "
+			if last {
+				branch, childPrefix = "└─", "  "
+			}
+		}
+		for _, c := range tp.cols {
+			// A cell is never empty (column.value), so a tab never
+			// closes a column early; tabs from a process were escaped.
+			fmt.Fprintf(tp.out, "%s\t", c.value(tp.cc, p))
+		}
+		// One line, built in one buffer: a tree of 10,000 processes
+		// makes no garbage per line.
+		line := append(append(tp.line[:0], prefix...), branch...)
+		if depth > maxIndent {
+			// Deeper, lines say their depth rather than grow: a
+			// chain of 100,000 would otherwise take 10 GB.
+			line = strconv.AppendInt(append(line, "(depth "...), int64(depth), 10)
+			line = append(line, ") "...)
+		}
+		line = appendLabel(line, p, tp.level)
+		if tp.args {
+			if a := safeArgs(p); a != "" {
+				line = append(append(line, ' '), a...)
+			}
+		}
+		tp.line = append(tp.q.AppendNotes(line, p), '\n')
+		tp.out.Write(tp.line)
+		if depth < maxIndent {
+			prefix += childPrefix
+		}
+	}
+	// The last child shown gets └─, whether or not a later one is hidden.
+	children := slices.DeleteFunc(p.Children(), func(c *pidmap.Proc) bool { return !tp.q.Selected(c) })
+	for i, c := range children {
+		tp.visit(c, prefix, depth+1, i == len(children)-1)
+	}
 }
 
 // maxIndent is the deepest level text indents (as pstree's width is).

@@ -5,6 +5,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -101,4 +104,57 @@ func (r *Writer) Rotate(f *feed.Feed, now time.Time) (removed []string, err erro
 		return removed, fmt.Errorf("remove the oldest recordings beyond --keep %d: %w", r.Series.Keep, err)
 	}
 	return removed, nil
+}
+
+// Open creates the first file: the series' first, or path with Flags'
+// flags.
+func (r *Writer) Open(path string, flags int, now time.Time) (err error) {
+	if r.Series != nil {
+		r.File, r.Path, err = r.Series.Create(now)
+		return err
+	}
+	r.File, err = Create(path, flags)
+	r.Path = path
+	return err
+}
+
+// Hook makes f rotate r's files as it writes: each event may fill the file
+// or make it old enough, as of the event's own time (no clock read per
+// event; a snapshot is never cut in two), and on a quiet system the file
+// still ages, checked whenever the ring buffer is drained, when the
+// file's removal is noticed too (writes to it succeed, into nothing).
+func (r *Writer) Hook(f *feed.Feed, log zerolog.Logger) {
+	rotate := func(now time.Time) error {
+		if !r.Due(f.Buffered(), now) {
+			return nil
+		}
+		old := r.Path
+		removed, err := r.Rotate(f, now)
+		if err != nil {
+			return err
+		}
+		log.Info().Str("ended", old).Str("file", r.Path).Strs("removed", removed).Msg("recording continues in a new file")
+		return nil
+	}
+	f.After = func(ev *events.Event) error {
+		if r.Series == nil || ev.Type == events.TypeProc {
+			return nil
+		}
+		return rotate(time.Unix(0, ev.Time))
+	}
+	lastCheck := time.Now()
+	f.Idle = func() error {
+		if err := rotate(time.Now()); err != nil {
+			return err
+		}
+		if time.Since(lastCheck) < time.Second {
+			return nil
+		}
+		lastCheck = time.Now()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(r.File.Fd()), &st); err == nil && st.Nlink == 0 {
+			return fmt.Errorf("%s was removed", r.Path)
+		}
+		return nil
+	}
 }
