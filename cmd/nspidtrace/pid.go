@@ -105,26 +105,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(w, "not in its init's cgroup: it descends from a process that entered pid:[%d] without joining the container\n", p.NS().Inode)
 	}
 	if o.showAncestors {
-		fmt.Fprintln(w, "\nANCESTORS (parent first)")
-		switch {
-		// Not a table with no rows: say why there are none.
-		case p.Parent() == nil && p.PPID == 0:
-			fmt.Fprintln(w, "none: it has no parent (the host's init, or a kernel thread)")
-			return w.Flush()
-		case p.Parent() == nil:
-			fmt.Fprintf(w, "none visible from here: the parent, host PID %d, is outside the pid namespace the caller can see\n", p.PPID)
-			return w.Flush()
-		}
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
-		for a := p.Parent(); a != nil; a = a.Parent() {
-			pids := "-" // outside the namespace looked from
-			if a.Levels() > q.Level() {
-				pids = a.PIDsFrom(q.Level())
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), safeArgs(a))
-		}
-		tw.Flush()
+		writeAncestors(w, q, p)
 	}
 	return w.Flush()
 }
@@ -198,4 +179,29 @@ func safeArgs(p *pidmap.Proc) string {
 		argv = append(argv, "…[truncated]")
 	}
 	return strings.Join(argv, " ")
+}
+
+// writeAncestors writes p's ancestors, parent first, as --ancestors shows
+// them; where none is in view, why.
+func writeAncestors(w io.Writer, q *query, p *pidmap.Proc) {
+	fmt.Fprintln(w, "\nANCESTORS (parent first)")
+	switch {
+	// Not a table with no rows: say why there are none.
+	case p.Parent() == nil && p.PPID == 0:
+		fmt.Fprintln(w, "none: it has no parent (the host's init, or a kernel thread)")
+		return
+	case p.Parent() == nil:
+		fmt.Fprintf(w, "none visible from here: the parent, host PID %d, is outside the pid namespace the caller can see\n", p.PPID)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
+	for a := p.Parent(); a != nil; a = a.Parent() {
+		pids := "-" // outside the namespace looked from
+		if a.Levels() > q.Level() {
+			pids = a.PIDsFrom(q.Level())
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), safeArgs(a))
+	}
+	tw.Flush()
 }

@@ -80,48 +80,9 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if len(o.from) > 0 {
 		return replayTrace(o, filter, log, stdout)
 	}
-	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
+	follow, subtreeRoot, err := liveSelection(o, filter, log)
+	if err != nil {
 		return err
-	}
-	if o.netns != "" {
-		// A container's name needs the live tree; the rest are read from
-		// files, but the tree also tells whether a process holds the
-		// namespace.
-		tree, _, err := source.Live(log, false)
-		if err != nil {
-			return err
-		}
-		if filter.NetNS, err = view.ResolveNetNS(o.netns, tree, false); err != nil {
-			return err
-		}
-	}
-	var follow *feed.ContainerFilter
-	pidView := filter.PidNS // where --pid's PID is read
-	if o.container != "" {
-		// Its processes are those in its cgroup, wherever they are: the
-		// kernel reports every process's cgroup, and the feed picks.
-		q, err := openQuery(o, log)
-		switch {
-		case errors.Is(err, container.ErrNoContainer) && o.pid == "":
-			// Not running (yet): wait for it, as a responder starting
-			// the trace before the container, or during its restart,
-			// wants; followed from its first process on.
-			log.Warn().Msg(termsafe.Message(err.Error()) + ": waiting for it to start; stop with Ctrl-C")
-			follow = feed.NewContainerFilter(o.container, nil, nil, log)
-			follow.Waiting = true
-		case err != nil:
-			return err
-		default:
-			follow = feed.NewContainerFilter(o.container, q.Container, q.Tree, log)
-			pidView = q.NS.Inode
-		}
-	}
-	// Find --pid's process before attaching, so a typo fails fast.
-	var subtreeRoot int
-	if o.pid != "" {
-		if subtreeRoot, err = findSubtreeRoot(o.pid, pidView); err != nil {
-			return err
-		}
 	}
 
 	// Served while the programs load: a probe gets 503 until the tree is synced.
@@ -166,6 +127,54 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	err = f.Run(ctx)
 	f.LogEnd(log, "trace ended")
 	return err
+}
+
+// liveSelection resolves what a live trace keeps, before anything is
+// attached, so a typo fails fast: --pidns and --netns into filter,
+// --container's follower, and --pid's process (0: none), read in the
+// container's or --pidns's namespace.
+func liveSelection(o *options, filter *events.Filter, log zerolog.Logger) (follow *feed.ContainerFilter, subtreeRoot int, err error) {
+	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
+		return nil, 0, err
+	}
+	if o.netns != "" {
+		// A container's name needs the live tree; the rest are read from
+		// files, but the tree also tells whether a process holds the
+		// namespace.
+		tree, _, err := source.Live(log, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		if filter.NetNS, err = view.ResolveNetNS(o.netns, tree, false); err != nil {
+			return nil, 0, err
+		}
+	}
+	pidView := filter.PidNS // where --pid's PID is read
+	if o.container != "" {
+		// Its processes are those in its cgroup, wherever they are: the
+		// kernel reports every process's cgroup, and the feed picks.
+		q, err := openQuery(o, log)
+		switch {
+		case errors.Is(err, container.ErrNoContainer) && o.pid == "":
+			// Not running (yet): wait for it, as a responder starting
+			// the trace before the container, or during its restart,
+			// wants; followed from its first process on.
+			log.Warn().Msg(termsafe.Message(err.Error()) + ": waiting for it to start; stop with Ctrl-C")
+			follow = feed.NewContainerFilter(o.container, nil, nil, log)
+			follow.Waiting = true
+		case err != nil:
+			return nil, 0, err
+		default:
+			follow = feed.NewContainerFilter(o.container, q.Container, q.Tree, log)
+			pidView = q.NS.Inode
+		}
+	}
+	if o.pid != "" {
+		if subtreeRoot, err = findSubtreeRoot(o.pid, pidView); err != nil {
+			return nil, 0, err
+		}
+	}
+	return follow, subtreeRoot, nil
 }
 
 // traceFilter builds the filter of --events, --comm and --snapshot.
