@@ -44,6 +44,44 @@ mark=4242
 # `nspidtrace <pid> -o json` must print this, the kernel's own truth.
 nstgid() { sed -n 's/^NStgid:[[:space:]]*//p' "/proc/$1/status" | tr -s '\t ' ','; }
 
+# popcount HEX: the bits set in a hexadecimal number (a capability set).
+popcount() {
+	n=0
+	h=$1
+	while [ -n "$h" ]; do
+		d=${h%"${h#?}"}
+		h=${h#?}
+		case $d in
+		1 | 2 | 4 | 8) n=$((n + 1)) ;;
+		3 | 5 | 6 | 9 | a | c) n=$((n + 2)) ;;
+		7 | b | d | e) n=$((n + 3)) ;;
+		f) n=$((n + 4)) ;;
+		esac
+	done
+	echo $n
+}
+
+# mismatches JSON PID: what of the namespaces, IDs and capability sets the
+# record in JSON shows differs from /proc/PID (ns/*, status); nothing when
+# all match. The capability sets are compared by how many they hold.
+mismatches() {
+	for k in cgroup ipc mnt net pid pid_for_children time time_for_children user uts; do
+		[ -e "/proc/$2/ns/$k" ] || continue
+		inode=$(readlink "/proc/$2/ns/$k" | tr -dc 0-9)
+		grep -q "\"$k\":$inode[,}]" "$1" || echo "ns $k is $inode"
+	done
+	for k in Inh Prm Eff Bnd Amb; do
+		want=$(popcount "$(sed -n "s/^Cap$k:[[:space:]]*//p" "/proc/$2/status")")
+		key=cap_$(echo "$k" | tr 'A-Z' 'a-z')
+		got=$(sed -n "s/.*\"$key\":\[\([^]]*\)\].*/\1/p" "$1" | tr ',' '\n' | grep -c cap_)
+		[ "$got" = "$want" ] || echo "$key holds $want capabilities, not $got"
+	done
+	ids=$(sed -n 's/^[UG]id:[[:space:]]*//p' "/proc/$2/status" | tr -s '\t\n ' '   ')
+	set -- "$1" $ids
+	grep -q "\"cred\":{\"uid\":$2,\"euid\":$3,\"suid\":$4,\"fsuid\":$5,\"gid\":$6,\"egid\":$7,\"sgid\":$8,\"fsgid\":$9," "$1" ||
+		echo "IDs are $ids"
+}
+
 # A process three pid namespaces below the host's: sleep is PID 1 in the
 # innermost one, and every level has its own PID for it.
 workload() {
@@ -94,13 +132,16 @@ fi
 levels=$(nstgid "$host")
 say "WORKLOAD host=$host nstgid=$levels"
 
-# 2. <pid>: every level, and argv (read from the process's memory, or from
-# /proc on kernels without bpf_copy_from_user_task).
+# 2. <pid>: every level, argv (read from the process's memory, or from
+# /proc on kernels without bpf_copy_from_user_task), and the namespaces,
+# IDs and capabilities /proc shows.
 nspidtrace "$host" -o json >/tmp/pid.json 2>/tmp/pid.err
-if grep -q "\"nspid\":\[$levels\]" /tmp/pid.json && grep -q "\"args\":\[\"sleep\",\"$mark\"\]" /tmp/pid.json; then
+differs=$(mismatches /tmp/pid.json "$host")
+if grep -q "\"nspid\":\[$levels\]" /tmp/pid.json && grep -q "\"args\":\[\"sleep\",\"$mark\"\]" /tmp/pid.json &&
+	[ -z "$differs" ]; then
 	pass pid
 else
-	fail pid "want nspid [$levels] and args [sleep $mark]"
+	fail pid "want nspid [$levels], args [sleep $mark] and /proc's namespaces and IDs;" $differs
 	show /tmp/pid.json
 	show /tmp/pid.err
 fi
