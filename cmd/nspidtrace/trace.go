@@ -36,7 +36,7 @@ drained: at least every --flush while events keep coming, at once for the first
 event after a quiet spell, and on every way out. With --from, it prints a recording's lines that pass the
 filters, up to --at.`,
 	examples: `  sudo nspidtrace trace --events exec | jq -c '{nspid, args}'
-  sudo nspidtrace trace --container web --duration 1m > web.ndjson   followed across restarts
+  sudo nspidtrace trace --container web --duration 1m > web.ndjson   followed across restarts; waits for web if it is not running
   sudo nspidtrace trace --pid $$ --threads          this shell and all it starts
   sudo nspidtrace trace --events signal,exit        who kills what, and how it ends
   sudo nspidtrace trace --events cred --netns blue  who gained or dropped privileges in ip netns blue

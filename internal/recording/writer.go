@@ -26,8 +26,6 @@ type Writer struct {
 	File   *os.File
 	start  time.Time
 	bytes  int64
-	// rotated counts files started after the first.
-	rotated int
 }
 
 // Write writes p to the current file, counting its bytes.
@@ -95,7 +93,6 @@ func (r *Writer) Rotate(f *feed.Feed, now time.Time) (removed []string, err erro
 		return nil, err
 	}
 	r.File, r.Path, r.bytes = file, name, 0
-	r.rotated++
 	if err := r.Begin(f, now); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
