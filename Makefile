@@ -32,7 +32,7 @@ bench: ## the performance figures: pipeline, replay, storm overhead, trace memor
 	$(GO) test -run '^$$' -bench Parse -benchmem -cpu 1 ./internal/events
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./internal/pidmap
 	$(GO) test -run '^$$' -bench ForkExitStorm -benchtime 1x ./internal/loader
-	$(GO) test -run '^$$' -bench TreeFromKernel -benchtime 10x ./internal/loader
+	$(GO) test -run '^$$' -bench 'Open|TreeFromKernel' -benchtime 10x ./internal/loader
 	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench ColdTree -benchtime 20x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nspidtrace/nspidtrace/internal/describe"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/metrics"
@@ -114,7 +115,7 @@ func metricsFlag(fs *flag.FlagSet, o *options) {
 // flushFlag sets how long a line may wait while events keep coming. The
 // first event after a quiet spell is written at once, whatever it is.
 func flushFlag(fs *flag.FlagSet, o *options, def time.Duration) {
-	fs.DurationVar(&o.flush, "flush", def, "while events keep coming, write them at least every `D`, from 1ms to 1s (an event after a quiet D is written at once); each wake-up costs the traced machine about half a millisecond of CPU")
+	fs.DurationVar(&o.flush, "flush", def, "while events keep coming, write them at least every `D`, from 1ms to 1s (an event after a quiet D is written at once); a shorter D costs a busy machine more wake-ups")
 }
 
 // logFlags are taken by every command that runs.
@@ -149,7 +150,7 @@ func oneShotFlags(fs *flag.FlagSet, o *options) {
 	queryFlags(fs, o)
 	netnsFlag(fs, o)
 	outputFlag(fs, o)
-	fs.StringVar(&o.columns, "columns", "", "text output: also the columns in `LIST`, comma-separated: "+columnNames()+" (-o wide: all of them)")
+	fs.StringVar(&o.columns, "columns", "", "text output: also the columns in `LIST`, comma-separated: "+describe.ColumnNames()+" (-o wide: all of them)")
 	fs.BoolVar(&o.showArgs, "a", false, "tree: each process's arguments after it, as pstree -a")
 }
 
@@ -349,7 +350,7 @@ func (o *options) checkOutput() error {
 	if o.columns != "" && o.output == "json" {
 		return usagef("--columns is for text output: JSON always carries everything")
 	}
-	_, err := parseColumns(o)
+	_, err := describe.ParseColumns(o.columns, o.output == "wide")
 	return err
 }
 

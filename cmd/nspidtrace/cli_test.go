@@ -17,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/nspidtrace/nspidtrace/internal/describe"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
@@ -323,24 +324,6 @@ func TestInsideUserNamespace(t *testing.T) {
 	}
 }
 
-func TestCapsCompact(t *testing.T) {
-	const full = uint64(1)<<41 - 1
-	for _, tt := range []struct {
-		set  uint64
-		want string
-	}{
-		{0, "none"},
-		{full, "all"},
-		{full &^ (1<<21 | 1<<24), "all-sys_admin,sys_resource"},
-		{1<<0 | 1<<13, "chown,net_raw"},
-		{1 << 50, "cap_50"}, // a bit past the names this build has
-	} {
-		if got := capsCompact(tt.set, full); got != tt.want {
-			t.Errorf("capsCompact(%#x) = %q, want %q", tt.set, got, tt.want)
-		}
-	}
-}
-
 func TestColumnsFlag(t *testing.T) {
 	for _, tt := range []struct {
 		output, columns string
@@ -362,10 +345,10 @@ func TestColumnsFlag(t *testing.T) {
 		if tt.bad {
 			continue
 		}
-		cols, _ := parseColumns(o)
+		cols, _ := describe.ParseColumns(o.columns, o.output == "wide")
 		var names []string
 		for _, c := range cols {
-			names = append(names, c.name)
+			names = append(names, c.Name)
 		}
 		if !slices.Equal(names, tt.want) {
 			t.Errorf("-o %s --columns %q: %v, want %v", tt.output, tt.columns, names, tt.want)

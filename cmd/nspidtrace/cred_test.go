@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/query"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
@@ -387,7 +388,7 @@ func TestCredentialsAreTheKernels(t *testing.T) {
 func sameWideFromProcAndKernel(t *testing.T, pid int) {
 	t.Helper()
 	fast, _, code := runBinary(t, "-o", "wide", strconv.Itoa(pid))
-	kernel, kernelErr, kcode := runBinaryEnv(t, []string{kernelOnlyEnv + "=1"}, "-o", "wide", strconv.Itoa(pid))
+	kernel, kernelErr, kcode := runBinaryEnv(t, []string{query.KernelOnlyEnv + "=1"}, "-o", "wide", strconv.Itoa(pid))
 	if code != exitOK || kcode != exitOK || fast != kernel {
 		t.Errorf("-o wide %d: /proc (exit %d) and the iterator (exit %d) differ\n/proc:\n%s\niterator:\n%s%s", pid, code, kcode, fast, kernel, kernelErr)
 	}

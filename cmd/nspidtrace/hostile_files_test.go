@@ -58,34 +58,10 @@ func runBounded(t *testing.T, limit time.Duration, most int, args ...string) (st
 	return out.buf.String(), errOut.buf.String(), cmd.ProcessState.ExitCode()
 }
 
-// hostileRecording writes a header and evs as a recording, then tail.
-func hostileRecording(t *testing.T, name string, evs []*events.Event, tail string) string {
-	t.Helper()
-	h := events.Header{Format: events.RecordFormat, Version: 1, Hostname: "h", Start: hostileT0}
-	b := events.AppendHeader(nil, &h)
-	for _, e := range evs {
-		b = events.AppendJSON(b, e)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, append(b, tail...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-const hostileT0 = int64(1795419545000000000)
-
-func hostileProc(pid, ppid uint32, cg *events.Cgroup) *events.Event {
-	e := &events.Event{Type: events.TypeProc, Time: hostileT0, PID: pid, TID: pid, PPID: ppid, Levels: 1, Cgroup: cg}
-	e.NSPid[0], e.PidNS[0], e.NSPPid[0] = pid, 4026531836, ppid
-	e.SetComm("p")
-	return e
-}
-
 func TestHostileRecordings(t *testing.T) {
 	const fast = 10 * time.Second // each takes well under a second alone
-	cycle := hostileRecording(t, "cycle.ndjson", []*events.Event{
-		hostileProc(1, 0, nil), hostileProc(100, 200, nil), hostileProc(200, 100, nil), hostileProc(300, 200, nil),
+	cycle := testenv.WriteRecording(t, "cycle.ndjson", []*events.Event{
+		testenv.HostProc(1, 0, nil), testenv.HostProc(100, 200, nil), testenv.HostProc(200, 100, nil), testenv.HostProc(300, 200, nil),
 	}, "")
 	t.Run("parent cycle", func(t *testing.T) {
 		out, _, code := runBounded(t, fast, 4096, "--from", cycle, "tree")
@@ -105,9 +81,9 @@ func TestHostileRecordings(t *testing.T) {
 	t.Run("deep chain", func(t *testing.T) {
 		evs := make([]*events.Event, 100_000)
 		for i := range evs {
-			evs[i] = hostileProc(uint32(i+1), uint32(i), nil)
+			evs[i] = testenv.HostProc(uint32(i+1), uint32(i), nil)
 		}
-		deep := hostileRecording(t, "deep.ndjson", evs, "")
+		deep := testenv.WriteRecording(t, "deep.ndjson", evs, "")
 		// 100,000 lines of at most 100 levels' indent and a label.
 		out, _, code := runBounded(t, 30*time.Second, 100_000*300, "--from", deep, "tree")
 		if code != exitOK || !strings.HasPrefix(out, "p(1)\n└─p(2)\n") {
@@ -115,7 +91,7 @@ func TestHostileRecordings(t *testing.T) {
 		}
 	})
 	t.Run("nesting", func(t *testing.T) {
-		path := hostileRecording(t, "nest.ndjson", []*events.Event{hostileProc(1, 0, nil)},
+		path := testenv.WriteRecording(t, "nest.ndjson", []*events.Event{testenv.HostProc(1, 0, nil)},
 			`{"time":"2026-11-23T07:39:06Z","type":"exec","x":`+strings.Repeat("[", 10_000_000)+"\n")
 		_, stderr, code := runBounded(t, fast, 0, "--from", path, "tree")
 		if code != exitFailure || !strings.Contains(stderr, "line 3") {
@@ -125,7 +101,7 @@ func TestHostileRecordings(t *testing.T) {
 	t.Run("raw escapes in a string", func(t *testing.T) {
 		line := `{"time":"2026-11-23T07:39:06Z","type":"exec","pid":1,"nspid":[1],"pidns":[4026531836],"nsppid":[0],"comm":"` +
 			"\x1b]0;pwned\x07\x1b[2J" + `"}` + "\n"
-		path := hostileRecording(t, "esc.ndjson", []*events.Event{hostileProc(1, 0, nil)}, line)
+		path := testenv.WriteRecording(t, "esc.ndjson", []*events.Event{testenv.HostProc(1, 0, nil)}, line)
 		out, stderr, code := runBounded(t, fast, 1<<20, "--from", path, "trace")
 		if code != exitFailure || !strings.Contains(stderr, "line 3") || strings.ContainsAny(out+stderr, "\x1b\x07") {
 			t.Errorf("exit %d: %q %q", code, out, stderr)
@@ -134,7 +110,7 @@ func TestHostileRecordings(t *testing.T) {
 	t.Run("invalid UTF-8 printed", func(t *testing.T) {
 		line := `{"time":"2026-11-23T07:39:06Z","type":"exec","pid":1,"nspid":[1],"pidns":[4026531836],"nsppid":[0],` + "\t" +
 			`"comm":"` + "\x9b2J" + `","args":["` + strings.Repeat("\xff", 400) + `","` + strings.Repeat("\xff", 400) + `","x"]}` + "\n"
-		path := hostileRecording(t, "utf8.ndjson", []*events.Event{hostileProc(1, 0, nil)}, line)
+		path := testenv.WriteRecording(t, "utf8.ndjson", []*events.Event{testenv.HostProc(1, 0, nil)}, line)
 		out, stderr, code := runBounded(t, fast, 1<<20, "--from", path, "trace")
 		if code != exitOK || strings.Contains(out, "\x9b") || strings.Contains(out, "\t") || !strings.Contains(out, `"comm":"�2J"`) {
 			t.Errorf("trace: exit %d: %q %s", code, out, stderr)
@@ -144,7 +120,7 @@ func TestHostileRecordings(t *testing.T) {
 		}
 	})
 	t.Run("10 GB line", func(t *testing.T) {
-		path := hostileRecording(t, "huge.ndjson", []*events.Event{hostileProc(1, 0, nil)}, "")
+		path := testenv.WriteRecording(t, "huge.ndjson", []*events.Event{testenv.HostProc(1, 0, nil)}, "")
 		if err := os.Truncate(path, 10<<30); err != nil { // sparse: zeros, no newline
 			t.Fatal(err)
 		}
@@ -156,7 +132,7 @@ func TestHostileRecordings(t *testing.T) {
 	t.Run("names with escapes", func(t *testing.T) {
 		evil := "do\x1b]0;pwned\x07cker"
 		cg := events.NewCgroup(0, "/docker/"+strings.Repeat("ab", 32), &events.Container{ID: strings.Repeat("ab", 32), Name: "web", Runtime: evil})
-		path := hostileRecording(t, "name\x1b[2J.ndjson", []*events.Event{hostileProc(1, 0, cg)}, "")
+		path := testenv.WriteRecording(t, "name\x1b[2J.ndjson", []*events.Event{testenv.HostProc(1, 0, cg)}, "")
 		_, stderr, code := runBounded(t, fast, 0, "--from", path, "tree", "--container", "nosuch")
 		if code != exitNotFound || strings.ContainsAny(stderr, "\x1b\x07") || !strings.Contains(stderr, `do\x1b]0;pwned\x07cker`) {
 			t.Errorf("exit %d: %q", code, stderr)
@@ -187,8 +163,8 @@ func TestHostileRecordings(t *testing.T) {
 			return events.NewCgroup(0, "/kubepods/pod"+string(id)+"/"+full, &events.Container{ID: full, Name: "web", Runtime: "containerd",
 				Pod: &events.Pod{Namespace: ns, Name: name}})
 		}
-		path := hostileRecording(t, "pods.ndjson", []*events.Event{
-			hostileProc(1, 0, nil), hostileProc(10, 1, pod('a', "shop", "web-1")), hostileProc(20, 1, pod('b', "dev", "web-2")),
+		path := testenv.WriteRecording(t, "pods.ndjson", []*events.Event{
+			testenv.HostProc(1, 0, nil), testenv.HostProc(10, 1, pod('a', "shop", "web-1")), testenv.HostProc(20, 1, pod('b', "dev", "web-2")),
 		}, "")
 		for _, args := range [][]string{{"tree", "--container", "web"}, {"trace", "--container", "web"}} {
 			_, stderr, code := runBounded(t, fast, 0, append([]string{"--from", path}, args...)...)
@@ -235,14 +211,14 @@ func TestRecordedInvalidArgvReadsBack(t *testing.T) {
 // recording holds, at every user-namespace level, without names (those
 // are the live machine's, not the recording's).
 func TestFromUserLine(t *testing.T) {
-	plain := hostileProc(7, 1, nil)
+	plain := testenv.HostProc(7, 1, nil)
 	plain.UID, plain.Cred.EUID, plain.Cred.Known, plain.Cred.UserLevels = 33, 33, true, 1
-	rootless := hostileProc(8, 1, nil)
+	rootless := testenv.HostProc(8, 1, nil)
 	rootless.UID, rootless.Cred.EUID, rootless.Cred.Known = 100000, 100000, true
 	rootless.Cred.UserLevels = 2
 	rootless.Cred.UserNS = [events.MaxUserLevels]uint32{4026531837, 4026532300}
 	rootless.Cred.NSUID = [events.MaxUserLevels]uint32{100000, 0}
-	path := hostileRecording(t, "users.ndjson", []*events.Event{hostileProc(1, 0, nil), plain, rootless}, "")
+	path := testenv.WriteRecording(t, "users.ndjson", []*events.Event{testenv.HostProc(1, 0, nil), plain, rootless}, "")
 	for pid, want := range map[string]string{
 		"7": "user   uid 33\n",
 		"8": "user   uid 100000 on the host; 0 in its user namespace\n",

@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
+	"github.com/nspidtrace/nspidtrace/internal/describe"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/query"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 var pidCommand = &command{
@@ -42,7 +44,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	if len(args) != 1 {
 		return usagef("nspidtrace <pid> takes exactly 1 PID, got %q", args)
 	}
-	pid, err := parsePID("PID", args[0])
+	pid, err := query.ParsePID("PID", args[0])
 	if err != nil {
 		return err
 	}
@@ -65,16 +67,16 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		w.Write(events.AppendJSON(nil, &ev))
 		return w.Flush()
 	}
-	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), safeArgs(p))
+	fmt.Fprintf(w, "%s  %s\n", termsafe.String(p.CommString()), describe.Args(p))
 	if p.Zombie {
 		fmt.Fprintf(w, "zombie: %s; its parent has not reaped it\n", events.WaitStatus(p.ExitStatus))
 	}
-	if user := userLine(q, p); user != "" {
+	if user := describe.UserLine(q, p); user != "" {
 		fmt.Fprintf(w, "user   %s\n", user)
 	}
 	// Columns look up names (netns files, passwd): only when asked for.
-	if cols, _ := parseColumns(o); len(cols) > 0 { // checked by oneShotQuery
-		writeColumnLines(w, newColumnCtx(q), p, cols)
+	if cols, _ := describe.ParseColumns(o.columns, o.output == "wide"); len(cols) > 0 { // checked by oneShotQuery
+		describe.WriteLines(w, describe.NewContext(q), p, cols)
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "LEVEL\tPID\tPPID\tPIDNS")
@@ -92,7 +94,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", i, p.NSPid(i), ppid, pidns)
 	}
 	tw.Flush()
-	if c := containerLine(p); c != "" {
+	if c := describe.ContainerLine(p); c != "" {
 		fmt.Fprintln(w, c)
 	}
 	if out := q.OutsideContainer(p); out != "" {
@@ -110,80 +112,9 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	return w.Flush()
 }
 
-// writeColumnLines writes a line for each of cols that the lines of <pid>
-// do not already show (the user, the arguments): the capability sets in
-// full, seccomp, the LSM label, the network namespace, the state.
-func writeColumnLines(w io.Writer, c *columnCtx, p *pidmap.Proc, cols []column) {
-	for _, col := range cols {
-		var value string
-		switch col.name {
-		case "user", "huser", "args":
-			continue
-		case "caps":
-			value = "-"
-			if cred := p.Cred(); cred != nil {
-				value = capsSummary(cred, c.full)
-			}
-		case "netns":
-			ino := p.Namespaces()[events.NSNet]
-			value = c.netns(p)
-			if ino != 0 && !strings.HasPrefix(value, "net:[") {
-				value += fmt.Sprintf(", net:[%d]", ino)
-			}
-		default:
-			value = col.value(c, p)
-		}
-		fmt.Fprintf(w, "%-6s %s\n", col.name, value)
-	}
-}
-
-// containerLine names p's container for a terminal: "container web
-// (f9d9678ac59e, docker), pod shop/web-0, cgroup /docker/f9d9…"; "" when
-// p is in none.
-func containerLine(p *pidmap.Proc) string {
-	cg := p.Cgroup
-	if cg != nil && cg.Unresolved != "" && cg.Container == nil {
-		return "container unknown: " + termsafe.String(cg.Unresolved)
-	}
-	if cg == nil || cg.Container == nil {
-		return ""
-	}
-	c := cg.Container
-	var b strings.Builder
-	fmt.Fprintf(&b, "container %s (%s", termsafe.String(c.Label()), c.ShortID())
-	if c.Runtime != "" {
-		fmt.Fprintf(&b, ", %s", termsafe.String(c.Runtime))
-	}
-	b.WriteByte(')')
-	if pod := c.Pod; pod != nil {
-		switch {
-		case pod.Name != "":
-			fmt.Fprintf(&b, ", pod %s/%s", termsafe.String(pod.Namespace), termsafe.String(pod.Name))
-		case pod.UID != "":
-			fmt.Fprintf(&b, ", pod UID %s", termsafe.String(pod.UID))
-		}
-	}
-	fmt.Fprintf(&b, ", cgroup %s", termsafe.String(cg.Path))
-	return b.String()
-}
-
-// safeArgs is p's argv for a terminal: the process chose it, so it is
-// never printed raw.
-func safeArgs(p *pidmap.Proc) string {
-	argv := p.Argv()
-	for i := range argv {
-		argv[i] = termsafe.String(argv[i])
-	}
-	if p.ArgsTruncated {
-		// As ps cuts: what follows was longer than the bound kept.
-		argv = append(argv, "…[truncated]")
-	}
-	return strings.Join(argv, " ")
-}
-
 // writeAncestors writes p's ancestors, parent first, as --ancestors shows
 // them; where none is in view, why.
-func writeAncestors(w io.Writer, q *query, p *pidmap.Proc) {
+func writeAncestors(w io.Writer, q *view.View, p *pidmap.Proc) {
 	fmt.Fprintln(w, "\nANCESTORS (parent first)")
 	switch {
 	// Not a table with no rows: say why there are none.
@@ -201,7 +132,7 @@ func writeAncestors(w io.Writer, q *query, p *pidmap.Proc) {
 		if a.Levels() > q.Level() {
 			pids = a.PIDsFrom(q.Level())
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), safeArgs(a))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), describe.Args(a))
 	}
 	tw.Flush()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
+	"github.com/nspidtrace/nspidtrace/internal/query"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
@@ -398,9 +399,9 @@ func sameFromProcAndKernel(t *testing.T, pid int) {
 		if code != exitOK || !strings.Contains(fastErr, "answered from /proc") {
 			t.Fatalf("nspidtrace %s: exit %d, not answered from /proc: %s", strings.Join(args, " "), code, fastErr)
 		}
-		kernel, kernelErr, code := runBinaryEnv(t, []string{kernelOnlyEnv + "=1"}, args...)
+		kernel, kernelErr, code := runBinaryEnv(t, []string{query.KernelOnlyEnv + "=1"}, args...)
 		if code != exitOK || strings.Contains(kernelErr, "answered from /proc") {
-			t.Fatalf("%s=1 nspidtrace %s: exit %d: %s", kernelOnlyEnv, strings.Join(args, " "), code, kernelErr)
+			t.Fatalf("%s=1 nspidtrace %s: exit %d: %s", query.KernelOnlyEnv, strings.Join(args, " "), code, kernelErr)
 		}
 		if fast != kernel {
 			t.Errorf("nspidtrace %s: /proc and the task iterator differ\n/proc:\n%s\niterator:\n%s", strings.Join(args, " "), fast, kernel)
@@ -506,7 +507,7 @@ func TestLongArgvIsMarked(t *testing.T) {
 	if out, _, _ := runBinary(t, pid, "-o", "json"); !strings.Contains(out, `"args_truncated":true`) {
 		t.Errorf("<pid> -o json: %.300s", out)
 	}
-	for _, env := range [][]string{nil, {kernelOnlyEnv + "=1"}} {
+	for _, env := range [][]string{nil, {query.KernelOnlyEnv + "=1"}} {
 		out, _, _ := runBinaryEnv(t, env, pid)
 		first, _, _ := strings.Cut(out, "\n")
 		if !strings.HasSuffix(first, long[:10]+" …[truncated]") {

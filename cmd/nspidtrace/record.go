@@ -122,7 +122,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		log.Info().Str("file", path).Msg("recording started; stop with Ctrl-C")
 	}
 
-	rec.Hook(f, log)
+	f.Sink = rec.Rotation(f, log)
 	err = f.Run(ctx)
 	if err == nil {
 		// The end line says until when the recording saw everything.

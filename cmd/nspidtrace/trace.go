@@ -1,25 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 
-	"github.com/rs/zerolog"
-
-	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
-	"github.com/nspidtrace/nspidtrace/internal/netnames"
-	"github.com/nspidtrace/nspidtrace/internal/pidmap"
-	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/source"
-	"github.com/nspidtrace/nspidtrace/internal/termsafe"
-	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 var traceCommand = &command{
@@ -66,21 +56,24 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if len(args) > 0 {
 		return usagef("trace takes no arguments, got %q", args[0])
 	}
-	if err := checkSelection(o); err != nil {
+	if err := o.spec().Check(); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
-	filter, err := traceFilter(o)
+	filter, err := feed.NewFilter(o.events, o.comm, o.snapshot)
 	if err != nil {
 		return err
 	}
 	if len(o.from) > 0 {
-		return replayTrace(o, filter, log, stdout)
+		if o.threads || o.given["duration"] || o.given["host"] || o.given["metrics"] || o.given["flush"] {
+			return usagef("--threads, --duration, --flush, --host and --metrics are for live tracing, not --from")
+		}
+		return feed.Replay(o.spec(), o.pid, filter, log, stdout)
 	}
-	follow, subtreeRoot, err := liveSelection(o, filter, log)
+	follow, subtreeRoot, err := feed.SelectLive(o.spec(), o.pid, filter, log)
 	if err != nil {
 		return err
 	}
@@ -98,7 +91,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	}
 	defer tracer.Close()
 	if subtreeRoot != 0 {
-		if err := followSubtree(filter, subtreeRoot); err != nil {
+		if err := feed.FollowSubtree(filter, subtreeRoot); err != nil {
 			return err
 		}
 	}
@@ -127,186 +120,4 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	err = f.Run(ctx)
 	f.LogEnd(log, "trace ended")
 	return err
-}
-
-// liveSelection resolves what a live trace keeps, before anything is
-// attached, so a typo fails fast: --pidns and --netns into filter,
-// --container's follower, and --pid's process (0: none), read in the
-// container's or --pidns's namespace.
-func liveSelection(o *options, filter *events.Filter, log zerolog.Logger) (follow *feed.ContainerFilter, subtreeRoot int, err error) {
-	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
-		return nil, 0, err
-	}
-	if o.netns != "" {
-		// A container's name needs the live tree; the rest are read from
-		// files, but the tree also tells whether a process holds the
-		// namespace.
-		tree, _, err := source.Live(log, false)
-		if err != nil {
-			return nil, 0, err
-		}
-		if filter.NetNS, err = view.ResolveNetNS(o.netns, tree, false); err != nil {
-			return nil, 0, err
-		}
-	}
-	pidView := filter.PidNS // where --pid's PID is read
-	if o.container != "" {
-		// Its processes are those in its cgroup, wherever they are: the
-		// kernel reports every process's cgroup, and the feed picks.
-		q, err := openQuery(o, log)
-		switch {
-		case errors.Is(err, container.ErrNoContainer) && o.pid == "":
-			// Not running (yet): wait for it, as a responder starting
-			// the trace before the container, or during its restart,
-			// wants; followed from its first process on.
-			log.Warn().Msg(termsafe.Message(err.Error()) + ": waiting for it to start; stop with Ctrl-C")
-			follow = feed.NewContainerFilter(o.container, nil, nil, log)
-			follow.Waiting = true
-		case err != nil:
-			return nil, 0, err
-		default:
-			follow = feed.NewContainerFilter(o.container, q.Container, q.Tree, log)
-			pidView = q.NS.Inode
-		}
-	}
-	if o.pid != "" {
-		if subtreeRoot, err = findSubtreeRoot(o.pid, pidView); err != nil {
-			return nil, 0, err
-		}
-	}
-	return follow, subtreeRoot, nil
-}
-
-// traceFilter builds the filter of --events, --comm and --snapshot.
-func traceFilter(o *options) (*events.Filter, error) {
-	var filter events.Filter
-	var err error
-	if filter.Types, err = events.ParseTypeSet(o.events); err != nil {
-		return nil, usagef("--events: %v", err)
-	}
-	if o.snapshot {
-		filter.Types.Add(events.TypeProc)
-	}
-	if len(o.comm) >= events.CommLen {
-		return nil, usagef("--comm %q is longer than the kernel's %d-byte comm", o.comm, events.CommLen-1)
-	}
-	filter.Comm = []byte(o.comm)
-	return &filter, nil
-}
-
-// replayTrace prints a recording's lines that pass the filters, up to --at:
-// proc lines only with --snapshot, as live. PIDs (--pid) are the
-// recording's host PIDs, or REF's with --pidns.
-func replayTrace(o *options, filter *events.Filter, log zerolog.Logger, stdout io.Writer) error {
-	if o.threads || o.given["duration"] || o.given["host"] || o.given["metrics"] || o.given["flush"] {
-		return usagef("--threads, --duration, --flush, --host and --metrics are for live tracing, not --from")
-	}
-	if isPID(o.pidns) {
-		return usagef("with --from, give --pidns as pid:[INODE] or an inode: a PID names a process of the live system")
-	}
-	var err error
-	if filter.PidNS, err = resolvePidNS(o.pidns); err != nil {
-		return err
-	}
-	if o.netns != "" {
-		ino, isRef, err := netnames.ParseRef(o.netns)
-		if err != nil || !isRef {
-			return usagef("with --from, give --netns as net:[INODE] or an inode: names and files name namespaces of the live system")
-		}
-		filter.NetNS = ino
-	}
-	if o.pid != "" {
-		pid, err := parsePID("--pid", o.pid)
-		if err != nil {
-			return err
-		}
-		filter.FollowSubtree(filter.PidNS, []uint32{pid})
-	}
-	if o.at != "" || o.container != "" {
-		// Before any line: an instant outside the recording is an
-		// error, and so is a name that several containers have.
-		var named []*events.Container
-		seen := map[string]bool{}
-		var collect func(ev *events.Event, _ []byte) error
-		if o.container != "" {
-			collect = func(ev *events.Event, _ []byte) error {
-				if cg := ev.Cgroup; cg != nil && cg.Container != nil && cg.Container.NamedBy(o.container) && !seen[cg.Container.ID] {
-					seen[cg.Container.ID] = true
-					named = append(named, cg.Container)
-				}
-				return nil
-			}
-		}
-		if _, err := source.Replay(o.from, o.at, zerolog.Nop(), pidmap.NewTree(0), collect); err != nil {
-			return err
-		}
-		if len(named) > 0 {
-			if err := container.OneNamed(named, o.container); err != nil {
-				return usageError{Msg: "--container: " + err.Error() + " (in the recording)"}
-			}
-		}
-	}
-	var follow *feed.ContainerFilter
-	if o.container != "" {
-		follow = feed.NewContainerFilter(o.container, nil, nil, log)
-		follow.Replay = true
-	}
-	w := bufio.NewWriterSize(stdout, 256<<10)
-	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
-	netnsSeen := false
-	_, err = source.Replay(o.from, o.at, log, tree, func(ev *events.Event, line []byte) error {
-		netnsSeen = netnsSeen || ev.NS[events.NSNet] == filter.NetNS
-		if !feed.Keeps(follow, filter, ev, tree) {
-			return nil
-		}
-		w.Write(line)
-		return w.WriteByte('\n')
-	})
-	if ferr := w.Flush(); err == nil {
-		err = ferr
-	}
-	if err == nil && filter.NetNS != 0 && !netnsSeen {
-		return notFoundError{Err: fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", o.netns, filter.NetNS)}
-	}
-	if err == nil && follow != nil && follow.C == nil {
-		return notFoundError{Err: fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", o.container)}
-	}
-	return err
-}
-
-// findSubtreeRoot finds the process --pid names: a PID in pid namespace ns
-// when --pidns was given, else in the caller's. It returns the PID as the
-// caller's procfs numbers it.
-func findSubtreeRoot(arg string, ns uint32) (int, error) {
-	pid, err := parsePID("--pid", arg)
-	if err != nil {
-		return 0, err
-	}
-	if ns == 0 {
-		if ns, err = procfs.OwnPidNS(procfs.ProcRoot); err != nil {
-			return 0, fmt.Errorf("read the caller's pid namespace: %w", err)
-		}
-	}
-	viewPID, err := procfs.FindInNS(procfs.ProcRoot, ns, pid)
-	if errors.Is(err, procfs.ErrNoProcess) {
-		return 0, notFoundError{Err: fmt.Errorf("--pid: %w", err)}
-	}
-	return viewPID, err
-}
-
-// followSubtree restricts filter to the process viewPID (as the caller's
-// procfs numbers it) and its descendants, those alive now and those to come.
-func followSubtree(filter *events.Filter, viewPID int) error {
-	own, err := procfs.OwnPidNS(procfs.ProcRoot)
-	if err != nil {
-		return fmt.Errorf("read the caller's pid namespace: %w", err)
-	}
-	seeds, err := procfs.Descendants(procfs.ProcRoot, viewPID)
-	if errors.Is(err, procfs.ErrNoProcess) {
-		return notFoundError{Err: fmt.Errorf("--pid: the process exited: %w", err)}
-	} else if err != nil {
-		return err
-	}
-	filter.FollowSubtree(own, seeds)
-	return nil
 }

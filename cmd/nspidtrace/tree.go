@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/nspidtrace/nspidtrace/internal/describe"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/query"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 var treeCommand = &command{
@@ -44,16 +47,16 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	var rootPID uint32
 	var err error
 	if len(args) == 1 {
-		if rootPID, err = parsePID("PID", args[0]); err != nil {
+		if rootPID, err = query.ParsePID("PID", args[0]); err != nil {
 			return err
 		}
 	}
-	cols, err := parseColumns(o)
+	cols, err := describe.ParseColumns(o.columns, o.output == "wide")
 	if err != nil {
 		return err
 	}
 	// The args column is the tree's last: argv after each process, as -a.
-	if i := slices.IndexFunc(cols, func(c column) bool { return c.name == "args" }); i >= 0 {
+	if i := slices.IndexFunc(cols, func(c describe.Column) bool { return c.Name == "args" }); i >= 0 {
 		cols = slices.Delete(slices.Clone(cols), i, i+1)
 		o.showArgs = true
 	}
@@ -90,11 +93,11 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	// With columns, the rows are a table with the tree last, as ps f has it.
 	var tw *tabwriter.Writer
 	if len(cols) > 0 && !tp.json {
-		tp.cc = newColumnCtx(q)
+		tp.cc = describe.NewContext(q)
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		tp.out = tw
 		for _, c := range cols {
-			fmt.Fprintf(tw, "%s\t", c.title)
+			fmt.Fprintf(tw, "%s\t", c.Title)
 		}
 		fmt.Fprintln(tw, "TREE")
 	}
@@ -110,11 +113,11 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 // treePrinter writes a tree's rows: JSON lines, or text with the columns
 // asked for.
 type treePrinter struct {
-	q     *query
+	q     *view.View
 	w     *bufio.Writer // JSON lines
 	out   io.Writer     // text rows: w, or a table over it
-	cols  []column
-	cc    *columnCtx
+	cols  []describe.Column
+	cc    *describe.Context
 	json  bool
 	args  bool // argv after each process
 	level int  // the pid-namespace level PIDs are shown from
@@ -138,9 +141,9 @@ func (tp *treePrinter) visit(p *pidmap.Proc, prefix string, depth int, last bool
 			}
 		}
 		for _, c := range tp.cols {
-			// A cell is never empty (column.value), so a tab never
+			// A cell is never empty (Column.Value), so a tab never
 			// closes a column early; tabs from a process were escaped.
-			fmt.Fprintf(tp.out, "%s\t", c.value(tp.cc, p))
+			fmt.Fprintf(tp.out, "%s\t", c.Value(tp.cc, p))
 		}
 		// One line, built in one buffer: a tree of 10,000 processes
 		// makes no garbage per line.
@@ -153,7 +156,7 @@ func (tp *treePrinter) visit(p *pidmap.Proc, prefix string, depth int, last bool
 		}
 		line = appendLabel(line, p, tp.level)
 		if tp.args {
-			if a := safeArgs(p); a != "" {
+			if a := describe.Args(p); a != "" {
 				line = append(append(line, ' '), a...)
 			}
 		}

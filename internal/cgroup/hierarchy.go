@@ -15,7 +15,7 @@ import (
 )
 
 // Unified is Hierarchy.Subsys for the cgroup v2 hierarchy; the kernel side
-// reads task->cgroups->dfl_cgrp (bpf/nspidtrace.bpf.c: CGROUP_DFL).
+// reads task->cgroups->dfl_cgrp (bpf/task.bpf.h: CGROUP_DFL).
 const Unified = 0xffffffff
 
 // Hierarchy is the cgroup hierarchy the kernel side reads IDs from.

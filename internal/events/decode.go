@@ -98,6 +98,11 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Count, ev.NAncestors = 0, 0
 	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated, ev.OldCommLen, ev.Zombie = 0, 0, false, 0, false
 
+	return decodeTail(raw, typ, flags, ev)
+}
+
+// decodeTail reads what follows the header in a record of type typ.
+func decodeTail(raw []byte, typ Type, flags uint32, ev *Event) error {
 	switch typ {
 	case TypeProc:
 		if len(raw) < OffProcArgs || len(raw) < RecordLen(raw) {

@@ -90,35 +90,41 @@ func AppendJSON(buf []byte, ev *Event) []byte {
 			buf = strconv.AppendUint(buf, uint64(ev.Reaper), 10)
 		}
 	case TypeSetns, TypeUnshare:
-		if ev.Type == TypeSetns {
-			buf = append(buf, `,"nstype":`...)
-		} else {
-			buf = append(buf, `,"flags":`...)
-		}
-		buf = appendCloneFlags(buf, ev.NSArg)
-		buf = append(buf, `,"ret":`...)
-		buf = strconv.AppendInt(buf, ev.Ret, 10)
-		buf = append(buf, `,"changed":{`...)
-		first := true
-		for k, name := range NSNames {
-			if ev.OldNS[k] == ev.NS[k] {
-				continue
-			}
-			if !first {
-				buf = append(buf, ',')
-			}
-			first = false
-			buf = append(buf, '"')
-			buf = append(buf, name...)
-			buf = append(buf, `":{"from":`...)
-			buf = strconv.AppendUint(buf, uint64(ev.OldNS[k]), 10)
-			buf = append(buf, `,"to":`...)
-			buf = strconv.AppendUint(buf, uint64(ev.NS[k]), 10)
-			buf = append(buf, '}')
-		}
-		buf = append(buf, '}')
+		buf = appendNSChange(buf, ev)
 	}
 	return append(buf, "}\n"...)
+}
+
+// appendNSChange appends a setns or unshare line's own fields: its
+// argument, its return value and the namespaces it changed.
+func appendNSChange(buf []byte, ev *Event) []byte {
+	if ev.Type == TypeSetns {
+		buf = append(buf, `,"nstype":`...)
+	} else {
+		buf = append(buf, `,"flags":`...)
+	}
+	buf = appendCloneFlags(buf, ev.NSArg)
+	buf = append(buf, `,"ret":`...)
+	buf = strconv.AppendInt(buf, ev.Ret, 10)
+	buf = append(buf, `,"changed":{`...)
+	first := true
+	for k, name := range NSNames {
+		if ev.OldNS[k] == ev.NS[k] {
+			continue
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, '"')
+		buf = append(buf, name...)
+		buf = append(buf, `":{"from":`...)
+		buf = strconv.AppendUint(buf, uint64(ev.OldNS[k]), 10)
+		buf = append(buf, `,"to":`...)
+		buf = strconv.AppendUint(buf, uint64(ev.NS[k]), 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, '}')
 }
 
 // appendProcess appends the process fields (the `proc` object's), with a
@@ -143,19 +149,7 @@ func appendProcess(buf []byte, ev *Event) []byte {
 		buf = appendString(buf, ev.Filename[:ev.FilenameLen])
 	}
 	if ev.Type == TypeExec || ev.Type == TypeProc {
-		buf = append(buf, `,"args":[`...)
-		first := true
-		forEachArg(ev.Args[:ev.ArgsLen], func(a []byte) {
-			if !first {
-				buf = append(buf, ',')
-			}
-			first = false
-			buf = appendString(buf, a)
-		})
-		buf = append(buf, ']')
-		if ev.ArgsTruncated {
-			buf = append(buf, `,"args_truncated":true`...)
-		}
+		buf = appendArgs(buf, ev)
 	}
 	buf = append(buf, `,"ns":{`...)
 	for k, name := range NSNames {
@@ -202,6 +196,24 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	}
 	if ev.NAncestors > 0 {
 		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])
+	}
+	return buf
+}
+
+// appendArgs appends argv, and whether it was cut.
+func appendArgs(buf []byte, ev *Event) []byte {
+	buf = append(buf, `,"args":[`...)
+	first := true
+	forEachArg(ev.Args[:ev.ArgsLen], func(a []byte) {
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = appendString(buf, a)
+	})
+	buf = append(buf, ']')
+	if ev.ArgsTruncated {
+		buf = append(buf, `,"args_truncated":true`...)
 	}
 	return buf
 }

@@ -2,8 +2,10 @@
 // records keep a tree true (pidmap.Follower, resynchronised after lost
 // events), a filter and a container's follower keep what was asked for,
 // the tree enriches it (how a process entered its namespace, its lineage),
-// and the lines go to an output, counted by the metrics. trace --from
-// keeps the same events with Keeps.
+// and the lines go to an output, counted by the metrics, while a Sink
+// (record's rotation) is told of every event. trace's selection flags are
+// resolved here too, and trace --from (Replay) keeps a recording's lines
+// with the same Keeps.
 package feed
 
 import (
@@ -44,11 +46,17 @@ type Feed struct {
 	lastWarned time.Time
 	log        zerolog.Logger
 
-	// After, when set, is called with every event once it is handled
-	// (written or not): record rotates its files there. Idle, when set,
-	// is called whenever the ring buffer is drained, after a flush.
-	After func(ev *events.Event) error
-	Idle  func() error
+	// Sink, when set, is told of every event and every drained ring
+	// buffer: record rotates its files there.
+	Sink Sink
+}
+
+// Sink is told of what the feed does, beside the lines it writes.
+type Sink interface {
+	// Event is called with every event once it is handled (written or not).
+	Event(ev *events.Event) error
+	// Idle is called whenever the ring buffer is drained, after a flush.
+	Idle() error
 }
 
 // warnEvery bounds how often a run of unnamed cgroups is logged.
@@ -119,23 +127,23 @@ func (f *Feed) event(ev *events.Event) error {
 	return f.after(ev)
 }
 
-// after calls After, when set, with every event.
+// after tells the sink, when set, of every event.
 func (f *Feed) after(ev *events.Event) error {
-	if f.After == nil {
+	if f.Sink == nil {
 		return nil
 	}
-	return f.After(ev)
+	return f.Sink.Event(ev)
 }
 
-// idle runs whenever the ring buffer is drained: a flush, then Idle.
+// idle runs whenever the ring buffer is drained: a flush, then the sink's.
 func (f *Feed) idle() error {
 	if err := f.Flush(); err != nil {
 		return err
 	}
-	if f.Idle == nil {
+	if f.Sink == nil {
 		return nil
 	}
-	return f.Idle()
+	return f.Sink.Idle()
 }
 
 // WriteRaw writes b as it is (a recording's header), before the lines.

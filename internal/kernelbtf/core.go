@@ -100,6 +100,9 @@ func (c *converter) addMembers(name string, members []btf.Member) {
 	add(members)
 }
 
+// typ converts type id, and what it refers to, into cilium/ebpf's types.
+// It is long on purpose: one case per BTF kind, as the kernel's encoding
+// lists them, read in one place.
 func (c *converter) typ(id TypeID) (btf.Type, error) {
 	if id == 0 {
 		return &btf.Void{}, nil

@@ -260,6 +260,23 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeAll decodes every type of the kernel's BTF, as cilium/ebpf
+// does for trace's tracepoints: what Open and Find spare the one-shot
+// commands (docs/kernel.md).
+func BenchmarkDecodeAll(b *testing.B) {
+	for b.Loop() {
+		spec, err := btf.LoadSpec("/sys/kernel/btf/vmlinux")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, err := range spec.All() {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 func BenchmarkFind(b *testing.B) {
 	k, err := kernelbtf.Open(nil)
 	if err != nil {

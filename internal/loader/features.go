@@ -67,7 +67,7 @@ type Features struct {
 }
 
 // Compat reports whether the kernel needs the programs built for 5.8 to
-// 5.17 (the "_compat" programs of bpf/nspidtrace.bpf.c).
+// 5.17 (the "_compat" programs of bpf/).
 func (f Features) Compat() bool { return !f.Loop || !f.CopyFromUserTask }
 
 // Missing names, for a log line, the optional features the kernel lacks.

@@ -64,28 +64,37 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 			}
 		}
 	}
-
-	// Func info is not optional: bpf_loop's callbacks must be known static.
-	funcInfo, lineInfo, err := btf.MarshalExtInfos(ps.Instructions, local)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	handle, err := btf.NewHandle(local)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: load its BTF: %w", name, err)
-	}
-	defer handle.Close() // the program holds its own reference
-
-	var insns bytes.Buffer
-	if err := ps.Instructions.Marshal(&insns, ps.ByteOrder); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
 	targetName := "bpf_iter_" + ps.AttachTo
 	ids := k.Find(map[string][]kernelbtf.Kind{targetName: {kernelbtf.KindFunc}})[targetName]
 	if len(ids) != 1 {
 		return nil, nil, fmt.Errorf("%s: the kernel has %d functions %s, want 1", name, len(ids), targetName)
 	}
+	prog, err := loadProgram(ps, local, uint32(ids[0]))
+	if err != nil {
+		return nil, nil, err
+	}
+	return prog, maps, nil
+}
 
+// loadProgram loads ps, relocated, with its BTF local, attached to the
+// kernel's type attachBTFID.
+func loadProgram(ps *ebpf.ProgramSpec, local *btf.Builder, attachBTFID uint32) (*ebpf.Program, error) {
+	name := ps.Name
+	// Func info is not optional: bpf_loop's callbacks must be known static.
+	funcInfo, lineInfo, err := btf.MarshalExtInfos(ps.Instructions, local)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	handle, err := btf.NewHandle(local)
+	if err != nil {
+		return nil, fmt.Errorf("%s: load its BTF: %w", name, err)
+	}
+	defer handle.Close() // the program holds its own reference
+
+	var insns bytes.Buffer
+	if err := ps.Instructions.Marshal(&insns, ps.ByteOrder); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	license := []byte(ps.License + "\x00")
 	code := insns.Bytes()
 	// The attributes hold these as plain addresses: keep them alive.
@@ -107,7 +116,7 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 		lineInfoRecSize: btf.LineInfoSize,
 		lineInfo:        pointer(lineInfo),
 		lineInfoCnt:     uint32(len(lineInfo)) / btf.LineInfoSize,
-		attachBTFID:     uint32(ids[0]),
+		attachBTFID:     attachBTFID,
 	}
 	// A name of our own object: only its length needs bounding.
 	copy(attr.progName[:unix.BPF_OBJ_NAME_LEN-1], ps.Name)
@@ -120,14 +129,14 @@ func loadIterator(spec *ebpf.CollectionSpec, name string, k *kernelbtf.Kernel) (
 			err = &verifierError{err: err, log: string(bytes.TrimRight(log, "\x00"))}
 		}
 		runtime.KeepAlive(log)
-		return nil, nil, fmt.Errorf("load program %s: %w", name, err)
+		return nil, fmt.Errorf("load program %s: %w", name, err)
 	}
 	prog, err := ebpf.NewProgramFromFD(fd)
 	if err != nil {
 		unix.Close(fd)
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return prog, maps, nil
+	return prog, nil
 }
 
 // relocate applies ps's CO-RE relocations against the kernel's types that

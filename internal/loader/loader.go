@@ -122,25 +122,8 @@ func Open(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	spec, err := loadSpec(loadNspidtrace, features)
+	spec, err := configuredSpec(opts, features)
 	if err != nil {
-		return nil, err
-	}
-	spec.Maps[nspidtraceMapEvents].MaxEntries = uint32(opts.RingBytes)
-	knobs := map[string]any{
-		nspidtraceVarWithThreads: opts.Threads,
-		nspidtraceVarTargetPidns: opts.PidNS,
-		// Wake the reader when a quarter of the ring is full; its poll
-		// deadline picks up anything less.
-		nspidtraceVarWakeupBytes:  uint64(opts.RingBytes / 4),
-		nspidtraceVarSignalMask:   uint64(0),
-		nspidtraceVarCgroupSubsys: cgroupSubsys(),
-	}
-	if opts.Signals {
-		knobs[nspidtraceVarSignalMask] = events.EndingSignals
-	}
-	if err := setKnobs(spec, knobs); err != nil {
 		return nil, err
 	}
 
@@ -184,6 +167,29 @@ func Open(opts Options) (*Tracer, error) {
 	t.log.Debug().Int("ring_bytes", opts.RingBytes).Bool("threads", opts.Threads).
 		Uint32("pidns", opts.PidNS).Int("links", len(t.links)).Msg("attached")
 	return t, nil
+}
+
+// configuredSpec is the programs' spec for this kernel, its ring buffer
+// and knobs set from opts.
+func configuredSpec(opts Options, features Features) (*ebpf.CollectionSpec, error) {
+	spec, err := loadSpec(loadNspidtrace, features)
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[nspidtraceMapEvents].MaxEntries = uint32(opts.RingBytes)
+	knobs := map[string]any{
+		nspidtraceVarWithThreads: opts.Threads,
+		nspidtraceVarTargetPidns: opts.PidNS,
+		// Wake the reader when a quarter of the ring is full; its poll
+		// deadline picks up anything less.
+		nspidtraceVarWakeupBytes:  uint64(opts.RingBytes / 4),
+		nspidtraceVarSignalMask:   uint64(0),
+		nspidtraceVarCgroupSubsys: cgroupSubsys(),
+	}
+	if opts.Signals {
+		knobs[nspidtraceVarSignalMask] = events.EndingSignals
+	}
+	return spec, setKnobs(spec, knobs)
 }
 
 // hook is a tracing program and the tracepoint it attaches to: a BTF

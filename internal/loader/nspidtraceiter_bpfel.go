@@ -78,22 +78,12 @@ type nspidtraceIterNsptProcEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	nspidtraceIterMapProcScratch       = "proc_scratch"
-	nspidtraceIterProgDumpTask         = "dump_task"
-	nspidtraceIterProgDumpTaskCompat   = "dump_task_compat"
-	nspidtraceIterVarCgroupSubsys      = "cgroup_subsys"
-	nspidtraceIterVarSignalMask        = "signal_mask"
-	nspidtraceIterVarTargetPidns       = "target_pidns"
-	nspidtraceIterVarUnusedCredEvent   = "unused_cred_event"
-	nspidtraceIterVarUnusedEvent       = "unused_event"
-	nspidtraceIterVarUnusedExecEvent   = "unused_exec_event"
-	nspidtraceIterVarUnusedProcEvent   = "unused_proc_event"
-	nspidtraceIterVarUnusedRenameEvent = "unused_rename_event"
-	nspidtraceIterVarUnusedSignalEvent = "unused_signal_event"
-	nspidtraceIterVarWakeupBytes       = "wakeup_bytes"
-	nspidtraceIterVarWithArgs          = "with_args"
-	nspidtraceIterVarWithThreads       = "with_threads"
-	nspidtraceIterVarWithZombies       = "with_zombies"
+	nspidtraceIterMapProcScratch     = "proc_scratch"
+	nspidtraceIterProgDumpTask       = "dump_task"
+	nspidtraceIterProgDumpTaskCompat = "dump_task_compat"
+	nspidtraceIterVarCgroupSubsys    = "cgroup_subsys"
+	nspidtraceIterVarWithArgs        = "with_args"
+	nspidtraceIterVarWithZombies     = "with_zombies"
 )
 
 // loadNspidtraceIter returns the embedded CollectionSpec for nspidtraceIter.
@@ -153,19 +143,9 @@ type nspidtraceIterMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type nspidtraceIterVariableSpecs struct {
-	CgroupSubsys      *ebpf.VariableSpec `ebpf:"cgroup_subsys"`
-	SignalMask        *ebpf.VariableSpec `ebpf:"signal_mask"`
-	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
-	UnusedCredEvent   *ebpf.VariableSpec `ebpf:"unused_cred_event"`
-	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedProcEvent   *ebpf.VariableSpec `ebpf:"unused_proc_event"`
-	UnusedRenameEvent *ebpf.VariableSpec `ebpf:"unused_rename_event"`
-	UnusedSignalEvent *ebpf.VariableSpec `ebpf:"unused_signal_event"`
-	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
-	WithArgs          *ebpf.VariableSpec `ebpf:"with_args"`
-	WithThreads       *ebpf.VariableSpec `ebpf:"with_threads"`
-	WithZombies       *ebpf.VariableSpec `ebpf:"with_zombies"`
+	CgroupSubsys *ebpf.VariableSpec `ebpf:"cgroup_subsys"`
+	WithArgs     *ebpf.VariableSpec `ebpf:"with_args"`
+	WithZombies  *ebpf.VariableSpec `ebpf:"with_zombies"`
 }
 
 // nspidtraceIterObjects contains all objects after they have been loaded into the kernel.
@@ -201,19 +181,9 @@ func (m *nspidtraceIterMaps) Close() error {
 //
 // It can be passed to loadNspidtraceIterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type nspidtraceIterVariables struct {
-	CgroupSubsys      *ebpf.Variable `ebpf:"cgroup_subsys"`
-	SignalMask        *ebpf.Variable `ebpf:"signal_mask"`
-	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
-	UnusedCredEvent   *ebpf.Variable `ebpf:"unused_cred_event"`
-	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
-	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedProcEvent   *ebpf.Variable `ebpf:"unused_proc_event"`
-	UnusedRenameEvent *ebpf.Variable `ebpf:"unused_rename_event"`
-	UnusedSignalEvent *ebpf.Variable `ebpf:"unused_signal_event"`
-	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
-	WithArgs          *ebpf.Variable `ebpf:"with_args"`
-	WithThreads       *ebpf.Variable `ebpf:"with_threads"`
-	WithZombies       *ebpf.Variable `ebpf:"with_zombies"`
+	CgroupSubsys *ebpf.Variable `ebpf:"cgroup_subsys"`
+	WithArgs     *ebpf.Variable `ebpf:"with_args"`
+	WithZombies  *ebpf.Variable `ebpf:"with_zombies"`
 }
 
 // nspidtraceIterPrograms contains all programs after they have been loaded into the kernel.

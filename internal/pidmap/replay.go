@@ -135,124 +135,150 @@ func ReplayFiles(files []Input, at At, tree *Tree, each func(ev *events.Event, l
 // file replays one file of a timeline; done says the cutoff was passed.
 func (rep *Replay) file(r io.Reader, index int, at At, tree *Tree, each func(ev *events.Event, line []byte) error) (done bool, err error) {
 	rep.Files++
-	resync := uint32(0) // the generation of a later file's snapshot
-	inSnapshot := false
-	endSnapshot := func(when int64) {
-		inSnapshot = false
-		if resync != 0 {
-			tree.endResync(resync, when)
-			resync = 0
-		} else {
-			tree.Relink()
-		}
-	}
+	f := &replayFile{rep: rep, index: index, at: at, tree: tree, each: each}
 	defer func() {
-		if inSnapshot {
-			endSnapshot(rep.End)
+		if f.inSnapshot {
+			f.endSnapshot(rep.End)
 		}
 	}()
 	// The buffer holds the longest line: a longer one is refused, never
 	// gathered (a file of one 10 GB line would take 10 GB).
 	br := bufio.NewReaderSize(r, MaxLine+1)
-	var ps events.Parser
-	var ev events.Event
-	var clean []byte
-	lineNo := 0
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return false, fmt.Errorf("line %d: longer than %d bytes, which no nspidtrace line is", lineNo+1, MaxLine)
+			return false, fmt.Errorf("line %d: longer than %d bytes, which no nspidtrace line is", f.lineNo+1, MaxLine)
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("read line %d: %w", lineNo+1, err)
+			return false, fmt.Errorf("read line %d: %w", f.lineNo+1, err)
 		}
 		last := errors.Is(err, io.EOF)
 		if len(line) == 0 {
-			return false, rep.emptyFile(index, lineNo)
+			return false, rep.emptyFile(index, f.lineNo)
 		}
-		lineNo++
+		f.lineNo++
 		rep.Lines++
 		text := bytes.TrimRight(line, "\r\n")
 		if len(text) == 0 {
 			if last {
-				return false, rep.emptyFile(index, lineNo)
+				return false, rep.emptyFile(index, f.lineNo)
 			}
 			continue
 		}
-		perr := ps.Parse(text, &ev)
-		switch {
-		case errors.Is(perr, events.ErrHeader):
-			if lineNo != 1 {
-				return false, fmt.Errorf("line %d: a header in the middle of the file", lineNo)
-			}
-			h, err := events.ParseHeader(text)
-			if err != nil {
-				return false, fmt.Errorf("line 1: %w: %v", ErrNotRecording, err)
-			}
-			if h.Format != events.RecordFormat || h.Version != 1 {
-				return false, fmt.Errorf("line 1: %w: format %q version %d", ErrNotRecording, h.Format, h.Version)
-			}
-			if rep.Header == nil {
-				rep.Header, rep.Start, rep.End = &h, h.Start, h.Start
-			} else if h.Hostname != rep.Header.Hostname {
-				return false, fmt.Errorf("recorded on %q, the files before it on %q: files of two machines are not one timeline", h.Hostname, rep.Header.Hostname)
-			}
-			continue
-		case errors.Is(perr, events.ErrUnknownType):
-			rep.Skipped++
-			continue
-		case perr != nil && last && !bytes.HasSuffix(line, []byte("\n")) && lineNo > 1:
-			// The recorder stopped in the middle of writing this line.
-			rep.Truncated = true
-			return false, nil
-		case perr != nil && lineNo == 1:
-			return false, fmt.Errorf("line 1: %w: %v", ErrNotRecording, perr)
-		case perr != nil:
-			return false, fmt.Errorf("line %d: %w", lineNo, perr)
+		// A last line without its newline is one the recorder stopped
+		// in the middle of writing.
+		done, stop, err := f.line(text, last && !bytes.HasSuffix(line, []byte("\n")))
+		if done || stop || err != nil || last {
+			return done, err
 		}
-		if rep.Start == 0 {
-			rep.Start = ev.Time
+	}
+}
+
+// replayFile is the state of one file's replay.
+type replayFile struct {
+	rep   *Replay
+	index int // in the timeline
+	at    At
+	tree  *Tree
+	each  func(ev *events.Event, line []byte) error
+
+	lineNo     int
+	resync     uint32 // the generation of a later file's snapshot
+	inSnapshot bool
+	ps         events.Parser
+	ev         events.Event
+	clean      []byte
+}
+
+// line replays one line. done says the cutoff was passed; stop that the
+// rest of the file is not read (a cut-off last line, or an instant before
+// the recording). cut says the line is the file's last and has no newline.
+func (f *replayFile) line(text []byte, cut bool) (done, stop bool, err error) {
+	rep, ev := f.rep, &f.ev
+	perr := f.ps.Parse(text, ev)
+	switch {
+	case errors.Is(perr, events.ErrHeader):
+		return false, false, f.header(text)
+	case errors.Is(perr, events.ErrUnknownType):
+		rep.Skipped++
+		return false, false, nil
+	case perr != nil && cut && f.lineNo > 1:
+		rep.Truncated = true
+		return false, true, nil
+	case perr != nil && f.lineNo == 1:
+		return false, false, fmt.Errorf("line 1: %w: %v", ErrNotRecording, perr)
+	case perr != nil:
+		return false, false, fmt.Errorf("line %d: %w", f.lineNo, perr)
+	}
+	if rep.Start == 0 {
+		rep.Start = ev.Time
+	}
+	rep.End = max(rep.End, ev.Time)
+	if f.at.Relative && rep.Cutoff == 0 {
+		rep.Cutoff = rep.Start + int64(f.at.Offset)
+	}
+	if rep.outside || (rep.Cutoff != 0 && rep.Cutoff < rep.Start) {
+		rep.outside = true
+		return false, false, nil
+	}
+	if ev.Type == events.TypeProc {
+		rep.Snapshot = true
+		if !f.inSnapshot && f.index > 0 {
+			f.resync = f.tree.beginResync()
 		}
-		rep.End = max(rep.End, ev.Time)
-		if at.Relative && rep.Cutoff == 0 {
-			rep.Cutoff = rep.Start + int64(at.Offset)
+		f.inSnapshot = true
+	} else {
+		if f.inSnapshot {
+			f.endSnapshot(ev.Time)
 		}
-		if rep.outside || (rep.Cutoff != 0 && rep.Cutoff < rep.Start) {
-			rep.outside = true
-			if last {
-				return false, nil
-			}
-			continue
+		// The snapshot is the state at the start: it holds at any
+		// instant from the start on, though taking it took a moment.
+		if rep.Cutoff != 0 && ev.Time > rep.Cutoff || f.at.Stop != nil && f.at.Stop(ev) {
+			return true, false, nil
 		}
-		if ev.Type == events.TypeProc {
-			rep.Snapshot = true
-			if !inSnapshot && index > 0 {
-				resync = tree.beginResync()
-			}
-			inSnapshot = true
-		} else {
-			if inSnapshot {
-				endSnapshot(ev.Time)
-			}
-			// The snapshot is the state at the start: it holds at any
-			// instant from the start on, though taking it took a moment.
-			if rep.Cutoff != 0 && ev.Time > rep.Cutoff || at.Stop != nil && at.Stop(&ev) {
-				return true, nil
-			}
-		}
-		tree.Apply(&ev)
-		rep.Applied++
-		if each != nil {
-			// What is printed of a line is what the encoder would print:
-			// the same JSON, valid UTF-8, no control characters.
-			clean = events.AppendClean(clean[:0], text)
-			if err := each(&ev, clean); err != nil {
-				return false, err
-			}
-		}
-		if last {
-			return false, nil
-		}
+	}
+	f.tree.Apply(ev)
+	rep.Applied++
+	if f.each != nil {
+		// What is printed of a line is what the encoder would print:
+		// the same JSON, valid UTF-8, no control characters.
+		f.clean = events.AppendClean(f.clean[:0], text)
+		return false, false, f.each(ev, f.clean)
+	}
+	return false, false, nil
+}
+
+// header reads a header line: the file's first, and of the same machine as
+// the timeline's first file.
+func (f *replayFile) header(text []byte) error {
+	rep := f.rep
+	if f.lineNo != 1 {
+		return fmt.Errorf("line %d: a header in the middle of the file", f.lineNo)
+	}
+	h, err := events.ParseHeader(text)
+	if err != nil {
+		return fmt.Errorf("line 1: %w: %v", ErrNotRecording, err)
+	}
+	if h.Format != events.RecordFormat || h.Version != 1 {
+		return fmt.Errorf("line 1: %w: format %q version %d", ErrNotRecording, h.Format, h.Version)
+	}
+	if rep.Header == nil {
+		rep.Header, rep.Start, rep.End = &h, h.Start, h.Start
+	} else if h.Hostname != rep.Header.Hostname {
+		return fmt.Errorf("recorded on %q, the files before it on %q: files of two machines are not one timeline", h.Hostname, rep.Header.Hostname)
+	}
+	return nil
+}
+
+// endSnapshot ends a snapshot at instant when: a later file's resyncs the
+// tree (what it does not list exited meanwhile); the first's is linked.
+func (f *replayFile) endSnapshot(when int64) {
+	f.inSnapshot = false
+	if f.resync != 0 {
+		f.tree.endResync(f.resync, when)
+		f.resync = 0
+	} else {
+		f.tree.Relink()
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,83 +37,16 @@ const maxFirstLine = 1 << 20
 // files that are not recordings are left out; a directory without any is
 // an error, as is a named file that cannot be read. The caller closes them.
 func Open(args []string) ([]File, error) {
-	var files []File
-	closeAll := func() {
-		for _, f := range files {
-			f.File.Close()
-		}
-	}
-	seen := map[[2]uint64]bool{}
-	add := func(path string, inDir bool) error {
-		f, err := safefile.OpenRegular(path)
-		switch {
-		case errors.Is(err, safefile.ErrNotRegular) && inDir:
-			return nil // swapped since the directory was read
-		case errors.Is(err, safefile.ErrNotRegular):
-			return fault.Usagef("--from %s: not a regular file (a recording is one)", path)
-		case err != nil:
-			return fmt.Errorf("open the recording: %w", err)
-		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("open the recording: %w", err)
-		}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			id := [2]uint64{sys.Dev, sys.Ino}
-			if seen[id] { // named twice: once is its timeline
-				f.Close()
-				return nil
-			}
-			seen[id] = true
-		}
-		start, ok := firstTime(f)
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		if !ok && inDir {
-			f.Close()
-			return nil
-		}
-		files = append(files, File{Name: path, File: f, Start: start})
-		return nil
-	}
+	fs := &fileSet{seen: map[[2]uint64]bool{}}
 	for _, arg := range args {
-		st, err := os.Stat(arg)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("open the recording: %w", err)
-		}
-		if !st.IsDir() {
-			if err := add(arg, false); err != nil {
-				closeAll()
-				return nil, err
+		if err := fs.addArg(arg); err != nil {
+			for _, f := range fs.files {
+				f.File.Close()
 			}
-			continue
-		}
-		before := len(files)
-		entries, err := os.ReadDir(arg)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("read the directory %s: %w", arg, err)
-		}
-		for _, e := range entries {
-			// Regular files only: a link could lead anywhere.
-			if e.Type()&fs.ModeType != 0 || strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			if err := add(filepath.Join(arg, e.Name()), true); err != nil {
-				closeAll()
-				return nil, err
-			}
-		}
-		if len(files) == before {
-			closeAll()
-			return nil, fault.Usagef("--from %s: the directory holds no nspidtrace recording", arg)
+			return nil, err
 		}
 	}
-	slices.SortStableFunc(files, func(a, b File) int {
+	slices.SortStableFunc(fs.files, func(a, b File) int {
 		switch {
 		case a.Start < b.Start:
 			return -1
@@ -122,7 +55,80 @@ func Open(args []string) ([]File, error) {
 		}
 		return 0
 	})
-	return files, nil
+	return fs.files, nil
+}
+
+// fileSet gathers the files of --from, each once.
+type fileSet struct {
+	files []File
+	seen  map[[2]uint64]bool // device and inode
+}
+
+// addArg adds the file arg names, or the recordings in the directory.
+func (fs *fileSet) addArg(arg string) error {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return fmt.Errorf("open the recording: %w", err)
+	}
+	if !st.IsDir() {
+		return fs.add(arg, false)
+	}
+	before := len(fs.files)
+	entries, err := os.ReadDir(arg)
+	if err != nil {
+		return fmt.Errorf("read the directory %s: %w", arg, err)
+	}
+	for _, e := range entries {
+		// Regular files only: a link could lead anywhere.
+		if e.Type()&iofs.ModeType != 0 || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if err := fs.add(filepath.Join(arg, e.Name()), true); err != nil {
+			return err
+		}
+	}
+	if len(fs.files) == before {
+		return fault.Usagef("--from %s: the directory holds no nspidtrace recording", arg)
+	}
+	return nil
+}
+
+// add opens path, named by --from or found in a directory (inDir), where
+// a file that is not a recording is left out.
+func (fs *fileSet) add(path string, inDir bool) error {
+	f, err := safefile.OpenRegular(path)
+	switch {
+	case errors.Is(err, safefile.ErrNotRegular) && inDir:
+		return nil // swapped since the directory was read
+	case errors.Is(err, safefile.ErrNotRegular):
+		return fault.Usagef("--from %s: not a regular file (a recording is one)", path)
+	case err != nil:
+		return fmt.Errorf("open the recording: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open the recording: %w", err)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id := [2]uint64{sys.Dev, sys.Ino}
+		if fs.seen[id] { // named twice: once is its timeline
+			f.Close()
+			return nil
+		}
+		fs.seen[id] = true
+	}
+	start, ok := firstTime(f)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if !ok && inDir {
+		f.Close()
+		return nil
+	}
+	fs.files = append(fs.files, File{Name: path, File: f, Start: start})
+	return nil
 }
 
 // firstTime reads where a file starts: its header's start, or a feed's

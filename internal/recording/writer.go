@@ -9,13 +9,22 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/feed"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
 
 // record's files as the feed writes them: one file, or a series rotated by
 // size or age, each a complete recording (header, a proc line for every
 // live process, the feed, an end line).
+
+// Lines is the feed (feed.Feed) as the writer writes through it: its
+// buffer, and the live tree a new file's proc lines come from.
+type Lines interface {
+	WriteRaw(b []byte) error
+	Write(ev *events.Event) error
+	Flush() error
+	Buffered() int
+	Tree() *pidmap.Tree
+}
 
 // Writer is where record writes: one file, or the current file of a
 // series. The feed's buffer writes into it; it counts the bytes.
@@ -46,7 +55,7 @@ func (r *Writer) Due(buffered int, now time.Time) bool {
 // Begin writes a file's first lines through f: the header, and when the
 // feed's tree is already live (a later file of a series), a proc line for
 // each of its processes, parents first, as of now.
-func (r *Writer) Begin(f *feed.Feed, now time.Time) error {
+func (r *Writer) Begin(f Lines, now time.Time) error {
 	header := NewHeader(r.Host, now)
 	if err := f.WriteRaw(events.AppendHeader(nil, &header)); err != nil {
 		return err
@@ -69,7 +78,7 @@ func (r *Writer) Begin(f *feed.Feed, now time.Time) error {
 
 // End closes the current file as a complete recording: an end line, and
 // everything on disk.
-func (r *Writer) End(f *feed.Feed, now time.Time) error {
+func (r *Writer) End(f Lines, now time.Time) error {
 	err := f.Write(&events.Event{Type: events.TypeEnd, Time: now.UnixNano()})
 	if err == nil {
 		err = f.Flush()
@@ -84,7 +93,7 @@ func (r *Writer) End(f *feed.Feed, now time.Time) error {
 }
 
 // Rotate ends the current file and starts the next, then prunes.
-func (r *Writer) Rotate(f *feed.Feed, now time.Time) (removed []string, err error) {
+func (r *Writer) Rotate(f Lines, now time.Time) (removed []string, err error) {
 	if err := r.End(f, now); err != nil {
 		return nil, fmt.Errorf("end %s: %w", r.Path, err)
 	}
@@ -115,43 +124,58 @@ func (r *Writer) Open(path string, flags int, now time.Time) (err error) {
 	return err
 }
 
-// Hook makes f rotate r's files as it writes: each event may fill the file
-// or make it old enough, as of the event's own time (no clock read per
-// event; a snapshot is never cut in two), and on a quiet system the file
-// still ages, checked whenever the ring buffer is drained, when the
-// file's removal is noticed too (writes to it succeed, into nothing).
-func (r *Writer) Hook(f *feed.Feed, log zerolog.Logger) {
-	rotate := func(now time.Time) error {
-		if !r.Due(f.Buffered(), now) {
-			return nil
-		}
-		old := r.Path
-		removed, err := r.Rotate(f, now)
-		if err != nil {
-			return err
-		}
-		log.Info().Str("ended", old).Str("file", r.Path).Strs("removed", removed).Msg("recording continues in a new file")
+// Rotation rotates a Writer's files as the feed writes through it: each
+// event may fill the file or make it old enough, as of the event's own time
+// (no clock read per event; a snapshot is never cut in two), and on a quiet
+// system the file still ages, checked whenever the ring buffer is drained,
+// when the file's removal is noticed too (writes to it succeed, into
+// nothing). It is one of the feed's sinks (feed.Sink).
+type Rotation struct {
+	w         *Writer
+	lines     Lines
+	log       zerolog.Logger
+	lastCheck time.Time
+}
+
+// Rotation returns r's rotation through f.
+func (r *Writer) Rotation(f Lines, log zerolog.Logger) *Rotation {
+	return &Rotation{w: r, lines: f, log: log, lastCheck: time.Now()}
+}
+
+func (ro *Rotation) rotate(now time.Time) error {
+	r := ro.w
+	if !r.Due(ro.lines.Buffered(), now) {
 		return nil
 	}
-	f.After = func(ev *events.Event) error {
-		if r.Series == nil || ev.Type == events.TypeProc {
-			return nil
-		}
-		return rotate(time.Unix(0, ev.Time))
+	old := r.Path
+	removed, err := r.Rotate(ro.lines, now)
+	if err != nil {
+		return err
 	}
-	lastCheck := time.Now()
-	f.Idle = func() error {
-		if err := rotate(time.Now()); err != nil {
-			return err
-		}
-		if time.Since(lastCheck) < time.Second {
-			return nil
-		}
-		lastCheck = time.Now()
-		var st unix.Stat_t
-		if err := unix.Fstat(int(r.File.Fd()), &st); err == nil && st.Nlink == 0 {
-			return fmt.Errorf("%s was removed", r.Path)
-		}
+	ro.log.Info().Str("ended", old).Str("file", r.Path).Strs("removed", removed).Msg("recording continues in a new file")
+	return nil
+}
+
+// Event is told of every event once the feed has handled it.
+func (ro *Rotation) Event(ev *events.Event) error {
+	if ro.w.Series == nil || ev.Type == events.TypeProc {
 		return nil
 	}
+	return ro.rotate(time.Unix(0, ev.Time))
+}
+
+// Idle runs whenever the ring buffer is drained, after a flush.
+func (ro *Rotation) Idle() error {
+	if err := ro.rotate(time.Now()); err != nil {
+		return err
+	}
+	if time.Since(ro.lastCheck) < time.Second {
+		return nil
+	}
+	ro.lastCheck = time.Now()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ro.w.File.Fd()), &st); err == nil && st.Nlink == 0 {
+		return fmt.Errorf("%s was removed", ro.w.Path)
+	}
+	return nil
 }

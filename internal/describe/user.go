@@ -1,4 +1,4 @@
-package main
+package describe
 
 import (
 	"fmt"
@@ -11,9 +11,10 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 	"github.com/nspidtrace/nspidtrace/internal/users"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
-// userLine names p's effective user for a terminal, live only:
+// UserLine names p's effective user for a terminal, live only:
 //
 //	uid 0 (root)
 //	uid 33 (www-data; xfs in its root)              another mount namespace
@@ -26,11 +27,11 @@ import (
 // (/proc/PID/root), read inside that root and bounded, since p's users
 // wrote it. "" when p cannot be read now (a recording, an exited process, a
 // PID taken by another process since).
-func userLine(q *query, p *pidmap.Proc) string {
-	if q.FromFile || p.Zombie || p.Exited || q.Own == nil {
+func UserLine(v *view.View, p *pidmap.Proc) string {
+	if v.FromFile || p.Zombie || p.Exited || v.Own == nil {
 		return recordedUserLine(p)
 	}
-	level := p.LevelOf(q.Own)
+	level := p.LevelOf(v.Own)
 	if level < 0 {
 		return ""
 	}

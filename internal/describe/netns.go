@@ -1,4 +1,4 @@
-package main
+package describe
 
 // --netns and the network namespace column: names users know for the
 // inodes the kernel reports.
@@ -12,6 +12,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 // netnsNamer names network namespaces for the netns column and line:
@@ -22,13 +23,13 @@ type netnsNamer struct {
 	host       uint32            // the network namespace of the host's init, where readable
 }
 
-func newNetnsNamer(q *query) *netnsNamer {
+func newNetnsNamer(v *view.View) *netnsNamer {
 	n := &netnsNamer{containers: map[uint32]string{}}
-	if !q.FromFile {
+	if !v.FromFile {
 		n.files = netnames.Scan("/")
 		n.host, _ = netnames.Inode(procfs.ProcRoot + "/1/ns/net")
 	}
-	q.Tree.Walk(func(p *pidmap.Proc, _ int) {
+	v.Tree.Walk(func(p *pidmap.Proc, _ int) {
 		ino := p.Namespaces()[events.NSNet]
 		if _, ok := n.containers[ino]; ok || p.Cgroup == nil || p.Cgroup.Container == nil {
 			return

@@ -1,4 +1,4 @@
-package main
+package watch
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/query"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // TestWatchStepsThroughTheSelection: in a recording, ←/→ step through the
@@ -15,26 +17,25 @@ import (
 func TestWatchStepsThroughTheSelection(t *testing.T) {
 	const ctrNS = 4026532300
 	inCtr := func(typ events.Type, pid, ppid uint32, at int64) *events.Event {
-		e := hostileProc(pid, ppid, nil)
-		e.Type, e.Time, e.Levels = typ, hostileT0+at, 2
+		e := testenv.HostProc(pid, ppid, nil)
+		e.Type, e.Time, e.Levels = typ, testenv.T0+at, 2
 		e.NSPid[1], e.PidNS[1], e.NSPPid[1] = pid-100, ctrNS, 0
 		return e
 	}
 	onHost := func(pid uint32, at int64) *events.Event {
-		e := hostileProc(pid, 1, nil)
-		e.Type, e.Time = events.TypeFork, hostileT0+at
+		e := testenv.HostProc(pid, 1, nil)
+		e.Type, e.Time = events.TypeFork, testenv.T0+at
 		return e
 	}
-	path := hostileRecording(t, "steps.ndjson", []*events.Event{
-		hostileProc(1, 0, nil),
+	path := testenv.WriteRecording(t, "steps.ndjson", []*events.Event{
+		testenv.HostProc(1, 0, nil),
 		onHost(10, 1), onHost(11, 2), // positions 1, 2
 		inCtr(events.TypeFork, 101, 1, 3), // 3: the container's
 		onHost(12, 4), onHost(13, 5), onHost(14, 6),
 		inCtr(events.TypeExec, 101, 1, 7), // 7: the container's
 		onHost(15, 8),
 	}, "")
-	o := &options{from: fileList{path}, pidns: fmt.Sprintf("pid:[%d]", ctrNS), given: map[string]bool{"pidns": true}}
-	w, err := openReplayWatch(o, 0, zerolog.Nop())
+	w, err := OpenReplay(query.Spec{From: []string{path}, PidNS: fmt.Sprintf("pid:[%d]", ctrNS)}, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestWatchStepsThroughTheSelection(t *testing.T) {
 		}
 	}
 	// Without a selection, every event is a step.
-	all, err := openReplayWatch(&options{from: fileList{path}, given: map[string]bool{}}, 0, zerolog.Nop())
+	all, err := OpenReplay(query.Spec{From: []string{path}}, 0, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-package main
-
-// The extra columns of <pid> and tree as text (--columns, -o wide): who a
-// process is, what it may do and where its network is, as psgo's
-// descriptors and ps -o show them.
+// Package describe says what a process is, in words for a terminal: the
+// extra columns of <pid> and tree (--columns, -o wide: who it runs as, what
+// it may do, where its network is, as psgo's descriptors and ps -o show
+// them), its user at every user-namespace level, its container, its argv.
+// What a process chose (comm, argv, names in its root) is escaped.
+package describe
 
 import (
 	"fmt"
@@ -13,92 +14,100 @@ import (
 	"strings"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/procfs"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 	"github.com/nspidtrace/nspidtrace/internal/users"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
-// column is one --columns name: its title and its value for a process.
-// Values are escaped for a terminal and never empty ("-" when unknown).
-type column struct {
-	name, title, about string
-	value              func(c *columnCtx, p *pidmap.Proc) string
+// Column is one --columns name: its title and its value for a process.
+type Column struct {
+	Name, Title, About string
+	value              func(c *Context, p *pidmap.Proc) string
 }
 
-var allColumns = []column{
-	{"user", "USER", "the effective user as the process's own user namespace sees it, named from its root's /etc/passwd", (*columnCtx).user},
-	{"huser", "HUSER", "the effective user on the host, named from the host's /etc/passwd", (*columnCtx).hostUser},
-	{"caps", "CAPS", "the effective capabilities: all, none, a list, or all-LIST for all but those", (*columnCtx).caps},
-	{"seccomp", "SECCOMP", "the seccomp mode (disabled, strict, filter), +nnp with no_new_privs", (*columnCtx).seccomp},
-	{"lsm", "LSM", "the AppArmor or SELinux label, where a module sets one", (*columnCtx).lsm},
-	{"netns", "NETNS", "the network namespace: its ip netns or runtime name, its container, or net:[INODE]", (*columnCtx).netns},
-	{"state", "STATE", "the process state of /proc/PID/stat (live), Z for a zombie", (*columnCtx).state},
-	{"args", "ARGS", "the arguments (tree: after each process, as -a)", (*columnCtx).args},
+// Value is the column's cell for p: escaped for a terminal and never
+// empty ("-" when unknown), so a tab never closes a column early.
+func (col Column) Value(c *Context, p *pidmap.Proc) string { return col.value(c, p) }
+
+// Columns are every column, in the order -o wide shows them.
+var Columns = []Column{
+	{"user", "USER", "the effective user as the process's own user namespace sees it, named from its root's /etc/passwd", (*Context).user},
+	{"huser", "HUSER", "the effective user on the host, named from the host's /etc/passwd", (*Context).hostUser},
+	{"caps", "CAPS", "the effective capabilities: all, none, a list, or all-LIST for all but those", (*Context).caps},
+	{"seccomp", "SECCOMP", "the seccomp mode (disabled, strict, filter), +nnp with no_new_privs", (*Context).seccomp},
+	{"lsm", "LSM", "the AppArmor or SELinux label, where a module sets one", (*Context).lsm},
+	{"netns", "NETNS", "the network namespace: its ip netns or runtime name, its container, or net:[INODE]", (*Context).netns},
+	{"state", "STATE", "the process state of /proc/PID/stat (live), Z for a zombie", (*Context).state},
+	{"args", "ARGS", "the arguments (tree: after each process, as -a)", (*Context).args},
 }
 
-// columnNames lists the column names, for --help.
-func columnNames() string {
-	names := make([]string, len(allColumns))
-	for i, c := range allColumns {
-		names[i] = c.name
+// ColumnNames lists the column names, for --help.
+func ColumnNames() string {
+	names := make([]string, len(Columns))
+	for i, c := range Columns {
+		names[i] = c.Name
 	}
 	return strings.Join(names, ",")
 }
 
-// parseColumns returns the columns --columns and -o wide ask for.
-func parseColumns(o *options) ([]column, error) {
-	if o.output == "wide" {
-		return allColumns, nil
+// ParseColumns returns the columns of list (--columns), or every one
+// (-o wide).
+func ParseColumns(list string, wide bool) ([]Column, error) {
+	if wide {
+		return Columns, nil
 	}
-	if o.columns == "" {
+	if list == "" {
 		return nil, nil
 	}
-	var cols []column
-	for _, name := range strings.Split(o.columns, ",") {
+	var cols []Column
+	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
-		i := slices.IndexFunc(allColumns, func(c column) bool { return c.name == name })
+		i := slices.IndexFunc(Columns, func(c Column) bool { return c.Name == name })
 		if i < 0 {
-			return nil, usagef("--columns: unknown column %q (want %s)", name, columnNames())
+			return nil, fault.Usagef("--columns: unknown column %q (want %s)", name, ColumnNames())
 		}
-		if !slices.ContainsFunc(cols, func(c column) bool { return c.name == name }) {
-			cols = append(cols, allColumns[i])
+		if !slices.ContainsFunc(cols, func(c Column) bool { return c.Name == name }) {
+			cols = append(cols, Columns[i])
 		}
 	}
 	return cols, nil
 }
 
-// columnCtx holds what the columns look up once for many processes.
-type columnCtx struct {
-	q     *query
+// Context holds what the columns look up once for many processes.
+type Context struct {
+	v     *view.View
 	live  bool
-	full  uint64 // every capability this kernel has
+	Full  uint64 // every capability this kernel has
 	host  users.Names
 	roots map[uint32]users.Names // passwd of each mount namespace's root
 	net   *netnsNamer
 }
 
-func newColumnCtx(q *query) *columnCtx {
-	c := &columnCtx{q: q, live: !q.FromFile, full: events.AllCaps, roots: map[uint32]users.Names{}}
+// NewContext prepares the columns of v's processes.
+func NewContext(v *view.View) *Context {
+	c := &Context{v: v, live: !v.FromFile, Full: events.AllCaps, roots: map[uint32]users.Names{}}
 	if c.live {
 		if data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 			if last, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && last >= 0 && last < 63 {
-				c.full = 1<<(last+1) - 1
+				c.Full = 1<<(last+1) - 1
 			}
 		}
 		c.host, _ = users.Read("/")
 	}
-	c.net = newNetnsNamer(q)
+	c.net = newNetnsNamer(v)
 	return c
 }
 
 // livePID is p's PID as /proc shows it, 0 when /proc cannot (a recording,
 // an exited process, a PID since taken by another).
-func (c *columnCtx) livePID(p *pidmap.Proc) int {
-	if !c.live || p.Exited || c.q.Own == nil {
+func (c *Context) livePID(p *pidmap.Proc) int {
+	if !c.live || p.Exited || c.v.Own == nil {
 		return 0
 	}
-	level := p.LevelOf(c.q.Own)
+	level := p.LevelOf(c.v.Own)
 	if level < 0 {
 		return 0
 	}
@@ -118,7 +127,7 @@ func ownLevelID(cred *events.Cred) (uint32, bool) {
 	return id, id != events.UnmappedID && id != events.UnreadID
 }
 
-func (c *columnCtx) user(p *pidmap.Proc) string {
+func (c *Context) user(p *pidmap.Proc) string {
 	cred := p.Cred()
 	uid, ok := ownLevelID(cred)
 	if !ok {
@@ -138,7 +147,7 @@ func (c *columnCtx) user(p *pidmap.Proc) string {
 
 // rootNames are the user names of p's root filesystem, read once per mount
 // namespace, inside the root and bounded (users.Read).
-func (c *columnCtx) rootNames(p *pidmap.Proc) users.Names {
+func (c *Context) rootNames(p *pidmap.Proc) users.Names {
 	mnt := p.Namespaces()[events.NSMnt]
 	if names, ok := c.roots[mnt]; ok {
 		return names
@@ -151,24 +160,24 @@ func (c *columnCtx) rootNames(p *pidmap.Proc) users.Names {
 	return names
 }
 
-func (c *columnCtx) hostUser(p *pidmap.Proc) string {
+func (c *Context) hostUser(p *pidmap.Proc) string {
 	if name := c.host[p.UID]; name != "" {
 		return termsafe.String(name)
 	}
 	return strconv.FormatUint(uint64(p.UID), 10)
 }
 
-func (c *columnCtx) caps(p *pidmap.Proc) string {
+func (c *Context) caps(p *pidmap.Proc) string {
 	if cred := p.Cred(); cred != nil {
-		return capsCompact(cred.Caps[events.CapEff], c.full)
+		return CapsCompact(cred.Caps[events.CapEff], c.Full)
 	}
 	return "-"
 }
 
-// capsCompact writes a capability set briefly: "all", "none", the names
+// CapsCompact writes a capability set briefly: "all", "none", the names
 // without "cap_" (chown,kill), or for a set with most of them, "all-" and
 // those it lacks (all-sys_admin,net_admin).
-func capsCompact(set, full uint64) string {
+func CapsCompact(set, full uint64) string {
 	switch {
 	case set == 0:
 		return "none"
@@ -195,7 +204,7 @@ func capList(set uint64) string {
 	return strings.Join(names, ",")
 }
 
-func (c *columnCtx) seccomp(p *pidmap.Proc) string {
+func (c *Context) seccomp(p *pidmap.Proc) string {
 	cred := p.Cred()
 	if cred == nil {
 		return "-"
@@ -207,18 +216,18 @@ func (c *columnCtx) seccomp(p *pidmap.Proc) string {
 	return s
 }
 
-func (c *columnCtx) lsm(p *pidmap.Proc) string {
+func (c *Context) lsm(p *pidmap.Proc) string {
 	if cred := p.Cred(); cred != nil && cred.LSMLen > 0 {
 		return termsafe.String(cred.LSMString())
 	}
 	return "-"
 }
 
-func (c *columnCtx) netns(p *pidmap.Proc) string {
+func (c *Context) netns(p *pidmap.Proc) string {
 	return c.net.label(p.Namespaces()[events.NSNet])
 }
 
-func (c *columnCtx) state(p *pidmap.Proc) string {
+func (c *Context) state(p *pidmap.Proc) string {
 	if p.Zombie {
 		return "Z"
 	}
@@ -230,16 +239,16 @@ func (c *columnCtx) state(p *pidmap.Proc) string {
 	return "-"
 }
 
-func (c *columnCtx) args(p *pidmap.Proc) string {
-	if a := safeArgs(p); a != "" {
+func (c *Context) args(p *pidmap.Proc) string {
+	if a := Args(p); a != "" {
 		return a
 	}
 	return "-"
 }
 
-// capsSummary is the caps line of <pid>: each set compact, sets of the
+// CapsSummary is the caps line of <pid>: each set compact, sets of the
 // same value together ("eff,prm,bnd all; inh,amb none").
-func capsSummary(cred *events.Cred, full uint64) string {
+func CapsSummary(cred *events.Cred, full uint64) string {
 	var parts []string
 	done := make([]bool, events.CapSets)
 	for i := range events.CapSets {
@@ -253,7 +262,7 @@ func capsSummary(cred *events.Cred, full uint64) string {
 				names = append(names, events.CapSetNames[j])
 			}
 		}
-		parts = append(parts, strings.Join(names, ",")+" "+capsCompact(cred.Caps[i], full))
+		parts = append(parts, strings.Join(names, ",")+" "+CapsCompact(cred.Caps[i], full))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -1,0 +1,120 @@
+package recording
+
+import (
+	"bufio"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
+)
+
+// lines is the feed as the Writer sees it: a buffer over the Writer, and
+// a tree.
+type lines struct {
+	buf  *bufio.Writer
+	tree *pidmap.Tree
+}
+
+func (l *lines) WriteRaw(b []byte) error { _, err := l.buf.Write(b); return err }
+func (l *lines) Write(ev *events.Event) error {
+	_, err := l.buf.Write(events.AppendJSON(nil, ev))
+	return err
+}
+func (l *lines) Flush() error       { return l.buf.Flush() }
+func (l *lines) Buffered() int      { return l.buf.Buffered() }
+func (l *lines) Tree() *pidmap.Tree { return l.tree }
+
+// TestRotationMakesCompleteFiles: a series rotated by size and age writes
+// files that each begin with a header and a proc line of every live
+// process, and end with an end line; proc lines never start a new file;
+// --keep removes the oldest; a removed file ends the recording.
+func TestRotationMakesCompleteFiles(t *testing.T) {
+	dir := t.TempDir()
+	series, err := NewSeries(dir, 4096, time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := pidmap.NewTree(16)
+	for _, e := range []*events.Event{testenv.HostProc(1, 0, nil), testenv.HostProc(2, 1, nil)} {
+		tree.Apply(e)
+	}
+	w := &Writer{Series: series, Host: "node-1"}
+	start := time.Unix(0, testenv.T0)
+	if err := w.Open("", 0, start); err != nil {
+		t.Fatal(err)
+	}
+	l := &lines{buf: bufio.NewWriterSize(w, 64<<10), tree: tree}
+	if err := w.Begin(l, start); err != nil {
+		t.Fatal(err)
+	}
+	rot := w.Rotation(l, zerolog.Nop())
+	// 100 events of about 200 bytes: 20 kB through files of 4 kB.
+	for i := range 100 {
+		ev := testenv.HostProc(2, 1, nil)
+		ev.Type, ev.Time = events.TypeExec, testenv.T0+int64(i)*1e6
+		if err := l.Write(ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := rot.Event(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End(l, start.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	names, err := series.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 {
+		t.Fatalf("%d files kept, want 2 (--keep 2): %v", len(names), names)
+	}
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.TrimSpace(string(data))
+		ls := strings.Split(text, "\n")
+		if !strings.Contains(ls[0], `"hostname":"node-1"`) || !strings.Contains(ls[1], `"type":"proc"`) || !strings.Contains(ls[2], `"type":"proc"`) ||
+			!strings.Contains(ls[len(ls)-1], `"type":"end"`) {
+			t.Errorf("%s is not a complete recording:\n%s", name, text)
+		}
+		if len(data) > 4096+1024 {
+			t.Errorf("%s holds %d bytes: rotation at 4096 came late", name, len(data))
+		}
+	}
+
+}
+
+// TestRemovedRecordingEnds: a recording whose file was removed ends at the
+// next check, rather than write into nothing.
+func TestRemovedRecordingEnds(t *testing.T) {
+	path := t.TempDir() + "/r.ndjson"
+	flags, err := Flags(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Writer{}
+	if err := w.Open(path, flags, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	defer w.File.Close()
+	l := &lines{buf: bufio.NewWriter(w), tree: pidmap.NewTree(16)}
+	rot := w.Rotation(l, zerolog.Nop())
+	rot.lastCheck = time.Time{}
+	if err := rot.Idle(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path)
+	rot.lastCheck = time.Time{}
+	if err := rot.Idle(); err == nil || !strings.Contains(err.Error(), "was removed") {
+		t.Errorf("a removed file: %v, want an error that says so", err)
+	}
+}
