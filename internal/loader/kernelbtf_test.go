@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/nspidtrace/nspidtrace/internal/kernelbtf"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
 )
 
 // TestCORETypesRelocateAsTheWholeKernel: every CO-RE relocation of every
@@ -98,6 +99,7 @@ func kernelBothWays(t *testing.T) (*btf.Spec, *kernelbtf.Kernel) {
 // as an error that quotes the verifier, and the maps created for it are
 // closed (a refusal used to close a nil collection and panic).
 func TestIteratorRefusedIsAnError(t *testing.T) {
+	testenv.Require(t) // loading asks the verifier
 	_, k := kernelBothWays(t)
 	spec, err := loadSpec(loadNspidtraceIter, Features{Loop: true, CopyFromUserTask: true})
 	if err != nil {
