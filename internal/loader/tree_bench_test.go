@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -68,20 +69,29 @@ func BenchmarkTreeFromKernel(b *testing.B) {
 }
 
 // BenchmarkOpen loads and attaches every program, as `trace` does before
-// its first event: the verifier's time is most of it, and the compat
-// build's level loop is verified level by level.
+// its first event (ms-open: the verifier's time is most of it, and the
+// compat build's level loop is verified level by level), and detaches them,
+// as it does at its end (ms-close: the kernel waits out RCU grace periods
+// to unhook each tracepoint).
 func BenchmarkOpen(b *testing.B) {
 	testenv.Require(b)
 	for _, build := range builds {
 		b.Run(build.name, func(b *testing.B) {
 			build.use(b)
+			var open, closing time.Duration
 			for b.Loop() {
+				start := time.Now()
 				tr, err := Open(Options{Logger: zerolog.Nop()})
 				if err != nil {
 					b.Fatal(err)
 				}
+				open += time.Since(start)
+				start = time.Now()
 				tr.Close()
+				closing += time.Since(start)
 			}
+			b.ReportMetric(float64(open.Milliseconds())/float64(b.N), "ms-open")
+			b.ReportMetric(float64(closing.Milliseconds())/float64(b.N), "ms-close")
 		})
 	}
 }
