@@ -100,7 +100,7 @@ func runRecord(ctx context.Context, o *options, args []string, stdout, stderr io
 		defer cancel()
 	}
 
-	var all events.Filter
+	var all feed.Filter
 	all.Types, _ = events.ParseTypeSet("")
 	all.Types.Add(events.TypeProc)
 	all.Types.Add(events.TypeSignal)

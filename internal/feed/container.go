@@ -48,7 +48,7 @@ func NewContainerFilter(arg string, c *events.Container, tree *pidmap.Tree, log 
 // when not nil) and filter: what trace writes, live and with --from. Both
 // see every event, whatever the other says: each follows state from the
 // events in order (the container's init, --pid's subtree).
-func Keeps(cf *ContainerFilter, filter *events.Filter, ev *events.Event, tree *pidmap.Tree) bool {
+func Keeps(cf *ContainerFilter, filter *Filter, ev *events.Event, tree *pidmap.Tree) bool {
 	inContainer := cf == nil || cf.Keep(ev, tree)
 	return filter.Match(ev) && inContainer
 }

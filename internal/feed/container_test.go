@@ -64,7 +64,7 @@ func TestContainerFilterFollowsRestarts(t *testing.T) {
 // container is still known as the subtree's.
 func TestKeepsShowsBothEveryEvent(t *testing.T) {
 	tree := pidmap.NewTree(16)
-	var filter events.Filter
+	var filter Filter
 	filter.Types, _ = events.ParseTypeSet("")
 	filter.FollowSubtree(0, []uint32{10})
 	cf := NewContainerFilter("web", web, tree, zerolog.Nop())

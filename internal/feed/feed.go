@@ -24,7 +24,7 @@ import (
 // Feed writes what a Source reports, filtered and enriched, to an output.
 type Feed struct {
 	out      *bufio.Writer
-	filter   *events.Filter
+	filter   *Filter
 	follower *pidmap.Follower
 	line     []byte
 	// ancestors bounds the lineage written on exec lines (0: none).
@@ -68,7 +68,7 @@ const flushInterval = time.Second
 
 // New wires src to w through a live tree, dec decoding its records.
 // Call Start, then Run.
-func New(w io.Writer, src pidmap.Source, dec events.Decoder, filter *events.Filter, ancestors int, log zerolog.Logger) *Feed {
+func New(w io.Writer, src pidmap.Source, dec events.Decoder, filter *Filter, ancestors int, log zerolog.Logger) *Feed {
 	f := &Feed{out: bufio.NewWriterSize(w, 256<<10), filter: filter, ancestors: ancestors, lastFlush: time.Now(), log: log}
 	if r, ok := dec.Cgroups.(interface{ Unresolved() uint64 }); ok {
 		f.unresolved = r.Unresolved

@@ -19,7 +19,7 @@ import (
 // --container and --pid (pid), up to spec.At, as Keeps keeps them live:
 // proc lines only with --snapshot. PIDs (--pid) are the recording's host
 // PIDs, or REF's with --pidns.
-func Replay(spec query.Spec, pid string, filter *events.Filter, log zerolog.Logger, stdout io.Writer) error {
+func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, stdout io.Writer) error {
 	if query.IsPID(spec.PidNS) {
 		return fault.Usagef("with --from, give --pidns as pid:[INODE] or an inode: a PID names a process of the live system")
 	}

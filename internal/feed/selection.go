@@ -19,8 +19,8 @@ import (
 
 // NewFilter builds trace's filter of --events (types), --comm (comm) and
 // --snapshot (proc lines first).
-func NewFilter(types, comm string, snapshot bool) (*events.Filter, error) {
-	var filter events.Filter
+func NewFilter(types, comm string, snapshot bool) (*Filter, error) {
+	var filter Filter
 	var err error
 	if filter.Types, err = events.ParseTypeSet(types); err != nil {
 		return nil, fault.Usagef("--events: %v", err)
@@ -39,7 +39,7 @@ func NewFilter(types, comm string, snapshot bool) (*events.Filter, error) {
 // attached, so a typo fails fast: --pidns and --netns into filter,
 // --container's follower, and --pid's process (pid; subtreeRoot 0: none),
 // read in the container's or --pidns's namespace.
-func SelectLive(spec query.Spec, pid string, filter *events.Filter, log zerolog.Logger) (follow *ContainerFilter, subtreeRoot int, err error) {
+func SelectLive(spec query.Spec, pid string, filter *Filter, log zerolog.Logger) (follow *ContainerFilter, subtreeRoot int, err error) {
 	if filter.PidNS, err = query.ResolvePidNS(spec.PidNS); err != nil {
 		return nil, 0, err
 	}
@@ -105,7 +105,7 @@ func findSubtreeRoot(arg string, ns uint32) (int, error) {
 
 // FollowSubtree restricts filter to the process viewPID (as the caller's
 // procfs numbers it) and its descendants, those alive now and those to come.
-func FollowSubtree(filter *events.Filter, viewPID int) error {
+func FollowSubtree(filter *Filter, viewPID int) error {
 	own, err := procfs.OwnPidNS(procfs.ProcRoot)
 	if err != nil {
 		return fmt.Errorf("read the caller's pid namespace: %w", err)

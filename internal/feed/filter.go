@@ -1,13 +1,17 @@
-package events
+package feed
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/nspidtrace/nspidtrace/internal/events"
+)
 
 // Filter selects the events `trace` prints. Its subtree tracking must see
 // every event, in order, so call Match for each one even when the answer
 // does not matter.
 type Filter struct {
 	// Types to keep; lost lines always pass.
-	Types TypeSet
+	Types events.TypeSet
 	// PidNS, when not 0, keeps processes inside that pid namespace.
 	PidNS uint32
 	// NetNS, when not 0, keeps processes in that network namespace.
@@ -44,8 +48,8 @@ func (f *Filter) FollowSubtree(viewNS uint32, seeds []uint32) {
 }
 
 // Match reports whether ev passes the filter.
-func (f *Filter) Match(ev *Event) bool {
-	if ev.Type == TypeLost {
+func (f *Filter) Match(ev *events.Event) bool {
+	if ev.Type == events.TypeLost {
 		return true
 	}
 	if f.subtree != nil && !f.subtree.track(ev) {
@@ -57,7 +61,7 @@ func (f *Filter) Match(ev *Event) bool {
 	if f.PidNS != 0 && ev.Level(f.PidNS) < 0 {
 		return false
 	}
-	if f.NetNS != 0 && ev.NS[NSNet] != f.NetNS {
+	if f.NetNS != 0 && ev.NS[events.NSNet] != f.NetNS {
 		return false
 	}
 	if len(f.Comm) > 0 && !f.matchComm(ev) {
@@ -72,38 +76,38 @@ func (f *Filter) Match(ev *Event) bool {
 // renamed to the comm matches from that rename on. At exec, argv[0] counts
 // too: busybox's applets exec through /proc/self/exe, so their comm is
 // "exe" until they rename themselves a moment later.
-func (f *Filter) matchComm(ev *Event) bool {
+func (f *Filter) matchComm(ev *events.Event) bool {
 	start, seen := f.named[ev.PID]
 	seen = seen && (start == ev.StartBoot || start == 0 || ev.StartBoot == 0)
 	if !seen && (bytes.Equal(f.Comm, ev.Comm[:ev.CommLen]) ||
-		ev.Type == TypeRename && bytes.Equal(f.Comm, ev.OldComm[:ev.OldCommLen]) ||
-		ev.Type == TypeExec && bytes.Equal(f.Comm, argv0Comm(ev))) {
+		ev.Type == events.TypeRename && bytes.Equal(f.Comm, ev.OldComm[:ev.OldCommLen]) ||
+		ev.Type == events.TypeExec && bytes.Equal(f.Comm, argv0Comm(ev))) {
 		if f.named == nil {
 			f.named = make(map[uint32]uint64)
 		}
 		f.named[ev.PID] = ev.StartBoot
 		seen = true
 	}
-	if seen && ev.Type == TypeExit && !ev.Thread {
+	if seen && ev.Type == events.TypeExit && !ev.Thread {
 		delete(f.named, ev.PID)
 	}
 	return seen
 }
 
 // argv0Comm is argv[0]'s base name as the kernel would make it a comm:
-// at most CommLen-1 bytes.
-func argv0Comm(ev *Event) []byte {
+// at most events.CommLen-1 bytes.
+func argv0Comm(ev *events.Event) []byte {
 	argv0, _, _ := bytes.Cut(ev.Args[:ev.ArgsLen], []byte{0})
 	if i := bytes.LastIndexByte(argv0, '/'); i >= 0 {
 		argv0 = argv0[i+1:]
 	}
-	return argv0[:min(len(argv0), CommLen-1)]
+	return argv0[:min(len(argv0), events.CommLen-1)]
 }
 
 // track updates the subtree with ev and reports whether ev's subject is in it.
-func (s *subtree) track(ev *Event) bool {
+func (s *subtree) track(ev *events.Event) bool {
 	_, in := s.host[ev.PID]
-	fork := ev.Type == TypeFork && !ev.Thread
+	fork := ev.Type == events.TypeFork && !ev.Thread
 	lvl := 0
 	if s.viewNS != 0 {
 		lvl = ev.Level(s.viewNS)
@@ -123,7 +127,7 @@ func (s *subtree) track(ev *Event) bool {
 	if !in {
 		return false
 	}
-	if ev.Type == TypeExit && !ev.Thread {
+	if ev.Type == events.TypeExit && !ev.Thread {
 		delete(s.host, ev.PID)
 	} else {
 		s.host[ev.PID] = struct{}{}
