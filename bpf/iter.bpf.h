@@ -63,8 +63,12 @@ static __always_inline int dump_task_record(struct bpf_iter__task *ctx, const bo
 	x->args_len = 0;
 	x->pad = 0;
 
-	/* Copy argv, bounded, when asked; kernel threads have none. */
-	mm = with_args ? BPF_CORE_READ(task, mm) : NULL;
+	/* What it runs, and argv, bounded, when asked; kernel threads have none. */
+	mm = BPF_CORE_READ(task, mm);
+	if (mm)
+		exe_origin(BPF_CORE_READ(mm, exe_file), &x->e.flags);
+	if (!with_args)
+		mm = NULL;
 	if (mm && compat) {
 		x->e.flags |= NSPT_F_ARGS_UNREAD;
 	} else if (mm) {

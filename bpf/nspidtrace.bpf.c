@@ -215,6 +215,7 @@ static __always_inline int exec_event(struct task_struct *task, pid_t old_pid, s
 	/* Copy the filename the kernel resolved. */
 	n = bpf_probe_read_kernel_str(x->filename, sizeof(x->filename), BPF_CORE_READ(bprm, filename));
 	x->filename_len = n > 0 ? n - 1 : 0;
+	exe_origin(BPF_CORE_READ(bprm, file), &x->e.flags);
 
 	/* Copy argv, bounded: the new image's argument area. */
 	len = argv_area(BPF_CORE_READ(task, mm), &arg_start, &x->e.flags);

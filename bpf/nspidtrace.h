@@ -54,6 +54,8 @@ enum nspt_ns_kind {
 #define NSPT_F_ARGS_TRUNCATED 0x2 /* exec: argv was longer than NSPT_ARGS_LEN */
 #define NSPT_F_ZOMBIE 0x4         /* proc: exited, not yet reaped; exit_status holds its status */
 #define NSPT_F_ARGS_UNREAD 0x8    /* proc: argv was not read (no bpf_copy_from_user_task): read it from /proc */
+#define NSPT_F_EXE_UNLINKED 0x10  /* exec, proc: the executable has no name left in any directory (deleted, or a memfd) */
+#define NSPT_F_EXE_MEMFD 0x20     /* exec, proc: the executable is a memfd (memfd_create): it never had a file */
 
 /*
  * What credential system calls change: the IDs in the host's user namespace

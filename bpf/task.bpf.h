@@ -438,4 +438,21 @@ static __always_inline unsigned long argv_area(struct mm_struct *mm, unsigned lo
 }
 
 
+/*
+ * Whether an executable exists as a file: a memfd's name starts "memfd:",
+ * and neither it nor a deleted file has a link left. Only the kernel knows:
+ * the filename at exec (/dev/fd/3, /proc/self/fd/3) does not say. Exec
+ * reads the file it runs, the task iterator each process's mm->exe_file.
+ */
+static __always_inline void exe_origin(struct file *file, __u32 *flags)
+{
+	char name[6] = {};
+
+	if (BPF_CORE_READ(file, f_inode, __i_nlink) == 0)
+		*flags |= NSPT_F_EXE_UNLINKED;
+	bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' && name[5] == ':')
+		*flags |= NSPT_F_EXE_MEMFD;
+}
+
 #endif /* __NSPT_TASK_BPF_H */

@@ -186,9 +186,12 @@ struct signal_struct {
 	unsigned int has_child_subreaper: 1;
 };
 
+struct file;
+
 struct mm_struct {
 	unsigned long arg_start;
 	unsigned long arg_end;
+	struct file *exe_file;
 };
 
 struct kernfs_node {
@@ -231,7 +234,29 @@ struct task_struct {
 
 struct kernel_siginfo;
 
+struct qstr {
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct qstr d_name;
+};
+
+struct path {
+	struct dentry *dentry;
+};
+
+struct inode {
+	unsigned int __i_nlink; /* in an anonymous union with i_nlink */
+};
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+};
+
 struct linux_binprm {
+	struct file *file;
 	const char *filename;
 };
 

@@ -39,6 +39,7 @@ type options struct {
 	ancestors         int  // trace: the lineage's depth on exec lines
 	showAncestors     bool // <pid>: print the lineage
 	noArgs            bool // tree as text: argv is not shown, so not copied
+	flagged           bool // tree, trace, watch: only processes with findings
 
 	force bool
 	host  string // trace: on every line; record: in the header
@@ -152,6 +153,11 @@ func oneShotFlags(fs *flag.FlagSet, o *options) {
 	outputFlag(fs, o)
 	fs.StringVar(&o.columns, "columns", "", "text output: also the columns in `LIST`, comma-separated: "+describe.ColumnNames()+" (-o wide: all of them)")
 	fs.BoolVar(&o.showArgs, "a", false, "tree: each process's arguments after it, as pstree -a")
+}
+
+// flaggedFlag keeps only processes with findings (docs/findings.md).
+func flaggedFlag(fs *flag.FlagSet, o *options, usage string) {
+	fs.BoolVar(&o.flagged, "flagged", false, usage)
 }
 
 // flagAliases are short flags printed with their long name.

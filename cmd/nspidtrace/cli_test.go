@@ -331,7 +331,7 @@ func TestColumnsFlag(t *testing.T) {
 		bad             bool
 	}{
 		{"text", "", nil, false},
-		{"wide", "", []string{"user", "huser", "caps", "seccomp", "lsm", "netns", "state", "args"}, false},
+		{"wide", "", []string{"user", "huser", "caps", "seccomp", "lsm", "netns", "state", "flags", "args"}, false},
 		{"text", "caps, netns,caps", []string{"caps", "netns"}, false},
 		{"text", "caps,bogus", nil, true},
 		{"json", "caps", nil, true},

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	case "threads":
 		runThreadsHelper()
 		return
+	case "memfd-exec":
+		runMemfdExecHelper()
+		return
 	case "threads-hold":
 		// Extra threads until stdin closes.
 		for range 2 {
@@ -126,6 +129,12 @@ type line struct {
 	} `json:"sender"`
 	EnteredBy string `json:"entered_by"`
 	Outside   bool   `json:"outside_init_cgroup"`
+	Exe       string `json:"exe"`
+	Findings  []struct {
+		Name   string `json:"name"`
+		Time   string `json:"time"`
+		Reason string `json:"reason"`
+	} `json:"findings"`
 	Cgroup    string `json:"cgroup"`
 	AttrError string `json:"attribution_error"`
 	Container *struct {

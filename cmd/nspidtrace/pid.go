@@ -106,6 +106,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 		// JSON says outside_init_cgroup; text says it too.
 		fmt.Fprintf(w, "not in its init's cgroup: it descends from a process that entered pid:[%d] without joining the container\n", p.NS().Inode)
 	}
+	describe.WriteFindings(w, p)
 	if o.showAncestors {
 		writeAncestors(w, q, p)
 	}

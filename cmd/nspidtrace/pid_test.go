@@ -286,8 +286,10 @@ func TestContainerSelection(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	stdout, stderr, code := runBinary(t, "tree", "--pidns", fmt.Sprintf("pid:[%d]", ns.Inode))
 	short := id[:12]
-	wantNS := fmt.Sprintf("sleep(1, host %d) [pid:[%d]] [container %s]\n"+
-		"sleep(2, host %d) [pid:[%d]] [container %s] [entered from nsenter(%d)]\n"+
+	// The container's processes are root with every capability and no
+	// no_new_privs: what --cap-add SYS_ADMIN makes, and a finding.
+	wantNS := fmt.Sprintf("sleep(1, host %d) [pid:[%d]] [container %s] [! privilege-gain]\n"+
+		"sleep(2, host %d) [pid:[%d]] [container %s] [entered from nsenter(%d)] [! privilege-gain]\n"+
 		"sleep(3, host %d) [pid:[%d]] [entered from nsenter(%d); not in its init's cgroup]\n",
 		ns.Holder, ns.Inode, short, joinedSleep, ns.Inode, short, joined.Process.Pid, plainSleep, ns.Inode, plain.Process.Pid)
 	if code != exitOK || stdout != wantNS {
@@ -298,8 +300,8 @@ func TestContainerSelection(t *testing.T) {
 	// shares its pid namespace, marked.
 	stdout, stderr, code = runBinary(t, "tree", "--container", id[:12])
 	hostCgroup := ownCgroup(t)
-	if want := fmt.Sprintf("sleep(1, host %d) [pid:[%d]]\n"+
-		"sleep(2, host %d) [pid:[%d]] [entered from nsenter(%d)]\n"+
+	if want := fmt.Sprintf("sleep(1, host %d) [pid:[%d]] [! privilege-gain]\n"+
+		"sleep(2, host %d) [pid:[%d]] [entered from nsenter(%d)] [! privilege-gain]\n"+
 		"sleep(3, host %d) [pid:[%d]] [in %s's pid namespace, cgroup %s] [entered from nsenter(%d); not in its init's cgroup]\n",
 		ns.Holder, ns.Inode, joinedSleep, ns.Inode, joined.Process.Pid,
 		plainSleep, ns.Inode, short, hostCgroup, plain.Process.Pid); code != exitOK || stdout != want {

@@ -43,6 +43,7 @@ filters, up to --at.`,
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 30s or 5m (default: until Ctrl-C or SIGTERM)")
 		flushFlag(fs, o, loader.DefaultFlushInterval)
 		fs.BoolVar(&o.snapshot, "snapshot", false, "first a proc line for every process alive at the start")
+		flaggedFlag(fs, o, "only lines about processes with findings (their \"findings\" field; docs/findings.md)")
 		fs.IntVar(&o.ancestors, "ancestors", events.MaxAncestors, "exec lines name at most `N` ancestors, parent first (0: none)")
 		metricsFlag(fs, o)
 		hostFlag(fs, o, "name the machine on every line as \"host\":`NAME` (for feeds merged from many nodes)")
@@ -67,6 +68,7 @@ func runTrace(ctx context.Context, o *options, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	filter.Flagged = o.flagged
 	if len(o.from) > 0 {
 		if o.threads || o.given["duration"] || o.given["host"] || o.given["metrics"] || o.given["flush"] {
 			return usagef("--threads, --duration, --flush, --host and --metrics are for live tracing, not --from")

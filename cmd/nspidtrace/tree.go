@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -35,8 +37,11 @@ others in its pid namespace are shown marked.`,
   sudo nspidtrace tree --columns huser,caps,netns -a    who runs as whom, with what
   nspidtrace --from incident.ndjson --at +90s tree     the tree 90 s into a recording
 `,
-	flags: oneShotFlags,
-	run:   runTree,
+	flags: func(fs *flag.FlagSet, o *options) {
+		oneShotFlags(fs, o)
+		flaggedFlag(fs, o, "only processes with findings (masquerade, fileless, privilege-gain, entered, ...: docs/findings.md), and their ancestors")
+	},
+	run: runTree,
 }
 
 // runTree answers `nspidtrace tree [<pid>]`.
@@ -86,6 +91,9 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	}
 	if len(roots) == 0 && q.NetNS != 0 {
 		return notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.NetNS)}
+	}
+	if len(roots) == 0 && o.flagged {
+		return notFoundError{Err: errors.New("--flagged: no process shown has a finding")}
 	}
 
 	w := bufio.NewWriterSize(stdout, 64<<10)

@@ -48,6 +48,7 @@ g go to a time, +/- play speed.`,
 	flags: func(fs *flag.FlagSet, o *options) {
 		logFlags(fs, o)
 		queryFlags(fs, o)
+		flaggedFlag(fs, o, "only processes with findings (docs/findings.md), and their ancestors")
 	},
 	run:          runWatch,
 	untilStopped: true,

@@ -41,6 +41,7 @@ var Columns = []Column{
 	{"lsm", "LSM", "the AppArmor or SELinux label, where a module sets one", (*Context).lsm},
 	{"netns", "NETNS", "the network namespace: its ip netns or runtime name, its container, or net:[INODE]", (*Context).netns},
 	{"state", "STATE", "the process state of /proc/PID/stat (live), Z for a zombie", (*Context).state},
+	{"flags", "FLAGS", "its findings (docs/findings.md): masquerade, fileless, privilege-gain, entered, ...", (*Context).flags},
 	{"args", "ARGS", "the arguments (tree: after each process, as -a)", (*Context).args},
 }
 
@@ -84,6 +85,8 @@ type Context struct {
 	host  users.Names
 	roots map[uint32]users.Names // passwd of each mount namespace's root
 	net   *netnsNamer
+
+	scratch []events.Finding
 }
 
 // NewContext prepares the columns of v's processes.
@@ -237,6 +240,18 @@ func (c *Context) state(p *pidmap.Proc) string {
 		}
 	}
 	return "-"
+}
+
+func (c *Context) flags(p *pidmap.Proc) string {
+	if !p.Flagged() {
+		return "-"
+	}
+	c.scratch = p.Findings(c.scratch)
+	names := make([]string, len(c.scratch))
+	for i, f := range c.scratch {
+		names[i] = f.Name.String()
+	}
+	return strings.Join(names, ",")
 }
 
 func (c *Context) args(p *pidmap.Proc) string {

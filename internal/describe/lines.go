@@ -17,8 +17,8 @@ func WriteLines(w io.Writer, c *Context, p *pidmap.Proc, cols []Column) {
 	for _, col := range cols {
 		var value string
 		switch col.Name {
-		case "user", "huser", "args":
-			continue
+		case "user", "huser", "args", "flags":
+			continue // lines of their own
 		case "caps":
 			value = "-"
 			if cred := p.Cred(); cred != nil {
@@ -77,4 +77,15 @@ func Args(p *pidmap.Proc) string {
 		argv = append(argv, "…[truncated]")
 	}
 	return strings.Join(argv, " ")
+}
+
+// WriteFindings writes <pid>'s line for each of p's findings: its name and
+// why. When it was first seen is JSON's (`findings`): a one-shot answer
+// sees a snapshot, where first is now.
+func WriteFindings(w io.Writer, p *pidmap.Proc) {
+	for _, f := range p.Findings(nil) {
+		if !f.Name.OfTree() { // their lines above say them
+			fmt.Fprintf(w, "finding %s: %s\n", f.Name, termsafe.String(f.Reason))
+		}
+	}
 }

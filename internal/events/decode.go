@@ -17,6 +17,8 @@ const (
 	flagArgsTruncated = 0x2
 	flagZombie        = 0x4
 	flagArgsUnread    = 0x8
+	flagExeUnlinked   = 0x10
+	flagExeMemfd      = 0x20
 )
 
 // Decoder turns kernel records into Events.
@@ -97,6 +99,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	}
 	ev.Count, ev.NAncestors = 0, 0
 	ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated, ev.OldCommLen, ev.Zombie = 0, 0, false, 0, false
+	ev.ExeUnlinked, ev.ExeMemfd, ev.Findings = false, false, ev.Findings[:0]
 
 	return decodeTail(raw, typ, flags, ev)
 }
@@ -111,6 +114,8 @@ func decodeTail(raw []byte, typ Type, flags uint32, ev *Event) error {
 		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffProcArgs:RecordLen(raw)]))
 		ev.ArgsTruncated = flags&flagArgsTruncated != 0
 		ev.Zombie = flags&flagZombie != 0
+		ev.ExeUnlinked = flags&flagExeUnlinked != 0
+		ev.ExeMemfd = flags&flagExeMemfd != 0
 	case TypeSignal:
 		if len(raw) < SignalRecordSize {
 			return fmt.Errorf("signal record of %d bytes is shorter than %d", len(raw), SignalRecordSize)
@@ -139,6 +144,8 @@ func decodeTail(raw []byte, typ Type, flags uint32, ev *Event) error {
 		ev.FilenameLen = uint16(copy(ev.Filename[:], raw[OffFilename:OffFilename+fl]))
 		ev.ArgsLen = uint16(copy(ev.Args[:], raw[OffArgs:OffArgs+al]))
 		ev.ArgsTruncated = flags&flagArgsTruncated != 0
+		ev.ExeUnlinked = flags&flagExeUnlinked != 0
+		ev.ExeMemfd = flags&flagExeMemfd != 0
 	}
 	return nil
 }

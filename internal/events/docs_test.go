@@ -32,6 +32,8 @@ func TestDocsCoverEveryField(t *testing.T) {
 		ev.NAncestors = 1
 		ev.OldNS[NSNet] = 1
 		ev.Cred = Cred{Known: true, UserLevels: 1}
+		ev.ExeMemfd = true
+		ev.Findings = []Finding{{Name: FindFileless, Time: 1, Reason: "why"}}
 		ev.Cred.SetLSM([]byte("unconfined"))
 		lines = AppendJSON(lines, &ev)
 	}

@@ -148,6 +148,13 @@ func appendProcess(buf []byte, ev *Event) []byte {
 		buf = append(buf, `,"filename":`...)
 		buf = appendString(buf, ev.Filename[:ev.FilenameLen])
 	}
+	switch {
+	case ev.Type != TypeExec && ev.Type != TypeProc:
+	case ev.ExeMemfd:
+		buf = append(buf, `,"exe":"memfd"`...)
+	case ev.ExeUnlinked:
+		buf = append(buf, `,"exe":"unlinked"`...)
+	}
 	if ev.Type == TypeExec || ev.Type == TypeProc {
 		buf = appendArgs(buf, ev)
 	}
@@ -193,6 +200,9 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	}
 	if ev.OutsideInitCgroup {
 		buf = append(buf, `,"outside_init_cgroup":true`...)
+	}
+	if len(ev.Findings) > 0 {
+		buf = appendFindings(buf, ev.Findings)
 	}
 	if ev.NAncestors > 0 {
 		buf = appendAncestors(buf, ev.Ancestors[:min(ev.NAncestors, MaxAncestors)])

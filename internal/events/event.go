@@ -192,6 +192,10 @@ type Event struct {
 	Args          [ArgsLen]byte
 	ArgsTruncated bool
 	OldTID        uint32 // exec by a non-leader thread: its TID before exec
+	// Exec and proc: the executable has no name left in any directory
+	// (deleted, or a memfd), and whether it is a memfd: what only the
+	// kernel knows.
+	ExeUnlinked, ExeMemfd bool
 
 	// Exit (and a zombie's proc): the wait(2) status, and the host TGID
 	// that inherits the process's children (0: its pid namespace dies with
@@ -215,6 +219,9 @@ type Event struct {
 	// namespace's init (an nsenter'd shell, a --pid=container: sidecar).
 	// Filled from the live tree.
 	OutsideInitCgroup bool
+	// Findings on the subject (docs/findings.md), in name order: filled from
+	// the live tree, and read back from lines.
+	Findings []Finding
 
 	// Setns and unshare: the call's argument (nstype or flags), its return
 	// value, and the namespaces before the call (NS holds them after).

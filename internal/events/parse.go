@@ -180,6 +180,14 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 			err = ps.keep(cgUnresolved)
 		case "outside_init_cgroup":
 			ev.OutsideInitCgroup, err = p.bool()
+		case "findings":
+			err = ps.findings(ev)
+		case "exe":
+			var s []byte
+			if s, err = p.string(); err == nil {
+				ev.ExeMemfd = string(s) == "memfd"
+				ev.ExeUnlinked = ev.ExeMemfd || string(s) == "unlinked"
+			}
 		case "uid":
 			ev.UID, err = p.uint32()
 		case "gid":

@@ -109,12 +109,20 @@ func (f *Feed) event(ev *events.Event) error {
 	if f.metrics != nil {
 		f.metrics.Received(ev.Type)
 	}
+	// What the live tree, which has just applied the event, knows of its
+	// subject: its findings (which --flagged keeps), how it entered its
+	// namespace, and on exec its lineage.
+	p := f.follower.Tree.Subject(ev)
+	if p != nil && f.filter.Flagged {
+		ev.Findings = p.Findings(ev.Findings)
+	}
 	if !Keeps(f.Container, f.filter, ev, f.follower.Tree) {
 		return f.after(ev)
 	}
-	// What the live tree, which has just applied the event, knows of its
-	// subject: how it entered its namespace, and on exec its lineage.
-	if p := f.follower.Tree.Subject(ev); p != nil {
+	if p != nil {
+		if !f.filter.Flagged {
+			ev.Findings = p.Findings(ev.Findings)
+		}
 		ev.EnteredBy = p.EnteredBy
 		ev.OutsideInitCgroup = p.OutsideInitCgroup()
 		if ev.Type == events.TypeExec && f.ancestors > 0 {
@@ -219,5 +227,6 @@ func (f *Feed) AttachMetrics(m *metrics.Feed, ring metrics.Ring) (detach func())
 	}
 	m.Attach(ring, f.follower.Synced)
 	f.metrics = m
+	f.follower.Tree.OnFinding = func(_ *pidmap.Proc, found events.Finding) { m.Found(found.Name) }
 	return func() { m.Attach(nil, nil) }
 }

@@ -19,6 +19,9 @@ type Filter struct {
 	// Comm, when not empty, keeps processes that had that comm at any
 	// event (see matchComm).
 	Comm []byte
+	// Flagged keeps processes with findings (the event's Findings, from
+	// the tree that applied it).
+	Flagged bool
 
 	subtree *subtree
 	// named holds the processes that have had Comm, by host TGID, with
@@ -67,7 +70,7 @@ func (f *Filter) Match(ev *events.Event) bool {
 	if len(f.Comm) > 0 && !f.matchComm(ev) {
 		return false
 	}
-	return true
+	return !f.Flagged || len(ev.Findings) > 0
 }
 
 // matchComm reports whether ev's process has had the comm the filter

@@ -75,6 +75,14 @@ func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, std
 	netnsSeen := false
 	_, err = source.Replay(spec.From, spec.At, log, tree, func(ev *events.Event, line []byte) error {
 		netnsSeen = netnsSeen || ev.NS[events.NSNet] == filter.NetNS
+		if filter.Flagged {
+			// The findings of the tree replayed, as live: a recording
+			// made before findings existed carries none.
+			ev.Findings = ev.Findings[:0]
+			if p := tree.Subject(ev); p != nil {
+				ev.Findings = p.Findings(ev.Findings)
+			}
+		}
 		if !Keeps(follow, filter, ev, tree) {
 			return nil
 		}

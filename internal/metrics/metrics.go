@@ -40,6 +40,9 @@ type Feed struct {
 	// lookup, no allocation.
 	received, written [events.TypeMax + 1]atomic.Uint64
 
+	// Findings raised, by name.
+	found [events.FindingCount]atomic.Uint64
+
 	lost, resyncs, writeErrors, unresolved atomic.Uint64
 	processes, namespaces                  atomic.Int64
 }
@@ -83,6 +86,9 @@ func (m *Feed) Received(t events.Type) { m.received[t].Add(1) }
 // Written counts a line written.
 func (m *Feed) Written(t events.Type) { m.written[t].Add(1) }
 
+// Found counts a finding raised on a process.
+func (m *Feed) Found(n events.FindingName) { m.found[n].Add(1) }
+
 // WriteError counts a failed write.
 func (m *Feed) WriteError() { m.writeErrors.Add(1) }
 
@@ -121,6 +127,10 @@ func (m *Feed) WriteTo(w *bufio.Writer) error {
 	// The end line is the recorder's own: no event of the kernel's.
 	byType("nspidtrace_events_total", "Events the kernel reported, by type, before any filter (lost: reports of lost events).", &m.received, events.TypeEnd)
 	byType("nspidtrace_lines_written_total", "NDJSON lines written to the output, by type: the feed's own counts.", &m.written, 0)
+	family("nspidtrace_findings_total", "counter", "Findings raised on processes, by name: each process counts once per name (docs/findings.md).")
+	for n := range events.FindingCount {
+		fmt.Fprintf(w, "nspidtrace_findings_total{name=%q} %d\n", n.String(), m.found[n].Load())
+	}
 	family("nspidtrace_lost_events_total", "counter", "Events the kernel dropped (ring buffer full, or a program that could not run).")
 	sample("nspidtrace_lost_events_total", m.lost.Load())
 	family("nspidtrace_resyncs_total", "counter", "Times the live tree was rebuilt from a snapshot after lost events.")

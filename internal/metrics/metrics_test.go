@@ -72,6 +72,7 @@ func TestServe(t *testing.T) {
 		m.Written(events.TypeExec)
 	}
 	m.Received(events.TypeFork)
+	m.Found(events.FindFileless)
 	m.WriteError()
 	m.Update(5, 1, 120, 3, 0)
 	m.Update(7, 1, 110, 2, 4) // running totals: 2 more lost, no more resyncs
@@ -87,6 +88,8 @@ func TestServe(t *testing.T) {
 		`nspidtrace_events_total{type="fork"} 1`,
 		`nspidtrace_lines_written_total{type="exec"} 3`,
 		`nspidtrace_lines_written_total{type="fork"} 0`,
+		`nspidtrace_findings_total{name="fileless"} 1`,
+		`nspidtrace_findings_total{name="masquerade"} 0`,
 		"nspidtrace_lost_events_total 7",
 		"nspidtrace_resyncs_total 1",
 		"nspidtrace_write_errors_total 1",
@@ -105,8 +108,8 @@ func TestServe(t *testing.T) {
 }
 
 // sampleLine is a sample of the text exposition format as nspidtrace
-// writes it: a name, at most a type label, an integer.
-var sampleLine = regexp.MustCompile(`^([a-z_]+)(\{type="[a-z]+"\})? [0-9]+$`)
+// writes it: a name, at most a type or name label, an integer.
+var sampleLine = regexp.MustCompile(`^([a-z_]+)(\{(type|name)="[a-z-]+"\})? [0-9]+$`)
 
 // checkExposition checks what Prometheus needs of the text format: every
 // sample belongs to the family whose HELP and TYPE lines came just before
@@ -135,8 +138,8 @@ func checkExposition(t *testing.T, body string) {
 			t.Errorf("line %q is not a sample of family %q", line, family)
 		}
 	}
-	if len(seen) != 11 {
-		t.Errorf("%d families, want 11", len(seen))
+	if len(seen) != 12 {
+		t.Errorf("%d families, want 12", len(seen))
 	}
 }
 

@@ -34,6 +34,10 @@ type Tree struct {
 
 	gen  uint32 // the current resync generation: see beginResync
 	time int64  // the latest event time applied (Unix ns)
+
+	// OnFinding, when set, is called with each finding judged from an
+	// event the first time a process shows it (the metrics count them).
+	OnFinding func(p *Proc, f events.Finding)
 }
 
 // NSSet holds the inode of each namespace kind, indexed by events.NSKind.
@@ -75,8 +79,11 @@ type Proc struct {
 	args    []byte // NUL-separated argv, bounded
 	// ArgsTruncated: argv was longer than the bound, and args is its start.
 	ArgsTruncated bool
-	UID, GID      uint32
-	cred          *events.Cred // interned; nil when no event told
+	// The program it runs has no name left in any directory, and is a
+	// memfd (events.Event's).
+	ExeUnlinked, ExeMemfd bool
+	UID, GID              uint32
+	cred                  *events.Cred // interned; nil when no event told
 	// Start is when the process started (CLOCK_BOOTTIME ns; 0 when
 	// unknown): with PID, its key. StartTime is the same instant in Unix ns.
 	Start     uint64
@@ -99,6 +106,11 @@ type Proc struct {
 	Zombie bool
 
 	seen uint32 // the last resync generation that saw it
+
+	// findings judged from events (findings.go), in name order; counted
+	// are the derived ones OnFinding was told of.
+	findings []events.Finding
+	counted  events.FindingSet
 
 	// ParentLoop: the events named a parent (PPID) that descends from p,
 	// or is p, or sits over MaxChain levels above it. No kernel does
@@ -158,10 +170,25 @@ func (t *Tree) Reserve(procs int) {
 // events may repeat what a snapshot said: Apply is idempotent for both.
 func (t *Tree) Apply(ev *events.Event) {
 	t.time = max(t.time, ev.Time)
+	var before *events.Cred
+	judge := judged(ev.Type)
+	if p := t.procs[ev.PID]; judge && p != nil && sameProcess(p, ev) {
+		before = p.cred
+	}
+	p := t.apply(ev)
+	if p == nil {
+		return
+	}
 	// Any event tells the subject's cgroup now: a process moved into a
 	// container's cgroup (runc's init) shows it at its next event.
-	if p := t.apply(ev); p != nil && ev.Cgroup != nil {
+	if ev.Cgroup != nil {
 		p.Cgroup = ev.Cgroup
+	}
+	if judge {
+		t.judge(ev, p, before)
+	}
+	if t.OnFinding != nil {
+		t.noteDerived(p)
 	}
 }
 
@@ -177,6 +204,7 @@ func (t *Tree) apply(ev *events.Event) *Proc {
 		p := t.upsert(ev)
 		p.args = append(p.args[:0], ev.Args[:ev.ArgsLen]...)
 		p.ArgsTruncated = ev.ArgsTruncated
+		p.ExeUnlinked, p.ExeMemfd = ev.ExeUnlinked, ev.ExeMemfd
 		p.Zombie = ev.Zombie
 		if ev.Zombie {
 			p.ExitStatus = ev.ExitStatus
@@ -796,6 +824,8 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 	}
 	ev.ArgsLen = uint16(copy(ev.Args[:], p.args))
 	ev.ArgsTruncated = p.ArgsTruncated
+	ev.ExeUnlinked, ev.ExeMemfd = p.ExeUnlinked, p.ExeMemfd
+	ev.Findings = p.Findings(ev.Findings)
 }
 
 // OutsideInitCgroup reports whether p is in a pid namespace below the

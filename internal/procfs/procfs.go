@@ -101,7 +101,24 @@ func readProc(root string, pid int, ev *events.Event, withParent bool) error {
 		ev.ArgsLen = uint16(n)
 		ev.ArgsTruncated = truncated
 	}
+	ev.ExeUnlinked, ev.ExeMemfd = exeOrigin(dir)
 	return nil
+}
+
+// exeOrigin tells, as the BPF programs do, whether the process's executable
+// has no name left in any directory, and whether it is a memfd: the
+// executable's own link count (through /proc/PID/exe, which opens the
+// file itself), and the name the kernel gives a memfd's link. Both are
+// false where the caller may not read the link (another's process).
+func exeOrigin(dir string) (unlinked, memfd bool) {
+	var st unix.Stat_t
+	exe := filepath.Join(dir, "exe")
+	if unix.Stat(exe, &st) != nil || st.Nlink != 0 {
+		return false, false
+	}
+	var buf [16]byte
+	n, err := unix.Readlink(exe, buf[:])
+	return true, err == nil && strings.HasPrefix(string(buf[:n]), "/memfd:")
 }
 
 type procStatus struct {

@@ -34,6 +34,8 @@ type Spec struct {
 
 	// NoArgs: no one will print argv, so the live snapshot need not copy it.
 	NoArgs bool
+	// Flagged: only processes with findings, and their ancestors.
+	Flagged bool
 }
 
 // Check refuses selections that do not go together, the same way for
@@ -54,7 +56,7 @@ func Open(s Spec, log zerolog.Logger) (*view.View, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
 	}
-	v := &view.View{FromFile: len(s.From) > 0}
+	v := &view.View{FromFile: len(s.From) > 0, Flagged: s.Flagged}
 	var ref uint32
 	var err error
 	if !v.FromFile || !IsPID(s.PidNS) {

@@ -43,6 +43,12 @@ type View struct {
 
 	FromFile bool // the tree is a recording's
 	Fallback bool // answered from /proc, without privileges
+
+	// Flagged keeps only processes with findings and their ancestors
+	// (--flagged); flagged holds them, found at the first Selected.
+	Flagged bool
+	flagged map[*pidmap.Proc]bool
+	scratch []events.Finding
 }
 
 // Select chooses the view of the tree: container's (a name, ID or ID
@@ -120,6 +126,9 @@ func (v *View) Selected(p *pidmap.Proc) bool {
 	if v.NetNS != 0 && p.Namespaces()[events.NSNet] != v.NetNS {
 		return false
 	}
+	if v.Flagged && !v.flaggedOrAbove(p) {
+		return false
+	}
 	if !v.Narrowed {
 		return true
 	}
@@ -127,6 +136,23 @@ func (v *View) Selected(p *pidmap.Proc) bool {
 		return p.LevelOf(v.NS) >= 0
 	}
 	return p.Cgroup.In(v.Container.ID) || v.OwnsView() && p.LevelOf(v.NS) >= 0
+}
+
+// flaggedOrAbove reports whether p has findings or is an ancestor of a
+// process that has: --flagged shows the way down to each.
+func (v *View) flaggedOrAbove(p *pidmap.Proc) bool {
+	if v.flagged == nil {
+		v.flagged = map[*pidmap.Proc]bool{}
+		v.Tree.Walk(func(q *pidmap.Proc, _ int) {
+			if !q.Flagged() {
+				return
+			}
+			for a := q; a != nil && !v.flagged[a]; a = a.LiveParent() {
+				v.flagged[a] = true
+			}
+		})
+	}
+	return v.flagged[p]
 }
 
 // OwnsView reports whether the container made the pid namespace it is seen
@@ -221,7 +247,8 @@ func (v *View) findLive(pid uint32) *pidmap.Proc {
 
 // AppendNotes appends what tree says of p after its label: zombie, its
 // container where p is the first of it down its branch, where a process
-// shown with --container is instead, and how p entered its pid namespace.
+// shown with --container is instead, how p entered its pid namespace, and
+// its findings' names after a "!" (docs/findings.md).
 // Most processes have none: that costs no allocation.
 func (v *View) AppendNotes(dst []byte, p *pidmap.Proc) []byte {
 	if p.Zombie {
@@ -244,6 +271,28 @@ func (v *View) AppendNotes(dst []byte, p *pidmap.Proc) []byte {
 		// Only a recording can say this: the kernel makes no loops.
 		dst = strconv.AppendUint(append(dst, " [parent "...), uint64(p.PPID), 10)
 		dst = append(dst, " not linked: the recording's parents loop back here]"...)
+	}
+	// Findings after a "!", but for those the notes above say already
+	// (entered, outside its init's cgroup), or the tree shows (a process
+	// an entered one started).
+	if p.Flagged() {
+		v.scratch = p.Findings(v.scratch)
+		n := 0
+		for _, f := range v.scratch {
+			if f.Name.OfTree() {
+				continue
+			}
+			if n == 0 {
+				dst = append(dst, " [!"...)
+			} else {
+				dst = append(dst, ',')
+			}
+			dst = append(append(dst, ' '), f.Name.String()...)
+			n++
+		}
+		if n > 0 {
+			dst = append(dst, ']')
+		}
 	}
 	return dst
 }

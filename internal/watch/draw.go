@@ -19,6 +19,7 @@ var (
 	styleNew     = tcell.StyleDefault.Foreground(tcell.ColorGreen)
 	styleExited  = tcell.StyleDefault.Foreground(tcell.ColorRed)
 	styleContext = tcell.StyleDefault.Dim(true)
+	styleFlagged = tcell.StyleDefault.Foreground(tcell.ColorYellow).Bold(true)
 )
 
 // Column widths: a PID column wider than this is cut (32 levels of PIDs
@@ -119,7 +120,14 @@ func (a *App) drawRows(w, h int) {
 			fill(a.screen, 2+i, w, style)
 		}
 		y := 2 + i
-		x := drawText(a.screen, 0, y, w, mark+" ", style)
+		x := drawText(a.screen, 0, y, w, mark, style)
+		if r.Flagged {
+			// The findings' column: what looks wrong, whatever else the
+			// row says (the names are in its notes, why in its details).
+			x = drawText(a.screen, x, y, w, "!", styleFlagged)
+		} else {
+			x = drawText(a.screen, x, y, w, " ", style)
+		}
 		drawText(a.screen, x, y, x+pidsW, cut(r.PIDs, pidsW), style)
 		x += pidsW + 1
 		drawText(a.screen, x, y, x+userW, r.User, style)

@@ -90,7 +90,7 @@ func OpenLive(ctx context.Context, spec query.Spec, pid uint32, zlog zerolog.Log
 // restarted under its name is followed.
 func (w *Live) query() (*view.View, error) {
 	tree := w.follower.Tree
-	q := &view.View{Tree: tree, AsOf: tree.Time(), Own: tree.Namespace(w.own)}
+	q := &view.View{Tree: tree, AsOf: tree.Time(), Own: tree.Namespace(w.own), Flagged: w.spec.Flagged}
 	return q, q.Select(w.spec.Container, w.ref)
 }
 

@@ -91,7 +91,7 @@ func stepMarks(spec query.Spec) func(ev *events.Event, tree *pidmap.Tree) bool {
 
 // selection resolves the view at the cursor's instant.
 func (w *Replay) selection() (ViewSelection, error) {
-	q := &view.View{Tree: w.Tree(), AsOf: w.Instant(), FromFile: true}
+	q := &view.View{Tree: w.Tree(), AsOf: w.Instant(), FromFile: true, Flagged: w.spec.Flagged}
 	ref := uint32(0)
 	var err error
 	if query.IsPID(w.spec.PidNS) {

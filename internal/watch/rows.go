@@ -65,6 +65,7 @@ type Row struct {
 	Levels  int    // how many pid-namespace levels the process is visible at
 	New     bool   // started within Highlight
 	Exited  bool   // exited within Highlight
+	Flagged bool   // it has findings (docs/findings.md): marked "!"
 	Exit    string // how it exited: "exit 7", "signal 9 (SIGKILL)"
 	Hidden  int    // descendants hidden by folding
 	Context bool   // shown only as an ancestor of a filter match
@@ -217,16 +218,17 @@ func countAll(ps []*pidmap.Proc) int {
 
 func (b *builder) row(p *pidmap.Proc, prefix string) Row {
 	r := Row{
-		Key:    events.Key{PID: p.PID, Start: p.Start},
-		Prefix: prefix,
-		Comm:   p.CommString(),
-		PIDs:   PIDsFrom(p, b.st.Level),
-		User:   b.names[p.UID],
-		Start:  p.StartTime,
-		Notes:  b.sel.Notes(p),
-		Levels: p.Levels(),
-		New:    p.StartTime != 0 && p.StartTime >= b.now-int64(Highlight),
-		Exited: p.Exited,
+		Key:     events.Key{PID: p.PID, Start: p.Start},
+		Prefix:  prefix,
+		Comm:    p.CommString(),
+		PIDs:    PIDsFrom(p, b.st.Level),
+		User:    b.names[p.UID],
+		Start:   p.StartTime,
+		Notes:   b.sel.Notes(p),
+		Levels:  p.Levels(),
+		New:     p.StartTime != 0 && p.StartTime >= b.now-int64(Highlight),
+		Exited:  p.Exited,
+		Flagged: p.Flagged(),
 	}
 	if r.User == "" {
 		r.User = strconv.FormatUint(uint64(p.UID), 10)

@@ -93,6 +93,12 @@ func Details(tree *pidmap.Tree, key events.Key, when int64) []string {
 	if p.Exited {
 		lines = append(lines, fmt.Sprintf("exited at %s: %s", pidmap.FormatTime(p.ExitTime), events.WaitStatus(p.ExitStatus)))
 	}
+	if fs := p.Findings(nil); len(fs) > 0 {
+		lines = append(lines, "", "findings (docs/findings.md):")
+		for _, f := range fs {
+			lines = append(lines, fmt.Sprintf("  %s since %s: %s", f.Name, pidmap.FormatTime(f.Time), f.Reason))
+		}
+	}
 	lines = append(lines, "", "its proc object:")
 	lines = append(lines, fields(events.AppendJSON(nil, &ev))...)
 	lines = append(lines, "", "ancestors, parent first:")
