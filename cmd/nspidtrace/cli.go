@@ -39,7 +39,8 @@ type options struct {
 	ancestors         int  // trace: the lineage's depth on exec lines
 	showAncestors     bool // <pid>: print the lineage
 	noArgs            bool // tree as text: argv is not shown, so not copied
-	flagged           bool // tree, trace, watch: only processes with findings
+	flagged           bool // tree, trace, watch, story: only processes with findings
+	descendants       bool // story: its subtree's stories too
 
 	force bool
 	host  string // trace: on every line; record: in the header
@@ -71,7 +72,7 @@ type command struct {
 }
 
 // commands, in the order the overview lists them.
-var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, watchCommand, versionCommand}
+var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, watchCommand, storyCommand, versionCommand}
 
 var versionCommand = &command{
 	name:     "version",
@@ -211,7 +212,7 @@ func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *option
 		return versionCommand, &o, global.Args(), nil
 	}
 	if global.NArg() == 0 {
-		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record, watch or version)")
+		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record, watch, story or version)")
 	}
 	name, rest := global.Arg(0), global.Args()[1:]
 	if name == "help" {
@@ -222,7 +223,7 @@ func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *option
 	}
 	c = findCommand(name)
 	if c == nil {
-		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record, watch or version)", name)
+		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record, watch, story or version)", name)
 	}
 	if c == pidCommand {
 		rest = global.Args() // the PID is its argument
@@ -291,7 +292,7 @@ func help(args []string, stdout io.Writer) error {
 	}
 	c := findCommand(args[0])
 	if c == nil || len(args) > 1 {
-		return usagef("help takes one command name (tree, trace, record, watch, pid or version), got %q", args)
+		return usagef("help takes one command name (tree, trace, record, watch, story, pid or version), got %q", args)
 	}
 	printHelp(stdout, c)
 	return nil

@@ -231,6 +231,22 @@ func appendArgs(buf []byte, ev *Event) []byte {
 // signalResults names enum trace_signal's values.
 var signalResults = [...]string{"delivered", "ignored", "already_pending", "queue_full", "delivered_without_info"}
 
+// SignalName names signal n, "SIGKILL", or "signal N" for one without a name.
+func SignalName(n uint32) string {
+	if name := unix.SignalName(syscall.Signal(n)); name != "" {
+		return name
+	}
+	return "signal " + strconv.FormatUint(uint64(n), 10)
+}
+
+// SignalResult names what became of a signal: "ignored", "queue_full".
+func SignalResult(r int32) string {
+	if r >= 0 && int(r) < len(signalResults) {
+		return signalResults[r]
+	}
+	return strconv.Itoa(int(r))
+}
+
 // appendSignal appends a signal event's own fields.
 func appendSignal(buf []byte, sig *SignalInfo) []byte {
 	buf = append(buf, `,"signal":`...)
@@ -405,3 +421,19 @@ func appendString(buf []byte, s []byte) []byte {
 	}
 	return append(buf, '"')
 }
+
+// ParseKey reads a key as lines write it, "PID@START".
+func ParseKey(s string) (Key, bool) {
+	pid, start, ok := parseKey([]byte(s))
+	return Key{PID: pid, Start: start}, ok && pid != 0
+}
+
+// String writes the key as lines do, without quotes.
+func (k Key) String() string {
+	b := AppendKey(nil, k.PID, k.Start)
+	return string(b[1 : len(b)-1])
+}
+
+// MarshalText writes the key as String does: JSON encoders write it as a
+// string, as lines do.
+func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }

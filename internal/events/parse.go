@@ -239,7 +239,18 @@ func (ps *Parser) Parse(line []byte, ev *Event) error {
 		case "signal":
 			var n int64
 			n, err = p.number()
-			ev.ExitStatus |= uint32(n & 0x7f)
+			if ev.Type == TypeSignal {
+				ev.Sig.Number = uint32(n & 0xff)
+			} else {
+				ev.ExitStatus |= uint32(n & 0x7f)
+			}
+		case "result":
+			var s []byte
+			if s, err = p.string(); err == nil {
+				ev.Sig.Result = parseSignalResult(s)
+			}
+		case "sender":
+			err = ps.sender(&ev.Sig)
 		case "core_dumped":
 			var b bool
 			if b, err = p.bool(); b {
@@ -461,4 +472,52 @@ func boolBit(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// parseSignalResult reads a signal's result as appendSignal wrote it.
+func parseSignalResult(s []byte) int32 {
+	for i, name := range signalResults {
+		if string(s) == name {
+			return int32(i)
+		}
+	}
+	n, _ := strconv.ParseInt(string(s), 10, 32)
+	return int32(n)
+}
+
+// sender reads a signal line's `sender` object.
+func (ps *Parser) sender(sig *SignalInfo) error {
+	p, s := &ps.p, &sig.Sender
+	return p.object(func(k []byte) error {
+		var err error
+		switch string(k) {
+		case "pid":
+			s.PID, err = p.uint32()
+		case "tid":
+			s.TID, err = p.uint32()
+		case "uid":
+			s.UID, err = p.uint32()
+		case "nspid":
+			s.Levels, err = p.uints(s.NSPid[:])
+		case "pidns":
+			_, err = p.uints(s.PidNS[:])
+		case "comm":
+			var b []byte
+			if b, err = p.string(); err == nil {
+				s.CommLen = uint8(copy(s.Comm[:], truncUTF8(p.text(b), CommLen-1)))
+			}
+		case "key":
+			var b []byte
+			if b, err = p.string(); err == nil {
+				var ok bool
+				var pid uint32
+				if pid, s.StartBoot, ok = parseKey(b); !ok || pid != s.PID && s.PID != 0 {
+					s.StartBoot = 0
+				}
+			}
+		default:
+			err = p.skip()
+		}
+		return err
+	})
 }

@@ -48,7 +48,20 @@ func goldenLines(t *testing.T) []string {
 	proc.SetArgs([]string{"bash", "-c", "echo \"hi\"\t"})
 	proc.Cred = Cred{Known: true, UserLevels: 1}
 	proc.Cred.SetLSM([]byte("docker-default (enforce)\n"))
-	return append(lines, string(AppendJSON(nil, &lost)), string(AppendJSON(nil, &proc)))
+	// A signal, its sender in a container; a finding on an exec of a memfd.
+	sig := Event{Type: TypeSignal, PID: 20, TID: 20, PPID: 1, Levels: 1, NS: hostNS, Time: 1795419545123456789, StartBoot: 99}
+	sig.NSPid[0], sig.PidNS[0], sig.NSPPid[0] = 20, 4026531836, 1
+	sig.SetComm("sleep")
+	sig.Sig.Number, sig.Sig.Result = 9, 1
+	snd := &sig.Sig.Sender
+	snd.PID, snd.TID, snd.UID, snd.Levels, snd.StartBoot = 30, 31, 1000, 2, 77
+	snd.NSPid[0], snd.NSPid[1], snd.PidNS[0], snd.PidNS[1] = 30, 3, 4026531836, 4026532156
+	snd.CommLen = uint8(copy(snd.Comm[:], "kill"))
+	memfd := proc
+	memfd.Type, memfd.ExeMemfd, memfd.ExeUnlinked = TypeExec, true, true
+	memfd.FilenameLen = uint16(copy(memfd.Filename[:], "/dev/fd/3"))
+	memfd.Findings = []Finding{{Name: FindFileless, Time: 1795419545000000000, Reason: "executed a memfd \"x\""}}
+	return append(lines, string(AppendJSON(nil, &lost)), string(AppendJSON(nil, &proc)), string(AppendJSON(nil, &sig)), string(AppendJSON(nil, &memfd)))
 }
 
 func TestParseRoundTrip(t *testing.T) {
