@@ -8,7 +8,7 @@ BIN     := nspidtrace
 # `make deps`): the BPF toolchain, and a real Docker engine with a busybox
 # to import as the containers' image (no registry is needed), Podman, and
 # qemu for `make kernels`.
-DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc qemu-system-x86 tmux
+DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc qemu-system-x86 tmux chromium
 
 .DEFAULT_GOAL := build
 .PHONY: build generate check-generated test bench kernels image lint deps help

@@ -36,11 +36,12 @@ type options struct {
 	threads, snapshot bool
 	duration          time.Duration
 	flush             time.Duration
-	ancestors         int  // trace: the lineage's depth on exec lines
-	showAncestors     bool // <pid>: print the lineage
-	noArgs            bool // tree as text: argv is not shown, so not copied
-	flagged           bool // tree, trace, watch, story: only processes with findings
-	descendants       bool // story: its subtree's stories too
+	ancestors         int    // trace: the lineage's depth on exec lines
+	showAncestors     bool   // <pid>: print the lineage
+	noArgs            bool   // tree as text: argv is not shown, so not copied
+	flagged           bool   // tree, trace, watch, story: only processes with findings
+	descendants       bool   // story: its subtree's stories too
+	since, until      string // report: the window
 
 	force bool
 	host  string // trace: on every line; record: in the header
@@ -72,7 +73,7 @@ type command struct {
 }
 
 // commands, in the order the overview lists them.
-var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, watchCommand, storyCommand, versionCommand}
+var commands = []*command{pidCommand, treeCommand, traceCommand, recordCommand, watchCommand, storyCommand, reportCommand, versionCommand}
 
 var versionCommand = &command{
 	name:     "version",
@@ -212,7 +213,7 @@ func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *option
 		return versionCommand, &o, global.Args(), nil
 	}
 	if global.NArg() == 0 {
-		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record, watch, story or version)")
+		return nil, nil, nil, usagef("no command given (want a PID, tree, trace, record, watch, story, report or version)")
 	}
 	name, rest := global.Arg(0), global.Args()[1:]
 	if name == "help" {
@@ -223,7 +224,7 @@ func parseCommandLine(args []string, stdout io.Writer) (c *command, opts *option
 	}
 	c = findCommand(name)
 	if c == nil {
-		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record, watch, story or version)", name)
+		return nil, nil, nil, usagef("unknown command %q (want a PID, tree, trace, record, watch, story, report or version)", name)
 	}
 	if c == pidCommand {
 		rest = global.Args() // the PID is its argument
@@ -292,7 +293,7 @@ func help(args []string, stdout io.Writer) error {
 	}
 	c := findCommand(args[0])
 	if c == nil || len(args) > 1 {
-		return usagef("help takes one command name (tree, trace, record, watch, story, pid or version), got %q", args)
+		return usagef("help takes one command name (tree, trace, record, watch, story, report, pid or version), got %q", args)
 	}
 	printHelp(stdout, c)
 	return nil
@@ -316,12 +317,13 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // filterFlags are flags whose empty value would select everything: given
 // empty (`--pidns "$(pidof -s nginx)"` with no nginx), they are an error.
-var filterFlags = []string{"pidns", "container", "netns", "comm", "events", "pid", "from", "at", "output", "columns", "host", "metrics", "rotate-size"}
+var filterFlags = []string{"pidns", "container", "netns", "comm", "events", "pid", "from", "at", "output", "columns", "host", "metrics", "rotate-size", "since", "until"}
 
 // checkGiven refuses flags given with a value that means nothing.
 func (o *options) checkGiven() error {
 	values := map[string]string{"pidns": o.pidns, "container": o.container, "netns": o.netns, "columns": o.columns, "comm": o.comm,
-		"events": o.events, "pid": o.pid, "from": o.from.nonEmpty(), "at": o.at, "output": o.output, "host": o.host, "metrics": o.metrics, "rotate-size": o.rotateSize}
+		"events": o.events, "pid": o.pid, "from": o.from.nonEmpty(), "at": o.at, "output": o.output, "host": o.host, "metrics": o.metrics, "rotate-size": o.rotateSize,
+		"since": o.since, "until": o.until}
 	for _, name := range filterFlags {
 		if o.given[name] && strings.TrimSpace(values[name]) == "" {
 			return usagef("--%s is empty (did the command that gives it find nothing?)", name)

@@ -10,10 +10,8 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/describe"
 	"github.com/nspidtrace/nspidtrace/internal/events"
-	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/query"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
-	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 var pidCommand = &command{
@@ -108,32 +106,7 @@ func runPID(_ context.Context, o *options, args []string, stdout, stderr io.Writ
 	}
 	describe.WriteFindings(w, p)
 	if o.showAncestors {
-		writeAncestors(w, q, p)
+		describe.WriteAncestors(w, q, p)
 	}
 	return w.Flush()
-}
-
-// writeAncestors writes p's ancestors, parent first, as --ancestors shows
-// them; where none is in view, why.
-func writeAncestors(w io.Writer, q *view.View, p *pidmap.Proc) {
-	fmt.Fprintln(w, "\nANCESTORS (parent first)")
-	switch {
-	// Not a table with no rows: say why there are none.
-	case p.Parent() == nil && p.PPID == 0:
-		fmt.Fprintln(w, "none: it has no parent (the host's init, or a kernel thread)")
-		return
-	case p.Parent() == nil:
-		fmt.Fprintf(w, "none visible from here: the parent, host PID %d, is outside the pid namespace the caller can see\n", p.PPID)
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
-	for a := p.Parent(); a != nil; a = a.Parent() {
-		pids := "-" // outside the namespace looked from
-		if a.Levels() > q.Level() {
-			pids = a.PIDsFrom(q.Level())
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), describe.Args(a))
-	}
-	tw.Flush()
 }

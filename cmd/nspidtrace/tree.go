@@ -10,7 +10,6 @@ import (
 	"slices"
 
 	"github.com/nspidtrace/nspidtrace/internal/describe"
-	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/query"
 )
 
@@ -66,23 +65,9 @@ func runTree(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 		return err
 	}
 
-	var roots []*pidmap.Proc
-	if rootPID != 0 {
-		root, err := q.Find(rootPID)
-		if err != nil {
-			return err
-		}
-		roots = []*pidmap.Proc{root}
-	} else {
-		// A process whose parent is outside the selection is a root of
-		// its own: a shell from `docker exec` shows up beside the init.
-		// Every process may be one (sized so the list never grows).
-		roots = make([]*pidmap.Proc, 0, q.Tree.Len())
-		q.Tree.Walk(func(p *pidmap.Proc, _ int) {
-			if q.Selected(p) && (p.LiveParent() == nil || !q.Selected(p.LiveParent())) {
-				roots = append(roots, p)
-			}
-		})
+	roots, err := q.Roots(rootPID)
+	if err != nil {
+		return err
 	}
 	if len(roots) == 0 && q.NetNS != 0 {
 		return notFoundError{Err: fmt.Errorf("--netns %s: no process is in network namespace net:[%d] now", o.netns, q.NetNS)}

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 // WriteLines writes <pid>'s line for each of cols that its other lines do
@@ -88,4 +90,29 @@ func WriteFindings(w io.Writer, p *pidmap.Proc) {
 			fmt.Fprintf(w, "finding %s: %s\n", f.Name, termsafe.String(f.Reason))
 		}
 	}
+}
+
+// WriteAncestors writes p's ancestors, parent first, as --ancestors shows
+// them; where none is in view, why.
+func WriteAncestors(w io.Writer, v *view.View, p *pidmap.Proc) {
+	fmt.Fprintln(w, "\nANCESTORS (parent first)")
+	switch {
+	// Not a table with no rows: say why there are none.
+	case p.Parent() == nil && p.PPID == 0:
+		fmt.Fprintln(w, "none: it has no parent (the host's init, or a kernel thread)")
+		return
+	case p.Parent() == nil:
+		fmt.Fprintf(w, "none visible from here: the parent, host PID %d, is outside the pid namespace the caller can see\n", p.PPID)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "PID\tPIDS\tCOMM\tARGS")
+	for a := p.Parent(); a != nil; a = a.Parent() {
+		pids := "-" // outside the namespace looked from
+		if a.Levels() > v.Level() {
+			pids = a.PIDsFrom(v.Level())
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", a.PID, pids, termsafe.String(a.CommString()), Args(a))
+	}
+	tw.Flush()
 }

@@ -34,11 +34,11 @@ func Flags(path string, force bool) (int, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return flags | os.O_CREATE | os.O_EXCL, nil
 	case err != nil:
-		return 0, fmt.Errorf("record to %s: %w", path, err)
+		return 0, fmt.Errorf("-o %s: %w", path, err)
 	case st.Mode()&fs.ModeSymlink != 0:
 		return 0, errSymlink(path)
 	case st.IsDir():
-		return 0, fault.Usagef("record -o %s: it is a directory", path)
+		return 0, fault.Usagef("-o %s: it is a directory", path)
 	case !st.Mode().IsRegular():
 		return 0, errNotRegular(path)
 	case !force:
@@ -50,24 +50,24 @@ func Flags(path string, force bool) (int, error) {
 // replaceable says why --force may not replace the regular file path is.
 func replaceable(path string, st *syscall.Stat_t) error {
 	if int(st.Uid) != os.Geteuid() {
-		return fault.Usagef("record -o %s --force: the file belongs to uid %d, who would keep reading what it holds: remove it or choose another name", path, st.Uid)
+		return fault.Usagef("-o %s --force: the file belongs to uid %d, who would keep reading what it holds: remove it or choose another name", path, st.Uid)
 	}
 	if st.Nlink > 1 {
-		return fault.Usagef("record -o %s --force: the file has %d names (hard links): remove it or choose another name", path, st.Nlink)
+		return fault.Usagef("-o %s --force: the file has %d names (hard links): remove it or choose another name", path, st.Nlink)
 	}
 	return nil
 }
 
 func errExists(path string) error {
-	return fault.Usagef("record -o %s: the file exists (give --force to replace it, or another name)", path)
+	return fault.Usagef("-o %s: the file exists (give --force to replace it, or another name)", path)
 }
 
 func errSymlink(path string) error {
-	return fault.Usagef("record -o %s: it is a symbolic link; give the path it points to", path)
+	return fault.Usagef("-o %s: it is a symbolic link; give the path it points to", path)
 }
 
 func errNotRegular(path string) error {
-	return fault.Usagef("record -o %s: not a regular file (a FIFO, socket or device); a recording is written to a file", path)
+	return fault.Usagef("-o %s: not a regular file (a FIFO, socket or device); a recording is written to a file", path)
 }
 
 // Create opens path with Flags' flags, readable by its

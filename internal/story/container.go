@@ -68,7 +68,8 @@ type Containers struct {
 	askerTimes  []int64
 }
 
-// NewContainers follows the containers name names, in tree (the replay's).
+// NewContainers follows the containers name names ("": every container), in
+// tree (the replay's).
 func NewContainers(name string, tree *pidmap.Tree) *Containers {
 	return &Containers{name: name, tree: tree, byInit: map[events.Key]int{}, byID: map[string]int{}}
 }
@@ -84,7 +85,7 @@ func (c *Containers) Event(ev *events.Event) {
 	}
 	c.entry(ev, key)
 	cg := ev.Cgroup
-	if cg == nil || cg.Container == nil || !cg.Container.NamedBy(c.name) || ev.Type == events.TypeExit || ev.Thread {
+	if cg == nil || cg.Container == nil || c.name != "" && !cg.Container.NamedBy(c.name) || ev.Type == events.TypeExit || ev.Thread {
 		return
 	}
 	ctr := cg.Container

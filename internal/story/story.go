@@ -61,9 +61,11 @@ type Collector struct {
 	// Descendants: follow the children of followed processes too, born
 	// later, each with a story of its own.
 	Descendants bool
-	stories     map[events.Key]*Story
-	order       []*Story
-	tree        *pidmap.Tree
+	// All: follow every process, from its first event (the report).
+	All     bool
+	stories map[events.Key]*Story
+	order   []*Story
+	tree    *pidmap.Tree
 	// forkedBy holds the children of followed processes, by the parent
 	// that forked them: one reparented before it exits is still counted
 	// as its first parent's.
@@ -128,6 +130,10 @@ func (c *Collector) Event(ev *events.Event) {
 		c.stories[parent].childExited(ev)
 	}
 	s := c.stories[key]
+	if s == nil && c.All && key.PID != 0 && !ev.Thread && ev.Type != events.TypeLost && ev.Type != events.TypeEnd {
+		parent := events.Key{PID: ev.PPID, Start: ev.ParentStartBoot}
+		s = c.follow(key, parent, 0)
+	}
 	if s == nil || ev.Thread {
 		return
 	}

@@ -138,6 +138,27 @@ func (v *View) Selected(p *pidmap.Proc) bool {
 	return p.Cgroup.In(v.Container.ID) || v.OwnsView() && p.LevelOf(v.NS) >= 0
 }
 
+// Roots are the processes tree draws at the top: pid alone when not 0,
+// else each selected process whose parent is not selected, by host PID: a
+// shell from docker exec shows up beside the container's init.
+func (v *View) Roots(pid uint32) ([]*pidmap.Proc, error) {
+	if pid != 0 {
+		root, err := v.Find(pid)
+		if err != nil {
+			return nil, err
+		}
+		return []*pidmap.Proc{root}, nil
+	}
+	// Every process may be one: sized so that the list never grows.
+	roots := make([]*pidmap.Proc, 0, v.Tree.Len())
+	v.Tree.Walk(func(p *pidmap.Proc, _ int) {
+		if v.Selected(p) && (p.LiveParent() == nil || !v.Selected(p.LiveParent())) {
+			roots = append(roots, p)
+		}
+	})
+	return roots, nil
+}
+
 // flaggedOrAbove reports whether p has findings or is an ancestor of a
 // process that has: --flagged shows the way down to each.
 func (v *View) flaggedOrAbove(p *pidmap.Proc) bool {
