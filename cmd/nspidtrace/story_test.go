@@ -103,6 +103,18 @@ func TestStoryOfAnIncident(t *testing.T) {
 		t.Errorf("the shell's exit: %q", last.Text)
 	}
 
+	// The report of the same recording opens on the shell's story, its
+	// facts as text, and its tree at the shell's exit shows the container.
+	page := filepath.Join(t.TempDir(), "incident.html")
+	if _, stderr, code := runBinary(t, "report", "--from", path, "-o", page); code != exitOK {
+		t.Fatalf("report: exit %d: %s", code, stderr)
+	}
+	dom := chromium(t, page+"#story="+entries[0].Key)
+	if !strings.Contains(dom, "<h3>renamed "+entries[0].Key+"</h3>") || !strings.Contains(dom, "sent  sent SIGKILL to sleep(") ||
+		!strings.Contains(dom, "3 container generations") {
+		t.Errorf("the report does not open on the shell's story:\n%.3000s", dom)
+	}
+
 	// The same in text, one fact per line, and the story of one process by
 	// its key.
 	text, _, code := runBinary(t, "--from", path, "story", entries[0].Key)

@@ -174,5 +174,12 @@
   $("gencount").textContent = D.gens.length ? "" : "no containers in this window";
   $("summary").textContent = procs.length + " processes, " + D.lanes.length + " lanes, " + D.gens.length + " container generations" + (D.dropped ? "; " + D.dropped + " processes outside the window left out" : "");
   size(); fit(); draw(); tree(span);
+  // A link may name what to show: #story=KEY, #at=TIME (RFC 3339), #q=TEXT.
+  for (const part of location.hash.slice(1).split("&")) {
+    const [k, v] = part.split("=").map(decodeURIComponent);
+    if (k === "story") { const i = procs.findIndex((p) => p.k === v); if (i >= 0) story(i); }
+    if (k === "at" && !isNaN(Date.parse(v))) tree(Date.parse(v) - D.start);
+    if (k === "q") { $("q").value = v; search(v); }
+  }
   requestAnimationFrame(() => { document.body.dataset.firstPaint = String(Math.round(performance.now())); });
 })();
