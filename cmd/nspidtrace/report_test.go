@@ -75,7 +75,8 @@ func writeBigRecording(t *testing.T, n int) string {
 }
 
 // chromium returns the DOM of page after its scripts ran, in headless
-// Chromium (make deps installs it).
+// Chromium (make deps installs it), and leaves a screenshot of it in
+// test-output/NAME.png, for a person to look at.
 func chromium(t *testing.T, page string) string {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
@@ -93,6 +94,14 @@ func chromium(t *testing.T, page string) string {
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
+	shot, _ := filepath.Abs(filepath.Join("..", "..", "test-output", t.Name()+".png"))
+	os.MkdirAll(filepath.Dir(shot), 0o755)
+	cmd = exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir="+t.TempDir(),
+		"--window-size=1400,1000", "--virtual-time-budget=10000", "--screenshot="+shot, "file://"+page)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium --screenshot: %v", err)
+	}
+	t.Logf("a screenshot of %s: %s", filepath.Base(page), shot)
 	return string(out)
 }
 
@@ -142,7 +151,7 @@ func TestReportOfABigRecording(t *testing.T) {
 		tree := regexp.MustCompile(`(?s)<pre id="tree">(.{0,600})`).FindStringSubmatch(dom)
 		t.Errorf("the tree at the end does not show the hostile comm as text: %q", tree)
 	}
-	if !strings.Contains(dom, "10001 processes, 2 lanes") { // and the init
-		t.Error("the summary does not count 10,001 processes in 2 lanes")
+	if !strings.Contains(dom, "10001 processes, 2 lanes") || !strings.Contains(dom, `data-bars="10001"`) { // and the init
+		t.Error("the page does not draw a bar for each of 10,001 processes in 2 lanes")
 	}
 }

@@ -98,6 +98,12 @@ func TestStoryOfAnIncident(t *testing.T) {
 	if got := strings.Join(compact(kinds), " "); !strings.Contains(got, "exec sent rename children exit") || kinds[0] != "born" {
 		t.Errorf("the shell's story: %v, want the order %v", kinds, want)
 	}
+	// The story's key is the recording's: the line of the shell's exec.
+	for _, l := range readLines(t, path) {
+		if l.Type == "exec" && len(l.Args) > 2 && strings.HasPrefix(l.Args[2], "kill -9") && l.Key != entries[0].Key {
+			t.Errorf("the shell's exec line has key %s, its story %s", l.Key, entries[0].Key)
+		}
+	}
 	shell := facts[entries[0].Key]
 	if last := shell[len(shell)-1]; last.Text != "exited with 3; its children go to host PID "+strings.Split(gens[0].Init, "@")[0] {
 		t.Errorf("the shell's exit: %q", last.Text)

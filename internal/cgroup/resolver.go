@@ -46,7 +46,14 @@ type Resolver struct {
 	lastWalk time.Time
 
 	unresolved atomic.Uint64
+
+	// missed holds when an ID was last not found: asked again, but not
+	// more often than retryMissed (see Cgroup).
+	missed map[uint64]time.Time
 }
+
+// retryMissed is how soon an ID not found is looked up again.
+const retryMissed = 100 * time.Millisecond
 
 // NewResolver opens hierarchy h. Names are read from the runtimes' state
 // under hostRoot ("/" on the host).
@@ -55,7 +62,7 @@ func NewResolver(h Hierarchy, hostRoot string) (*Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Resolver{h: h, state: container.State{Root: hostRoot}, mount: m, byID: make(map[uint64]*events.Cgroup)}, nil
+	return &Resolver{h: h, state: container.State{Root: hostRoot}, mount: m, byID: make(map[uint64]*events.Cgroup), missed: map[uint64]time.Time{}}, nil
 }
 
 // errOutsideView means a cgroup is not below the one mounted where the
@@ -83,8 +90,21 @@ func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
 	if cg, ok := r.byID[id]; ok {
 		return cg
 	}
+	if t, ok := r.missed[id]; ok && time.Since(t) < retryMissed {
+		return events.NewCgroup(id, "", nil)
+	}
 	path, err := r.path(id)
 	switch {
+	case errors.Is(err, syscall.ESTALE) || errors.Is(err, fs.ErrNotExist):
+		// Not found: gone, or not yet there to be found (a cgroup a
+		// runtime makes again under the same path as it restarts a
+		// container reads as stale for a moment). Not kept: a later
+		// event asks again.
+		if len(r.missed) >= maxCached {
+			clear(r.missed)
+		}
+		r.missed[id] = time.Now()
+		return events.NewCgroup(id, "", nil)
 	case container.Exhausted(err):
 		r.unresolved.Add(1)
 		return events.NewUnresolved(id, "", nil, "cgroup path: "+err.Error())
@@ -118,6 +138,7 @@ func (r *Resolver) remember(id uint64, path string) *events.Cgroup {
 	}
 	cg := events.NewCgroup(id, path, c)
 	r.keep(id, cg)
+	delete(r.missed, id)
 	return cg
 }
 

@@ -57,9 +57,12 @@
     // Markers and arrows go into one path per color, filled or stroked
     // once: 100,000 of them draw in a few milliseconds.
     const marks = {}, arrows = new Path2D();
+    let bars = 0;
     for (let i = 0; i < procs.length; i++) {
       const p = procs[i], py = p.y - top;
-      if (py < -ROW || py > h || endOf(p) < from || p.s > to) continue;
+      if (endOf(p) < from || p.s > to) continue;
+      bars++; // in the time shown, on screen or scrolled past
+      if (py < -ROW || py > h) continue;
       const x1 = Math.max(X(p.s), -1), x2 = Math.min(X(endOf(p)), w + 1);
       const dim = matches && !matches.has(i);
       ctx.fillStyle = i === selected ? "#d53f8c" : p.f ? "#e53e3e" : dim ? "#e2e8f0" : p.e < 0 ? "#68d391" : "#a0aec0";
@@ -76,6 +79,7 @@
       }
     }
     for (const c in marks) { ctx.fillStyle = c; ctx.fill(marks[c]); }
+    document.body.dataset.bars = String(bars);
     ctx.strokeStyle = "#e53e3e"; ctx.stroke(arrows);
     if (cursor >= 0) { ctx.strokeStyle = "#3182ce"; ctx.beginPath(); ctx.moveTo(X(cursor), 0); ctx.lineTo(X(cursor), h); ctx.stroke(); }
     $("range").textContent = fmt(Math.max(from, 0)) + " … " + fmt(Math.min(to, span)) + " UTC";
