@@ -107,7 +107,9 @@ func TestDocsShipWithTheProject(t *testing.T) {
 	files := []string{"../../README.md"}
 	entries, _ := os.ReadDir("../../docs")
 	for _, e := range entries {
-		files = append(files, "../../docs/"+e.Name())
+		if strings.HasSuffix(e.Name(), ".md") { // and images, which say nothing
+			files = append(files, "../../docs/"+e.Name())
+		}
 	}
 	if len(files) < 5 {
 		t.Fatalf("docs/ holds %d files", len(files)-1)
