@@ -147,7 +147,7 @@ func (c *Collector) Event(ev *events.Event) {
 		s.add(Fact{Time: ev.Time, Kind: "born", Other: s.Parent, Text: c.birth(ev, p)})
 	case events.TypeProc:
 		if len(s.Facts) == 0 {
-			s.add(Fact{Time: ev.Time, Kind: "alive", Text: "alive when the recording started: " + c.birth(ev, p) + "; runs " + argv(ev)})
+			s.add(Fact{Time: ev.Time, Kind: "alive", Text: "alive at the first snapshot (the recording's start, or now, live): " + c.birth(ev, p) + "; runs " + argv(ev)})
 		}
 	case events.TypeExec:
 		text := fmt.Sprintf("exec %s %s", ev.Filename[:ev.FilenameLen], argv(ev))
