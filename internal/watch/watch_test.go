@@ -13,6 +13,8 @@ import (
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
+	"github.com/nspidtrace/nspidtrace/internal/view"
 )
 
 const (
@@ -535,5 +537,35 @@ func TestDetails(t *testing.T) {
 	}
 	if got := Details(tree, events.Key{PID: 999}, base); len(got) != 1 || !strings.Contains(got[0], "no longer known") {
 		t.Errorf("details of an unknown process: %q", got)
+	}
+}
+
+// TestFlaggedRows: a process with findings is marked, its reasons are in
+// its details, and --flagged shows it with its ancestors only.
+func TestFlaggedRows(t *testing.T) {
+	tree := pidmap.NewTree(16)
+	at := func(e *events.Event, typ events.Type) *events.Event {
+		e.Type, e.StartBoot = typ, uint64(e.PID)
+		return e
+	}
+	memfd := at(testenv.HostProc(30, 20, nil), events.TypeExec)
+	memfd.ExeMemfd, memfd.ExeUnlinked = true, true
+	memfd.FilenameLen = uint16(copy(memfd.Filename[:], "/dev/fd/3"))
+	for _, e := range []*events.Event{at(testenv.HostProc(1, 0, nil), events.TypeProc), at(testenv.HostProc(20, 1, nil), events.TypeFork),
+		at(testenv.HostProc(21, 1, nil), events.TypeFork), at(testenv.HostProc(30, 20, nil), events.TypeFork), memfd} {
+		tree.Apply(e)
+	}
+	v := &view.View{Tree: tree, NS: tree.Root(), Flagged: true}
+	rows := Rows(tree, ViewSelection{View: v}, &State{}, testenv.T0, nil)
+	var shown []string
+	for _, r := range rows {
+		shown = append(shown, fmt.Sprintf("%d:%v:%s", r.Key.PID, r.Flagged, r.Notes))
+	}
+	if got := strings.Join(shown, " "); got != "1:false: 20:false: 30:true:[! fileless]" {
+		t.Errorf("--flagged rows: %s", got)
+	}
+	details := strings.Join(Details(tree, events.Key{PID: 30, Start: 30}, testenv.T0), "\n")
+	if !strings.Contains(details, "fileless since") || !strings.Contains(details, "executed a memfd") {
+		t.Errorf("details:\n%s", details)
 	}
 }
