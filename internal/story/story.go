@@ -110,7 +110,7 @@ func (c *Collector) Event(ev *events.Event) {
 		sender := events.Key{PID: ev.Sig.Sender.PID, Start: ev.Sig.Sender.StartBoot}
 		if s := c.stories[sender]; s != nil && sender != key {
 			s.add(Fact{Time: ev.Time, Kind: "sent", Other: key,
-				Text: fmt.Sprintf("sent %s to %s(%d) %s%s", signalName(ev.Sig.Number), comm(ev.Comm[:ev.CommLen]), ev.PID, key, signalResult(ev.Sig.Result))})
+				Text: fmt.Sprintf("sent %s to %s(%d) %s%s", events.SignalName(ev.Sig.Number), string(ev.Comm[:ev.CommLen]), ev.PID, key, signalResult(ev.Sig.Result))})
 		}
 	}
 	if ev.Type == events.TypeFork && !ev.Thread {
@@ -137,7 +137,7 @@ func (c *Collector) Event(ev *events.Event) {
 	if s == nil || ev.Thread {
 		return
 	}
-	s.Comm = comm(ev.Comm[:ev.CommLen])
+	s.Comm = string(ev.Comm[:ev.CommLen])
 	p := c.tree.Subject(ev)
 	if (ev.Type == events.TypeFork || ev.Type == events.TypeProc) && ev.Cred.Known && !s.credKnown {
 		s.cred, s.credKnown = ev.Cred.IDs, true
@@ -165,7 +165,7 @@ func (c *Collector) Event(ev *events.Event) {
 	case events.TypeSignal:
 		sender := events.Key{PID: ev.Sig.Sender.PID, Start: ev.Sig.Sender.StartBoot}
 		s.add(Fact{Time: ev.Time, Kind: "received", Other: sender,
-			Text: fmt.Sprintf("received %s from %s(%d) %s%s", signalName(ev.Sig.Number), comm(ev.Sig.Sender.Comm[:ev.Sig.Sender.CommLen]), sender.PID, sender, signalResult(ev.Sig.Result))})
+			Text: fmt.Sprintf("received %s from %s(%d) %s%s", events.SignalName(ev.Sig.Number), string(ev.Sig.Sender.Comm[:ev.Sig.Sender.CommLen]), sender.PID, sender, signalResult(ev.Sig.Result))})
 	case events.TypeExit:
 		s.exited = true
 		text := events.WaitStatus(ev.ExitStatus).String()
@@ -317,10 +317,6 @@ func argv(ev *events.Event) string {
 	}
 	return fmt.Sprintf("%q", args)
 }
-
-func comm(b []byte) string { return string(b) }
-
-func signalName(n uint32) string { return events.SignalName(n) }
 
 func signalResult(r int32) string {
 	if r == 0 {
