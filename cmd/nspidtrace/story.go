@@ -15,8 +15,8 @@ import (
 
 var storyCommand = &command{
 	name:     "story",
-	synopsis: "nspidtrace [flags] story <pid>|KEY | story --container NAME",
-	summary:  "a process's whole life from a recording, one fact per line; or a container's generations and who entered it",
+	synopsis: "nspidtrace [flags] story <pid>|KEY",
+	summary:  "a process's whole life from a recording, one fact per line; with --container NAME, a container's generations and who entered it",
 	about: `Tells a process's life in time order, one fact per line: its birth (its
 parent, its PIDs at every level, whether it entered its pid namespace from
 outside), each exec (file, argv, credentials that changed), renames,
