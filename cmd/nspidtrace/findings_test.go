@@ -179,18 +179,29 @@ func TestFindingsOnRealBehaviour(t *testing.T) {
 	rec.Wait()
 	recorded := readLines(t, recPath)
 
-	// The processes the test started on the host, by fork lines: the
-	// churn's descendants too.
-	ours := map[uint32]bool{}
+	// The processes the test started on the host, by key (a PID may be
+	// another's by now on a busy machine): those it forked, and by fork
+	// lines the churn's descendants; and the findings each must have.
+	ours, wantKey := map[string]bool{}, map[string][]string{}
+	started := map[uint32]bool{}
 	for _, pid := range []int{memfdPID, masqPID, gainPID, loopPID, buildPID} {
-		ours[uint32(pid)] = true
+		started[uint32(pid)] = true
 	}
 	churn := 0
 	for _, l := range recorded {
-		if l.Type == "fork" && ours[l.PPID] {
-			ours[l.PID] = true
+		switch {
+		case l.Type == "fork" && started[l.PID] && l.PPID == uint32(os.Getpid()):
+			ours[l.Key] = true
+			if w := want[l.PID]; w != nil {
+				wantKey[l.Key] = w
+			}
+		case l.Type == "fork" && ours[l.PKey]:
+			ours[l.Key] = true
 			churn++
 		}
+	}
+	if len(wantKey) != len(want) {
+		t.Fatalf("the recording has the fork of %d of the %d processes with findings", len(wantKey), len(want))
 	}
 	// What the processes docker exec started must show, by the comm of
 	// the program they ended in; no container process is fileless or a
@@ -215,12 +226,12 @@ func TestFindingsOnRealBehaviour(t *testing.T) {
 		for key, l := range last {
 			names := found[key]
 			switch {
-			case want[l.PID] != nil:
+			case wantKey[key] != nil:
 				seen[l.Comm]++
-				if !slices.Equal(names, want[l.PID]) {
-					t.Errorf("%s: %s(%d) has findings %v, want %v", what, l.Comm, l.PID, names, want[l.PID])
+				if !slices.Equal(names, wantKey[key]) {
+					t.Errorf("%s: %s(%d) has findings %v, want %v", what, l.Comm, l.PID, names, wantKey[key])
 				}
-			case ours[l.PID] && len(names) > 0:
+			case ours[key] && len(names) > 0:
 				flaggedChurn++
 				t.Errorf("%s: %s(%d), started by the test, has findings %v", what, l.Comm, l.PID, names)
 			case l.Container != nil && byContainer[l.Container.Name] != nil:
@@ -242,9 +253,9 @@ func TestFindingsOnRealBehaviour(t *testing.T) {
 				}
 			}
 		}
-		for pid, names := range want {
-			if len(found) == 0 || !anyPID(last, pid) {
-				t.Errorf("%s: no line about process %d, which should have %v", what, pid, names)
+		for key, names := range wantKey {
+			if _, ok := last[key]; !ok {
+				t.Errorf("%s: no line about process %s, which should have %v", what, key, names)
 			}
 		}
 		t.Logf("%s: %d processes of churn, %d flagged", what, churn, flaggedChurn)
@@ -266,7 +277,7 @@ func TestFindingsOnRealBehaviour(t *testing.T) {
 	}
 	liveFound := processFindings(liveLines)
 	for _, l := range liveLines {
-		if w := want[l.PID]; w != nil && !slices.Equal(liveFound[l.Key], w) {
+		if w := wantKey[l.Key]; w != nil && !slices.Equal(liveFound[l.Key], w) {
 			t.Errorf("trace --flagged: %s(%d) has %v, want %v", l.Comm, l.PID, liveFound[l.Key], w)
 		}
 	}
@@ -279,13 +290,4 @@ func subset(want, have []string) bool {
 		}
 	}
 	return true
-}
-
-func anyPID(last map[string]line, pid uint32) bool {
-	for _, l := range last {
-		if l.PID == pid {
-			return true
-		}
-	}
-	return false
 }

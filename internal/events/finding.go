@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -59,17 +58,6 @@ func (s FindingSet) Has(n FindingName) bool { return s&(1<<n) != 0 }
 
 // With returns the set with n added.
 func (s FindingSet) With(n FindingName) FindingSet { return s | 1<<n }
-
-// String lists the names, comma-separated.
-func (s FindingSet) String() string {
-	var names []string
-	for n := range FindingCount {
-		if s.Has(n) {
-			names = append(names, n.String())
-		}
-	}
-	return strings.Join(names, ",")
-}
 
 // Finding is one finding on a process: its name, when it was first seen
 // (Unix ns) and why, with the evidence.

@@ -37,7 +37,12 @@ func (t *Tree) judge(ev *events.Event, p *Proc, before *events.Cred) {
 			}
 		}
 	}
-	facts := findings.Facts{Before: before, HostNS: t.hostNS(), NSContainer: t.nsContainer(p)}
+	facts := findings.Facts{Before: before}
+	if ev.Type == events.TypeSetns {
+		// Only a setns asks whose namespaces it entered: no lookup, and
+		// no closure, for the execs of every process.
+		facts.HostNS, facts.NSContainer = t.hostNS(), t.nsContainer(p)
+	}
 	if p.Cgroup != nil {
 		facts.Container = p.Cgroup.Container
 	}

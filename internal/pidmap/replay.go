@@ -72,6 +72,19 @@ func FormatTime(unixNano int64) string {
 	return time.Unix(0, unixNano).UTC().Format(time.RFC3339Nano)
 }
 
+// Instant reads at against the recording: its time, or its offset from the
+// start; an instant outside the recording is a *RangeError.
+func (rep *Replay) Instant(at At) (int64, error) {
+	t := at.Time
+	if at.Relative {
+		t = rep.Start + int64(at.Offset)
+	}
+	if t < rep.Start || t > rep.End {
+		return t, &RangeError{At: t, Start: rep.Start, End: rep.End}
+	}
+	return t, nil
+}
+
 // Replay is what a replayed recording says about itself.
 type Replay struct {
 	Header    *events.Header // the first file's; nil for a feed without a header

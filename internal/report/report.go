@@ -243,14 +243,9 @@ func window(r Request, rep *pidmap.Replay) (since, until int64, err error) {
 		if err != nil {
 			return 0, 0, fault.Usagef("bad %s: %v", w.flag, err)
 		}
-		t := at.Time
-		if at.Relative {
-			t = rep.Start + int64(at.Offset)
+		if *w.dst, err = rep.Instant(at); err != nil {
+			return 0, 0, fault.NotFound{Err: fmt.Errorf("%s %w", w.flag, err)}
 		}
-		if t < rep.Start || t > rep.End {
-			return 0, 0, fault.NotFound{Err: fmt.Errorf("%s %w", w.flag, &pidmap.RangeError{At: t, Start: rep.Start, End: rep.End})}
-		}
-		*w.dst = t
 	}
 	if since >= until {
 		return 0, 0, fault.Usagef("--since %s is not before --until %s", time.Unix(0, since).UTC().Format(time.RFC3339Nano), time.Unix(0, until).UTC().Format(time.RFC3339Nano))

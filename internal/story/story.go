@@ -91,9 +91,6 @@ func (c *Collector) follow(k, parent events.Key, depth int) *Story {
 	return s
 }
 
-// Follows reports whether the collector follows the process k.
-func (c *Collector) Follows(k events.Key) bool { return c.stories[k] != nil }
-
 // Stories are the stories gathered, the processes asked about first, then
 // descendants in the order they were born.
 func (c *Collector) Stories() []*Story {

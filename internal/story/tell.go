@@ -35,6 +35,7 @@ type Told struct {
 // gathers what r asks for.
 func Tell(r Request, log zerolog.Logger) (*Told, error) {
 	live := len(r.Spec.From) == 0
+	var now *pidmap.Tree // live: the snapshot that found PID, told again
 	if r.Key == (events.Key{}) && r.PID != 0 {
 		v, err := query.Open(r.Spec, log)
 		if err != nil {
@@ -45,6 +46,9 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 			return nil, err
 		}
 		r.Key = events.Key{PID: p.PID, Start: p.Start}
+		if live {
+			now = v.Tree
+		}
 	}
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
 	collect := NewCollector(tree)
@@ -68,7 +72,7 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 	}
 	told := &Told{Containers: ctrs, Live: live}
 	if live {
-		if err := snapshot(tree, each, log); err != nil {
+		if err := snapshot(now, tree, each, log); err != nil {
 			return nil, err
 		}
 	} else {
@@ -95,12 +99,15 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 	return told, nil
 }
 
-// snapshot feeds each a proc event of every live process, parents first:
-// a story of what a snapshot shows.
-func snapshot(tree *pidmap.Tree, each func(*events.Event), log zerolog.Logger) error {
-	live, _, err := source.Live(log, true)
-	if err != nil {
-		return err
+// snapshot feeds each a proc event of every process of live (nil: a new
+// snapshot of the live system), parents first, applied to tree: a story
+// of what a snapshot shows.
+func snapshot(live, tree *pidmap.Tree, each func(*events.Event), log zerolog.Logger) error {
+	if live == nil {
+		var err error
+		if live, _, err = source.Live(log, true); err != nil {
+			return err
+		}
 	}
 	var ev events.Event
 	live.Walk(func(p *pidmap.Proc, _ int) {

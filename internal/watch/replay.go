@@ -47,13 +47,9 @@ func OpenReplay(spec query.Spec, pid uint32, log zerolog.Logger) (*Replay, error
 	source.LogReplay(log, rep)
 	pos, t := w.Positions(), rep.End
 	if spec.At != "" {
-		t = at.Time
-		if at.Relative {
-			t = rep.Start + int64(at.Offset)
-		}
-		if t < rep.Start || t > rep.End {
+		if t, err = rep.Instant(at); err != nil {
 			w.Close()
-			return nil, fault.NotFound{Err: fmt.Errorf("--at %w", &pidmap.RangeError{At: t, Start: rep.Start, End: rep.End})}
+			return nil, fault.NotFound{Err: fmt.Errorf("--at %w", err)}
 		}
 		pos = w.Find(t)
 	}
