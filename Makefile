@@ -11,7 +11,7 @@ BIN     := nspidtrace
 DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc qemu-system-x86 tmux chromium
 
 .DEFAULT_GOAL := build
-.PHONY: build generate check-generated test bench kernels image lint deps help
+.PHONY: build generate check-generated test bench soak kernels image lint deps help
 
 build: ## one static binary, ./nspidtrace (needs only Go: the BPF object is committed)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/nspidtrace
@@ -27,7 +27,7 @@ check-generated: generate ## fail if the committed BPF object is not what bpf/ c
 test: ## the whole test suite; as root the privileged tests run too (CI=true makes them mandatory)
 	$(GO) test -count=1 ./...
 
-bench: ## the performance figures: pipeline, replay, storm overhead, trace memory, tree, one-shot, kernel BTF and watch frame times (root; a few minutes)
+bench: ## the performance figures: pipeline, replay, storm overhead, cost per process, trace memory, tree, one-shot, kernel BTF and watch frame times (root; a few minutes)
 	$(GO) test -run '^$$' -bench Pipeline -benchmem -cpu 1 ./internal/loader
 	$(GO) test -run '^$$' -bench Parse -benchmem -cpu 1 ./internal/events
 	$(GO) test -run '^$$' -bench Replay -benchtime 3x ./internal/pidmap
@@ -36,9 +36,13 @@ bench: ## the performance figures: pipeline, replay, storm overhead, trace memor
 	$(GO) test -run '^$$' -bench ColdShow -benchtime 40x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench ColdTree -benchtime 20x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench StormOverhead -benchtime 1x ./cmd/nspidtrace
+	$(GO) test -run '^$$' -bench CostPerProcess -benchtime 1x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench TraceMemory -benchtime 1x ./cmd/nspidtrace
 	$(GO) test -run '^$$' -bench . ./internal/kernelbtf
 	$(GO) test -run '^$$' -bench Rows -benchmem -cpu 1 ./internal/watch
+
+soak: ## record's memory through SOAK_MINUTES (default 30) of churn beside 10,000 live processes, printed each minute (root)
+	$(GO) test -run '^$$' -bench Soak -benchtime 1x -timeout 0 ./cmd/nspidtrace
 
 # IMAGE: the image's name; it is tagged with the version.
 IMAGE ?= nspidtrace

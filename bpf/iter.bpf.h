@@ -55,7 +55,7 @@ static __always_inline int dump_task_record(struct bpf_iter__task *ctx, const bo
 	x = bpf_map_lookup_elem(&proc_scratch, &zero);
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_PROC, compat);
+	fill_event(&x->e, task, NSPT_PROC, FILL_CRED, compat);
 	if (zombie) {
 		x->e.flags |= NSPT_F_ZOMBIE;
 		x->e.exit_status = BPF_CORE_READ(task, exit_code);

@@ -61,27 +61,13 @@ struct {
 	__type(value, struct ns_entry);
 } ns_at_entry SEC(".maps");
 
-/* What a credential system call or exec started from, by thread. */
+/* What a credential system call started from, by thread. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct nspt_ids);
 } ids_at_entry SEC(".maps");
-
-/*
- * A thread that exec'd took its leader's thread ID: the exit of its execve
- * is seen under that one.
- */
-static __always_inline void move_ids_at_entry(__u32 from, __u32 to)
-{
-	struct nspt_ids *ids = bpf_map_lookup_elem(&ids_at_entry, &from);
-
-	if (!ids)
-		return;
-	bpf_map_update_elem(&ids_at_entry, &to, ids, BPF_ANY);
-	bpf_map_delete_elem(&ids_at_entry, &from);
-}
 
 /* The context of syscalls/sys_{enter,exit}_* tracepoints (see their format files). */
 struct syscall_enter_ctx {
@@ -160,7 +146,23 @@ static __always_inline void submit(void *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-static __always_inline int fork_event(struct task_struct *child, const bool compat)
+/*
+ * Whether child has the credentials the tree holds for its parent: it has
+ * its forker's (copy_creds()), except in a user namespace of its own
+ * (CLONE_NEWUSER); and the forker's are its process's (the leader's, which
+ * the tree follows) where the forker is the leader or shares its cred. A
+ * child of CLONE_PARENT has another parent than its forker.
+ */
+static __always_inline bool inherits_cred(struct task_struct *forker, struct task_struct *child)
+{
+	const struct cred *cred = BPF_CORE_READ(forker, real_cred);
+
+	return BPF_CORE_READ(child, real_parent, tgid) == BPF_CORE_READ(forker, tgid) &&
+	       BPF_CORE_READ(forker, group_leader, real_cred) == cred &&
+	       BPF_CORE_READ(child, real_cred, user_ns) == BPF_CORE_READ(cred, user_ns);
+}
+
+static __always_inline int fork_event(struct task_struct *forker, struct task_struct *child, const bool compat)
 {
 	struct nspt_event *e;
 	bool thread = BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid);
@@ -173,7 +175,7 @@ static __always_inline int fork_event(struct task_struct *child, const bool comp
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_event(e, child, NSPT_FORK, compat);
+	fill_event(e, child, NSPT_FORK, thread || inherits_cred(forker, child) ? FILL_IDS : FILL_CRED, compat);
 	if (thread)
 		e->flags |= NSPT_F_THREAD;
 	submit(e);
@@ -183,13 +185,13 @@ static __always_inline int fork_event(struct task_struct *child, const bool comp
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
-	return fork_event(child, false);
+	return fork_event(parent, child, false);
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork_compat, struct task_struct *parent, struct task_struct *child)
 {
-	return fork_event(child, true);
+	return fork_event(parent, child, true);
 }
 
 static __always_inline int exec_event(struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm,
@@ -205,12 +207,10 @@ static __always_inline int exec_event(struct task_struct *task, pid_t old_pid, s
 	x = reserve(sizeof(*x));
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_EXEC, compat);
+	fill_event(&x->e, task, NSPT_EXEC, FILL_CRED, compat);
 	/* A non-leader thread that exec'd has taken over the leader's PID. */
-	if (old_pid != BPF_CORE_READ(task, pid)) {
+	if (old_pid != BPF_CORE_READ(task, pid))
 		x->e.old_tid = old_pid;
-		move_ids_at_entry(old_pid, BPF_CORE_READ(task, pid));
-	}
 
 	/* Copy the filename the kernel resolved. */
 	n = bpf_probe_read_kernel_str(x->filename, sizeof(x->filename), BPF_CORE_READ(bprm, filename));
@@ -302,7 +302,7 @@ static __always_inline int rename_event(struct task_struct *task, const char *co
 	x = reserve(sizeof(*x));
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_RENAME, compat);
+	fill_event(&x->e, task, NSPT_RENAME, FILL_IDS, compat);
 	/* The task still has its old comm: keep it, and report the new one. */
 	__builtin_memcpy(x->old_comm, x->e.comm, sizeof(x->old_comm));
 	bpf_probe_read_kernel_str(x->e.comm, sizeof(x->e.comm), comm);
@@ -340,9 +340,9 @@ static __always_inline int signal_event(int sig, struct task_struct *task, int r
 	x = reserve(sizeof(*x));
 	if (!x)
 		return 0;
-	fill_event(&x->e, task, NSPT_SIGNAL, compat);
+	fill_event(&x->e, task, NSPT_SIGNAL, FILL_IDS, compat);
 	/* bpf_get_current_task(), not its _btf form: that one is 5.11+. */
-	fill_event(&x->sender, (struct task_struct *)bpf_get_current_task(), NSPT_SIGNAL, compat);
+	fill_event(&x->sender, (struct task_struct *)bpf_get_current_task(), NSPT_SIGNAL, FILL_IDS, compat);
 	x->sig = sig;
 	x->result = result;
 	submit(x);
@@ -379,7 +379,7 @@ static __always_inline int exit_event(struct task_struct *task, const bool compa
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_event(e, task, NSPT_EXIT, compat);
+	fill_event(e, task, NSPT_EXIT, FILL_IDS, compat);
 	if (!group_dead) {
 		e->flags |= NSPT_F_THREAD;
 		status = BPF_CORE_READ(task, exit_code);
@@ -447,7 +447,7 @@ static __always_inline int ns_exit(__s64 ret, __u32 type, const bool compat)
 
 	e = reserve(sizeof(*e));
 	if (e) {
-		fill_event(e, task, type, compat);
+		fill_event(e, task, type, FILL_CRED, compat);
 		e->ret = ret;
 		e->arg = entry->arg;
 		__builtin_memcpy(e->old_ns, entry->ns, sizeof(e->old_ns));
@@ -497,8 +497,8 @@ int handle_unshare_exit_compat(struct syscall_exit_ctx *ctx)
 
 /*
  * Credential changes. handle_cred_enter runs at the entry of each system
- * call that can change credentials (set*id, capset, seccomp, execve; the
- * loader attaches it to each), handle_cred_exit at its exit: when the
+ * call that can change credentials (set*id, capset, seccomp; the loader
+ * attaches it to each; an exec's change is told from its record), handle_cred_exit at its exit: when the
  * credentials differ, a cred record says from what to what.
  */
 static __always_inline int cred_enter(void)
@@ -538,7 +538,7 @@ static __always_inline int cred_exit(__s32 nr, const bool compat)
 	if (!ids_equal(old, &now)) {
 		x = reserve(sizeof(*x));
 		if (x) {
-			fill_event(&x->e, task, NSPT_CRED, compat);
+			fill_event(&x->e, task, NSPT_CRED, FILL_CRED, compat);
 			__builtin_memcpy(&x->old, old, sizeof(x->old));
 			x->syscall = nr;
 			x->pad = 0;

@@ -56,6 +56,7 @@ enum nspt_ns_kind {
 #define NSPT_F_ARGS_UNREAD 0x8    /* proc: argv was not read (no bpf_copy_from_user_task): read it from /proc */
 #define NSPT_F_EXE_UNLINKED 0x10  /* exec, proc: the executable has no name left in any directory (deleted, or a memfd) */
 #define NSPT_F_EXE_MEMFD 0x20     /* exec, proc: the executable is a memfd (memfd_create): it never had a file */
+#define NSPT_F_NO_CRED 0x40       /* cred was not read (only uid and gid hold the effective IDs); on fork: the child has its parent's */
 
 /*
  * What credential system calls change: the IDs in the host's user namespace

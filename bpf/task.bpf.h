@@ -367,8 +367,19 @@ static __always_inline void read_cred(struct task_struct *task, const struct cre
 	}
 }
 
+/*
+ * What fill_event() reads of the credentials: all of them (FILL_CRED), or
+ * only the effective UID and GID every line shows (FILL_IDS, flagged
+ * NSPT_F_NO_CRED) where nothing more is wanted: exit, rename and signal
+ * lines carry no credentials and the tree takes none from them, and a
+ * forked child has its parent's (inherits_cred()), which the tree holds.
+ * Reading them at every user-namespace level is a third of a record's cost.
+ */
+enum fill_cred { FILL_IDS, FILL_CRED };
+
 /* Fill the fields every event has: identity at every level, namespaces, creds. */
-static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type, const bool compat)
+static __always_inline void fill_event(struct nspt_event *e, struct task_struct *task, __u32 type,
+				       enum fill_cred what, const bool compat)
 {
 	/* Each pointer is read once: reads are most of the time this takes. */
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
@@ -414,6 +425,12 @@ static __always_inline void fill_event(struct nspt_event *e, struct task_struct 
 	 */
 	read_namespaces(task, user_ns, w.pidns, e->ns);
 	e->cgroup_id = task_cgroup_id(task);
+	if (what == FILL_IDS) {
+		e->flags |= NSPT_F_NO_CRED;
+		e->uid = BPF_CORE_READ(cred, euid.val);
+		e->gid = BPF_CORE_READ(cred, egid.val);
+		return;
+	}
 	read_cred(task, cred, user_ns, &e->cred, compat);
 	e->uid = e->cred.ids.euid;
 	e->gid = e->cred.ids.egid;

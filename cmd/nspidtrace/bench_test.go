@@ -260,3 +260,119 @@ func BenchmarkColdTree(b *testing.B) {
 	b.ReportMetric(quantile(times, 0.5), "ms")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkCostPerProcess measures what a traced process costs: the BPF
+// programs' run time per process lifetime (fork, exec and exit of
+// /bin/true), as the kernel's BPF statistics count it, per program
+// (µs-bpf-NAME/proc) and in all (µs-bpf/proc), and the tracer's own CPU
+// time, user and system, per process (µs-cpu/proc), for `trace > file` and
+// for `record -o file`. Medians of five storms of 3,000 processes each.
+// Targets: µs-bpf/proc <= 8; µs-cpu/proc <= 8 for trace, <= 10 for record.
+func BenchmarkCostPerProcess(b *testing.B) {
+	testenv.Require(b)
+	testenv.EnableBPFStats(b)
+	const n, rounds = 3000, 5
+	for _, tracer := range []struct {
+		name  string
+		start func(b *testing.B) (pid int, stop func())
+	}{
+		{"trace", func(b *testing.B) (int, func()) {
+			s := startTrace(b)
+			return s.cmd.Process.Pid, func() { s.stop(b, syscall.SIGINT) }
+		}},
+		{"record", func(b *testing.B) (int, func()) {
+			cmd := startRecord(b, filepath.Join(b.TempDir(), "cost.ndjson"))
+			return cmd.Process.Pid, func() {
+				cmd.Process.Signal(syscall.SIGINT)
+				if err := cmd.Wait(); err != nil {
+					b.Fatalf("record ended with %v", err)
+				}
+			}
+		}},
+	} {
+		b.Run(tracer.name, func(b *testing.B) {
+			for range b.N {
+				pid, stop := tracer.start(b)
+				testenv.Storm(b, nil, "forkexec", n/4) // warm caches
+				perProg := map[string][]float64{}
+				var bpf, cpu []float64
+				for range rounds {
+					before, cpuBefore := testenv.BPFCosts(b, pid), cpuTime(b, pid)
+					testenv.Storm(b, nil, "forkexec", n)
+					// What the storm left in the ring is read within the
+					// tracer's poll interval.
+					time.Sleep(300 * time.Millisecond)
+					after, cpuAfter := testenv.BPFCosts(b, pid), cpuTime(b, pid)
+					byName, total := map[string]float64{}, 0.0
+					for id, a := range after {
+						us := float64(a.Runtime-before[id].Runtime) / float64(time.Microsecond) / n
+						byName[a.Name] += us
+						total += us
+					}
+					for name, us := range byName {
+						perProg[name] = append(perProg[name], us)
+					}
+					bpf = append(bpf, total)
+					cpu = append(cpu, float64((cpuAfter-cpuBefore).Microseconds())/n)
+				}
+				stop()
+				for name, us := range perProg {
+					if m := quantile(us, 0.5); m >= 0.05 {
+						b.ReportMetric(m, "µs-bpf-"+name+"/proc")
+					}
+				}
+				b.ReportMetric(quantile(bpf, 0.5), "µs-bpf/proc")
+				b.ReportMetric(quantile(cpu, 0.5), "µs-cpu/proc")
+				b.ReportMetric(0, "ns/op")
+			}
+		})
+	}
+}
+
+// BenchmarkSoak runs `record -o file` for SOAK_MINUTES (default 30) on a
+// machine with 10,000 more live processes than it had, through a churn of
+// 200 processes a second, and prints its resident memory at each minute.
+// Targets: at most 40 MiB throughout (MiB-rss-max), and at most 2 MiB of
+// growth from minute 5 to the end (MiB-growth-after-5m): what a node
+// agent holds is bounded by what is alive, not by what came and went.
+// `make soak` runs it; SOAK_MINUTES=6 make soak is a shorter look.
+func BenchmarkSoak(b *testing.B) {
+	testenv.Require(b)
+	minutes := 30
+	if s := os.Getenv("SOAK_MINUTES"); s != "" {
+		m, err := strconv.Atoi(s)
+		if err != nil || m < 1 {
+			b.Fatalf("SOAK_MINUTES=%q: want a whole number of minutes, 1 or more", s)
+		}
+		minutes = m
+	}
+	const live, perSecond = 10000, 200
+	testenv.Hold(b, live)
+	for range b.N {
+		cmd := startRecord(b, filepath.Join(b.TempDir(), "soak.ndjson"))
+		pid := cmd.Process.Pid
+		var rss []float64
+		start := time.Now()
+		next := start
+		for m := 1; m <= minutes; m++ {
+			for end := start.Add(time.Duration(m) * time.Minute); time.Now().Before(end); {
+				testenv.Storm(b, nil, "forkexec", perSecond)
+				next = next.Add(time.Second)
+				time.Sleep(time.Until(next))
+			}
+			rss = append(rss, residentMiB(b, pid, "VmRSS"))
+			fmt.Printf("soak: minute %d: record's RSS %.1f MiB\n", m, rss[m-1])
+		}
+		peak := residentMiB(b, pid, "VmHWM")
+		cmd.Process.Signal(syscall.SIGINT)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("record ended with %v", err)
+		}
+		b.ReportMetric(peak, "MiB-hwm")
+		b.ReportMetric(slices.Max(rss), "MiB-rss-max")
+		if minutes > 5 {
+			b.ReportMetric(rss[minutes-1]-rss[4], "MiB-growth-after-5m")
+		}
+		b.ReportMetric(0, "ns/op")
+	}
+}

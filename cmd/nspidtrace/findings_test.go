@@ -261,6 +261,13 @@ func TestFindingsOnRealBehaviour(t *testing.T) {
 		t.Logf("%s: %d processes of churn, %d flagged", what, churn, flaggedChurn)
 	}
 	check("recorded live", recorded)
+	// unshare -U changed the credentials, not the exec of true after it
+	// (whose cred line, if any, pidmap.Follower writes from what it knew).
+	for _, l := range recorded {
+		if l.Type == "cred" && l.Syscall == "execve" && l.Container != nil && l.Container.Name == userns {
+			t.Errorf("a cred line for an exec after unshare -U: %+v", l)
+		}
+	}
 
 	// Read back: the same findings, judged again from the events.
 	replayed, stderr, code := runBinary(t, "--from", recPath, "trace", "--flagged")

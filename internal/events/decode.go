@@ -19,6 +19,7 @@ const (
 	flagArgsUnread    = 0x8
 	flagExeUnlinked   = 0x10
 	flagExeMemfd      = 0x20
+	flagNoCred        = 0x40 // only UID and GID were read: a fork's child has its parent's
 )
 
 // Decoder turns kernel records into Events.
@@ -84,7 +85,10 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.StartBoot = ne.Uint64(raw[OffStart:])
 	ev.ParentStartBoot = ne.Uint64(raw[OffPStart:])
 	ev.CgroupID = ne.Uint64(raw[OffCgroupID:])
-	decodeCred(raw[OffCred:], &ev.Cred)
+	ev.Cred.Known = false
+	if flags&flagNoCred == 0 {
+		decodeCred(raw[OffCred:], &ev.Cred)
+	}
 	if d.LSM != nil && (typ == TypeExec || typ == TypeProc || typ == TypeCred) {
 		ev.Cred.LSMLen = uint8(d.LSM(ev.PID, ev.Cred.LSM[:]))
 	}

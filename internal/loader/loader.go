@@ -204,8 +204,10 @@ type hook struct {
 // credentials: handle_cred_enter and handle_cred_exit run at their entry
 // and exit (prctl has its own entry program, which looks at the option).
 // setgroups is not among them: the supplementary groups are not reported.
+// Nor are execve and execveat: the exec record has the new credentials,
+// the tree the old ones (pidmap.Follower reports the change).
 var credSyscalls = []string{"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid",
-	"setfsuid", "setfsgid", "capset", "seccomp", "prctl", "execve", "execveat"}
+	"setfsuid", "setfsgid", "capset", "seccomp", "prctl"}
 
 // tracing lists the programs that run on tracepoints, in attach order.
 func (o *objects) tracing() []hook {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nspidtrace/nspidtrace/internal/events"
 )
 
@@ -37,8 +39,11 @@ type Follower struct {
 	// (a newer kernel side), and records the kernel dropped.
 	Events, Undecodable, Lost uint64
 
-	src     Source
-	ev      events.Event
+	src Source
+	ev  events.Event
+	// nsCred: credentials a setns or unshare left processes with, until
+	// their exec (see credBefore).
+	nsCred  map[events.Key]*events.Cred
 	resyncs int
 	initial bool
 	synced  atomic.Bool
@@ -46,7 +51,7 @@ type Follower struct {
 
 // NewFollower returns a follower of src into tree.
 func NewFollower(src Source, tree *Tree, dec events.Decoder) *Follower {
-	return &Follower{Tree: tree, Decoder: dec, src: src}
+	return &Follower{Tree: tree, Decoder: dec, src: src, nsCred: map[events.Key]*events.Cred{}}
 }
 
 // Start builds the tree from a snapshot. Events the kernel produced since
@@ -103,9 +108,67 @@ func (f *Follower) handle(raw []byte) error {
 	if f.Tree.RepeatedExit(&f.ev) {
 		return nil // one end per process, in the tree and in the feed
 	}
+	before := f.credBefore(&f.ev)
 	f.Tree.Apply(&f.ev)
 	if f.OnEvent != nil {
-		return f.OnEvent(&f.ev)
+		if err := f.OnEvent(&f.ev); err != nil {
+			return err
+		}
+	}
+	if before != nil && before.IDs != f.ev.Cred.IDs {
+		return f.execCred(before)
+	}
+	return nil
+}
+
+// credBefore returns, for an exec, its process's credentials before it:
+// the tree's, or those a setns or unshare since left it with (entering or
+// making a user namespace changes them; the tree judges findings by the
+// credentials of its last exec or credential call, so it does not take
+// them). It keeps those for later, and forgets them at an exec or exit.
+func (f *Follower) credBefore(ev *events.Event) *events.Cred {
+	key := events.Key{PID: ev.PID, Start: ev.StartBoot}
+	switch ev.Type {
+	case events.TypeSetns, events.TypeUnshare:
+		if ev.Ret == 0 && ev.TID == ev.PID && ev.Cred.Known {
+			if p := f.Tree.Subject(ev); p != nil && p.cred != nil && p.cred.IDs != ev.Cred.IDs {
+				if len(f.nsCred) >= maxInterned {
+					clear(f.nsCred)
+				}
+				c := ev.Cred
+				f.nsCred[key] = &c
+			}
+		}
+	case events.TypeExit:
+		delete(f.nsCred, key)
+	case events.TypeExec:
+		if !ev.Cred.Known {
+			return nil
+		}
+		if c, ok := f.nsCred[key]; ok {
+			delete(f.nsCred, key)
+			return c
+		}
+		if p := f.Tree.Subject(ev); p != nil {
+			return p.cred
+		}
+	}
+	return nil
+}
+
+// execCred reports what an exec (the event just handled) changed of its
+// process's credentials (a set-user-ID or file-capability program, or
+// capabilities recomputed) as a cred event after it, as a credential
+// system call's is: the kernel side does not trace execve's entry and exit
+// to see them, which cost every exec as much as the exec record itself.
+func (f *Follower) execCred(before *events.Cred) error {
+	ev := &f.ev
+	ev.Type, ev.Syscall, ev.OldIDs = events.TypeCred, unix.SYS_EXECVE, before.IDs
+	ev.OldTID, ev.FilenameLen, ev.ArgsLen, ev.ArgsTruncated = 0, 0, 0, false
+	ev.ExeUnlinked, ev.ExeMemfd, ev.Findings = false, false, ev.Findings[:0]
+	f.Tree.Apply(ev)
+	if f.OnEvent != nil {
+		return f.OnEvent(ev)
 	}
 	return nil
 }
