@@ -6,9 +6,14 @@ BIN     := nspidtrace
 
 # Debian packages `make generate` and the tests need (CI installs them with
 # `make deps`): the BPF toolchain, and a real Docker engine with a busybox
-# to import as the containers' image (no registry is needed), Podman, and
-# qemu for `make kernels`.
-DEPS := clang-19 llvm-19 libbpf-dev docker.io busybox-static podman runc qemu-system-x86 tmux chromium
+# to import as the containers' image (no registry is needed), Podman,
+# containerd (its CRI plugin, as a Kubernetes node runs it), and qemu for
+# `make kernels`.
+DEPS := clang-19 llvm-19 libbpf-dev docker.io containerd busybox-static podman runc qemu-system-x86 tmux chromium
+
+# crictl drives containerd's CRI in the tests as the kubelet would; Debian
+# has no package of it: `make deps` builds this version with go install.
+CRICTL_VERSION := v1.37.0
 
 .DEFAULT_GOAL := build
 .PHONY: build generate check-generated test bench soak kernels image lint deps help
@@ -58,9 +63,11 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
 
-deps: ## install the Debian packages generate and the tests need (root)
+deps: ## install the Debian packages generate and the tests need, and crictl (root)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS)
+	$(GO) version -m "$$(command -v crictl)" 2>/dev/null | grep -q 'sigs.k8s.io/cri-tools[[:space:]]*$(CRICTL_VERSION)' || \
+		GOBIN=/usr/local/bin $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'

@@ -25,12 +25,12 @@ import (
 type options struct {
 	logLevel, logFormat string
 
-	pidns, container, at string
-	netns                string // <pid>, tree, trace: only this network namespace
-	from                 fileList
-	output               string // <pid> and tree: text, wide or json; record: the file
-	columns              string // <pid> and tree: the extra columns of text output
-	showArgs             bool   // tree: argv after each process, as pstree -a
+	pidns, container, pod, at string
+	netns                     string // <pid>, tree, trace: only this network namespace
+	from                      fileList
+	output                    string // <pid> and tree: text, wide or json; record: the file
+	columns                   string // <pid> and tree: the extra columns of text output
+	showArgs                  bool   // tree: argv after each process, as pstree -a
 
 	pid, comm, events string
 	threads, snapshot bool
@@ -130,7 +130,8 @@ func logFlags(fs *flag.FlagSet, o *options) {
 // queryFlags choose what <pid>, tree and trace look at.
 func queryFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.pidns, "pidns", "", "look from inside pid namespace `REF`: a PID, /proc/N/ns/pid, pid:[INODE] or an inode")
-	fs.StringVar(&o.container, "container", "", "only the processes of container `NAME`: its name, full ID or a unique ID prefix (docker, containerd, CRI-O, podman)")
+	fs.StringVar(&o.container, "container", "", "only the processes of container `NAME`: its name, NAMESPACE/POD/NAME for a pod's, its full ID or a unique ID prefix (docker, containerd, CRI-O, podman)")
+	fs.StringVar(&o.pod, "pod", "", "only the processes of Kubernetes pod `NAMESPACE/NAME`: all its containers', seen from the pid namespace they share if they do")
 	fs.Var(&o.from, "from", "answer from the recording `FILE` (or trace --snapshot output), not the live kernel; give it again for more files, or a directory: one timeline")
 	fs.StringVar(&o.at, "at", "", "with --from, the instant `TIME`: RFC 3339 or +90s from the start (default: the end)")
 }
@@ -317,11 +318,11 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // filterFlags are flags whose empty value would select everything: given
 // empty (`--pidns "$(pidof -s nginx)"` with no nginx), they are an error.
-var filterFlags = []string{"pidns", "container", "netns", "comm", "events", "pid", "from", "at", "output", "columns", "host", "metrics", "rotate-size", "since", "until"}
+var filterFlags = []string{"pidns", "container", "pod", "netns", "comm", "events", "pid", "from", "at", "output", "columns", "host", "metrics", "rotate-size", "since", "until"}
 
 // checkGiven refuses flags given with a value that means nothing.
 func (o *options) checkGiven() error {
-	values := map[string]string{"pidns": o.pidns, "container": o.container, "netns": o.netns, "columns": o.columns, "comm": o.comm,
+	values := map[string]string{"pidns": o.pidns, "container": o.container, "pod": o.pod, "netns": o.netns, "columns": o.columns, "comm": o.comm,
 		"events": o.events, "pid": o.pid, "from": o.from.nonEmpty(), "at": o.at, "output": o.output, "host": o.host, "metrics": o.metrics, "rotate-size": o.rotateSize,
 		"since": o.since, "until": o.until}
 	for _, name := range filterFlags {

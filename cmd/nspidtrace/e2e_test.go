@@ -141,6 +141,11 @@ type line struct {
 		ID      string `json:"id"`
 		Name    string `json:"name"`
 		Runtime string `json:"runtime"`
+		Pod     *struct {
+			Namespace string `json:"namespace"`
+			Name      string `json:"name"`
+			UID       string `json:"uid"`
+		} `json:"pod"`
 	} `json:"container"`
 	NSInit    bool   `json:"ns_init"`
 	Start     string `json:"start"`

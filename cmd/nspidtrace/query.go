@@ -10,7 +10,7 @@ import (
 
 // spec is what the selection flags ask to look at.
 func (o *options) spec() query.Spec {
-	return query.Spec{PidNS: o.pidns, Container: o.container, NetNS: o.netns, From: o.from, At: o.at, NoArgs: o.noArgs, Flagged: o.flagged}
+	return query.Spec{PidNS: o.pidns, Container: o.container, Pod: o.pod, NetNS: o.netns, From: o.from, At: o.at, NoArgs: o.noArgs, Flagged: o.flagged}
 }
 
 // oneShotQuery starts <pid> and tree, which answer once and exit: it checks

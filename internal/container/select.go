@@ -117,3 +117,59 @@ func runtimes(cs []*events.Container) string {
 	}
 	return searched + "; runtimes seen: " + strings.Join(names, ", ")
 }
+
+// ErrNoPod means no pod with processes has the name --pod gives.
+var ErrNoPod = errors.New("no running pod matches")
+
+// PodRef is a pod as Kubernetes users name it: NAMESPACE/NAME.
+type PodRef struct{ Namespace, Name string }
+
+func (r PodRef) String() string { return r.Namespace + "/" + r.Name }
+
+// Has reports whether c is one of the pod's containers (its sandbox too).
+func (r PodRef) Has(c *events.Container) bool {
+	return c != nil && c.Pod != nil && c.Pod.Namespace == r.Namespace && c.Pod.Name == r.Name
+}
+
+// ParsePod reads --pod's NAMESPACE/NAME.
+func ParsePod(arg string) (PodRef, error) {
+	ns, name, ok := strings.Cut(arg, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return PodRef{}, fmt.Errorf("--pod %q: give NAMESPACE/NAME, as kubectl -n NAMESPACE get pod NAME names it", arg)
+	}
+	return PodRef{ns, name}, nil
+}
+
+// SelectPod returns the containers of cs that are the pod's, each ID once;
+// the pod's UID, which a pod made again under its name changes, must be
+// one. Not found, the error names the pods there are.
+func SelectPod(cs []*events.Container, ref PodRef) ([]*events.Container, error) {
+	var found []*events.Container
+	pods := map[string]bool{}
+	for _, c := range cs {
+		if c.Pod != nil && c.Pod.Name != "" {
+			pods[c.Pod.Namespace+"/"+c.Pod.Name] = true
+		}
+		if ref.Has(c) && !containsID(found, c.ID) {
+			found = append(found, c)
+		}
+	}
+	if len(found) == 0 {
+		names := make([]string, 0, len(pods))
+		for p := range pods {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		seen := "no pod has processes"
+		if len(names) > 0 {
+			seen = "pods with processes: " + strings.Join(names, ", ")
+		}
+		return nil, fmt.Errorf("%w %q: searched the Kubernetes names containerd, CRI-O and dockershim keep on disk for the containers of every process (%s)", ErrNoPod, ref.String(), seen)
+	}
+	for _, c := range found[1:] {
+		if c.Pod.UID != found[0].Pod.UID {
+			return nil, fmt.Errorf("pod %q: %w: two pods of that name run, UIDs %s and %s", ref.String(), ErrAmbiguous, found[0].Pod.UID, c.Pod.UID)
+		}
+	}
+	return found, nil
+}

@@ -45,3 +45,39 @@ func TestSelect(t *testing.T) {
 		t.Errorf("Select(nosuch): %v", err)
 	}
 }
+
+// TestSelectPod resolves --pod NAMESPACE/NAME to every container of the
+// pod, its sandbox too, and says which pods there are when none matches.
+func TestSelectPod(t *testing.T) {
+	id := func(c byte) string { return strings.Repeat(string(c), 64) }
+	pod := func(ns, name, uid string) *events.Pod { return &events.Pod{Namespace: ns, Name: name, UID: uid} }
+	sandbox := &events.Container{ID: id('a'), Name: SandboxName, Pod: pod("shop", "web-1", "u1")}
+	app := &events.Container{ID: id('b'), Name: "app", Pod: pod("shop", "web-1", "u1")}
+	other := &events.Container{ID: id('c'), Name: "app", Pod: pod("dev", "web-1", "u2")}
+	plain := &events.Container{ID: id('d'), Name: "web-1"}
+	cs := []*events.Container{sandbox, app, other, plain, app}
+
+	ref, err := ParsePod("shop/web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := SelectPod(cs, ref)
+	if err != nil || len(got) != 2 || got[0] != sandbox || got[1] != app {
+		t.Errorf("SelectPod(shop/web-1) = %v, %v; want its sandbox and app", got, err)
+	}
+	ref, _ = ParsePod("shop/web-2")
+	if _, err := SelectPod(cs, ref); !errors.Is(err, ErrNoPod) || !strings.Contains(err.Error(), "dev/web-1, shop/web-1") {
+		t.Errorf("SelectPod(shop/web-2): %v, want the pods there are named", err)
+	}
+	// A pod deleted and made again under its name, both running: two UIDs.
+	again := &events.Container{ID: id('e'), Name: "app", Pod: pod("shop", "web-1", "u3")}
+	ref, _ = ParsePod("shop/web-1")
+	if _, err := SelectPod(append(cs, again), ref); !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "u1 and u3") {
+		t.Errorf("two pods of one name: %v", err)
+	}
+	for _, bad := range []string{"web-1", "/web-1", "shop/", "shop/web/app", ""} {
+		if _, err := ParsePod(bad); err == nil {
+			t.Errorf("ParsePod(%q) took it", bad)
+		}
+	}
+}

@@ -38,6 +38,8 @@ var (
 	podNamespaceKeys  = []string{"io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace"}
 	podUIDKeys        = []string{"io.kubernetes.pod.uid", "io.kubernetes.cri.sandbox-uid"}
 	containerNameKeys = []string{"io.kubernetes.container.name", "io.kubernetes.cri.container-name", "nerdctl/name"}
+	// criContainerType is containerd CRI's "sandbox" or "container".
+	criContainerType = "io.kubernetes.cri.container-type"
 )
 
 // State reads the names runtimes keep on disk under a host root ("/", or
@@ -198,11 +200,19 @@ func ociAnnotations(b []byte) map[string]string {
 	return spec.Annotations
 }
 
+// SandboxName names a pod's sandbox container, which runs its pause
+// process: NAMESPACE/POD/POD.
+const SandboxName = "POD"
+
 // applyKubernetes takes the container's and its pod's names from labels or
 // annotations, where a Kubernetes runtime left them.
 func applyKubernetes(c *events.Container, kv map[string]string) {
 	if name := first(kv, containerNameKeys); name != "" {
 		c.Name = name
+	} else if kv[criContainerType] == "sandbox" {
+		// A pod's sandbox (its pause process) has no name of its own:
+		// the kubelet's dockershim called it POD, as cri-dockerd does.
+		c.Name = SandboxName
 	}
 	ns, pod, uid := first(kv, podNamespaceKeys), first(kv, podNameKeys), first(kv, podUIDKeys)
 	if ns == "" && pod == "" && uid == "" {

@@ -3,6 +3,7 @@ package feed
 import (
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
@@ -20,6 +21,10 @@ import (
 type ContainerFilter struct {
 	arg string            // what --container said
 	C   *events.Container // the container followed; nil until seen (replay, waiting)
+	// pod, with --pod, is followed instead: its containers, by its
+	// name, and the pid namespace they share, if they do.
+	pod     *container.PodRef
+	podSeen bool
 	// view is the pid namespace the container's init made, while it
 	// lives; 0 when the container is stopped or has none of its own
 	// (--pid=host, --pid=container:OTHER).
@@ -44,6 +49,43 @@ func NewContainerFilter(arg string, c *events.Container, tree *pidmap.Tree, log 
 	return cf
 }
 
+// NewPodFilter follows the pod ref names: its containers' processes, and
+// those in the pid namespace they share while its sandbox's init holds
+// it (nsenter'd shells, kubectl debug's containers).
+func NewPodFilter(ref container.PodRef, tree *pidmap.Tree, log zerolog.Logger) *ContainerFilter {
+	cf := &ContainerFilter{arg: ref.String(), pod: &ref, log: log}
+	if tree == nil {
+		return cf
+	}
+	for _, c := range tree.Containers() {
+		if ns := tree.ContainerNS(c.ID); ref.Has(c) && cf.madeBy(ns) {
+			cf.view = ns.Inode
+			break
+		}
+	}
+	return cf
+}
+
+// madeBy reports whether the followed container, or pod, made pid
+// namespace ns: its init, while it lives, is theirs.
+func (cf *ContainerFilter) madeBy(ns *pidmap.PidNS) bool {
+	if cf.pod == nil {
+		return cf.C != nil && view.MadeBy(ns, cf.C.ID)
+	}
+	return ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup != nil && cf.pod.Has(ns.Init.Cgroup.Container)
+}
+
+// Found reports whether the container, or a container of the pod, was seen.
+func (cf *ContainerFilter) Found() bool { return cf.C != nil || cf.podSeen }
+
+// label names what is followed, for the log.
+func (cf *ContainerFilter) label() string {
+	if cf.pod != nil {
+		return "pod " + termsafe.String(cf.pod.String())
+	}
+	return termsafe.String(cf.C.Label())
+}
+
 // Keeps reports whether ev, already applied to tree, passes cf (--container,
 // when not nil) and filter: what trace writes, live and with --from. Both
 // see every event, whatever the other says: each follows state from the
@@ -66,7 +108,7 @@ func (cf *ContainerFilter) Keep(ev *events.Event, tree *pidmap.Tree) bool {
 	}
 	// The kernel reuses a dead namespace's inode: the namespace counts only
 	// while the container's own init holds it.
-	if !view.MadeBy(tree.Namespace(cf.view), cf.C.ID) {
+	if !cf.madeBy(tree.Namespace(cf.view)) {
 		return false
 	}
 	for i := 0; i < ev.Levels; i++ {
@@ -81,6 +123,11 @@ func (cf *ContainerFilter) Keep(ev *events.Event, tree *pidmap.Tree) bool {
 // up a new container that has the followed one's name.
 func (cf *ContainerFilter) member(ev *events.Event) bool {
 	cg := ev.Cgroup
+	if cf.pod != nil {
+		in := cg != nil && cf.pod.Has(cg.Container)
+		cf.podSeen = cf.podSeen || in
+		return in
+	}
 	if cf.C != nil && cg.In(cf.C.ID) {
 		return true
 	}
@@ -109,21 +156,30 @@ func (cf *ContainerFilter) at(ev *events.Event) *zerolog.Event {
 	return cf.log.Warn().Str("at", pidmap.FormatTime(ev.Time))
 }
 
-// watchInit logs the container's stop and start from its init's events.
+// watchInit logs the container's stop and start from its init's events;
+// a pod's, from its sandbox's (the pause process, the init of the pid
+// namespace its containers share, if they do).
 func (cf *ContainerFilter) watchInit(ev *events.Event) {
 	if !ev.NSInit() || ev.Thread {
 		return
+	}
+	what := "the container"
+	if cf.pod != nil {
+		if ev.Cgroup == nil || ev.Cgroup.Container == nil || ev.Cgroup.Container.Name != container.SandboxName {
+			return
+		}
+		what = "the pod's sandbox"
 	}
 	own := ev.PidNS[ev.Levels-1]
 	switch ev.Type {
 	case events.TypeExit:
 		if own == cf.view {
 			cf.view, cf.stopped = 0, true
-			msg := "the container stopped: its init exited; still tracing, to follow it if it starts again"
+			msg := what + " stopped: its init exited; still tracing, to follow it if it starts again"
 			if cf.Replay {
-				msg = "the container stopped: its init exited"
+				msg = what + " stopped: its init exited"
 			}
-			cf.at(ev).Str("container", termsafe.String(cf.C.Label())).Uint32("init", ev.PID).
+			cf.at(ev).Str("container", cf.label()).Uint32("init", ev.PID).
 				Str("how", events.WaitStatus(ev.ExitStatus).String()).Msg(msg)
 		}
 	case events.TypeExec, events.TypeFork, events.TypeProc:
@@ -133,8 +189,8 @@ func (cf *ContainerFilter) watchInit(ev *events.Event) {
 		cf.view = own
 		if cf.stopped {
 			cf.stopped = false
-			cf.at(ev).Str("container", termsafe.String(cf.C.Label())).Uint32("init", ev.PID).
-				Uint32("pidns", own).Msg("the container started again")
+			cf.at(ev).Str("container", cf.label()).Uint32("init", ev.PID).
+				Uint32("pidns", own).Msg(what + " started again")
 		}
 	}
 }

@@ -66,8 +66,16 @@ func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, std
 		}
 	}
 	var follow *ContainerFilter
-	if spec.Container != "" {
+	switch {
+	case spec.Container != "":
 		follow = NewContainerFilter(spec.Container, nil, nil, log)
+		follow.Replay = true
+	case spec.Pod != "":
+		ref, err := container.ParsePod(spec.Pod)
+		if err != nil {
+			return fault.Usage{Msg: err.Error()}
+		}
+		follow = NewPodFilter(ref, nil, log)
 		follow.Replay = true
 	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
@@ -95,7 +103,10 @@ func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, std
 	if err == nil && filter.NetNS != 0 && !netnsSeen {
 		return fault.NotFound{Err: fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", spec.NetNS, filter.NetNS)}
 	}
-	if err == nil && follow != nil && follow.C == nil {
+	if err == nil && follow != nil && !follow.Found() {
+		if spec.Pod != "" {
+			return fault.NotFound{Err: fmt.Errorf("--pod %s: no container of that pod in the recording", spec.Pod)}
+		}
 		return fault.NotFound{Err: fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", spec.Container)}
 	}
 	return err

@@ -56,6 +56,24 @@ func SelectLive(spec query.Spec, pid string, filter *Filter, log zerolog.Logger)
 		}
 	}
 	pidView := filter.PidNS // where --pid's PID is read
+	if spec.Pod != "" {
+		ref, err := container.ParsePod(spec.Pod)
+		if err != nil {
+			return nil, 0, fault.Usage{Msg: err.Error()}
+		}
+		q, err := query.Open(spec, log)
+		switch {
+		case errors.Is(err, container.ErrNoPod) && pid == "":
+			log.Warn().Msg(termsafe.Message(err.Error()) + ": waiting for it to start; stop with Ctrl-C")
+			follow = NewPodFilter(ref, nil, log)
+			follow.Waiting = true
+		case err != nil:
+			return nil, 0, err
+		default:
+			follow = NewPodFilter(ref, q.Tree, log)
+			pidView = q.NS.Inode
+		}
+	}
 	if spec.Container != "" {
 		// Its processes are those in its cgroup, wherever they are: the
 		// kernel reports every process's cgroup, and the feed picks.

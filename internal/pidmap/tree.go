@@ -285,6 +285,9 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 	if ev.Start != 0 {
 		p.StartTime = ev.Start
 	}
+	if isNew && ev.Cgroup != nil {
+		p.Cgroup = ev.Cgroup // markOrigin asks whose pod p is in
+	}
 	switch {
 	case isNew && p.parent != nil:
 		p.markOrigin()
@@ -304,13 +307,42 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 func (p *Proc) markOrigin() {
 	p.originKnown = true
 	switch parent := p.parent; {
-	case p.ns.Level == 0 || p.nspid[len(p.nspid)-1] == 1:
+	case p.ns.Level == 0 || p.nspid[len(p.nspid)-1] == 1 || p.startsPodMember():
 		p.EnteredBy = events.Key{}
 	case parent.ns != p.ns:
 		p.EnteredBy = events.Key{PID: parent.PID, Start: parent.Start}
 	default:
 		p.EnteredBy = parent.EnteredBy
 	}
+}
+
+// startsPodMember reports whether p, forked into its pid namespace from
+// outside, is how a container of the pod whose namespace it is started: in
+// a pod that shares one pid namespace (Kubernetes' shareProcessNamespace),
+// its sandbox's pause is the init, and each of its containers' first
+// process is forked in by the runtime, as kubectl exec's shell is. The
+// first is the container's own; any later one of the same container
+// entered it.
+func (p *Proc) startsPodMember() bool {
+	init := p.ns.Init
+	if init == nil || init == p || !samePod(p.Cgroup, init.Cgroup) || p.Cgroup.Container.ID == init.Cgroup.Container.ID {
+		return false
+	}
+	for _, q := range p.ns.members {
+		if q != p && q.Cgroup != nil && q.Cgroup.Container != nil && q.Cgroup.Container.ID == p.Cgroup.Container.ID &&
+			(q.Start < p.Start || q.Start == p.Start && q.PID < p.PID) {
+			return false
+		}
+	}
+	return true
+}
+
+// samePod reports whether two cgroups are containers of one Kubernetes
+// pod (its UID is in their paths).
+func samePod(a, b *events.Cgroup) bool {
+	return a != nil && b != nil && a.Container != nil && b.Container != nil &&
+		a.Container.Pod != nil && b.Container.Pod != nil && a.Container.Pod.UID != "" &&
+		a.Container.Pod.UID == b.Container.Pod.UID
 }
 
 // Entered reports whether p entered its pid namespace itself (it was
@@ -831,14 +863,16 @@ func (p *Proc) Fill(ev *events.Event, when int64) {
 // OutsideInitCgroup reports whether p is in a pid namespace below the
 // host's and in another cgroup than the namespace's init: it entered the
 // namespace without joining the init's container (nsenter, a sidecar
-// sharing the namespace), or the init left. False when either is unknown.
+// sharing the namespace), or the init left. False when either is unknown,
+// and for the containers of the pod whose namespace it is.
 func (p *Proc) OutsideInitCgroup() bool {
 	if p.ns == nil {
 		return false
 	}
 	init := p.ns.Init
 	if p.ns.Level == 0 || init == nil || init == p || p.Cgroup == nil || init.Cgroup == nil ||
-		p.Cgroup.Path == "" || init.Cgroup.Path == "" { // a path not known is no evidence
+		p.Cgroup.Path == "" || init.Cgroup.Path == "" || // a path not known is no evidence
+		samePod(p.Cgroup, init.Cgroup) { // a pod's containers share its namespace
 		return false
 	}
 	return p.Cgroup.Path != init.Cgroup.Path

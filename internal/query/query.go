@@ -28,6 +28,7 @@ import (
 type Spec struct {
 	PidNS     string   // --pidns REF: look from inside that pid namespace
 	Container string   // --container NAME
+	Pod       string   // --pod NAMESPACE/NAME
 	NetNS     string   // --netns NAME|REF
 	From      []string // --from: the recording's files, or none for live
 	At        string   // --at, with From
@@ -46,6 +47,9 @@ func (s Spec) Check() error {
 	}
 	if s.PidNS != "" && s.Container != "" {
 		return fault.Usagef("give --pidns or --container, not both: --container already looks from the container's pid namespace")
+	}
+	if s.Pod != "" && (s.PidNS != "" || s.Container != "") {
+		return fault.Usagef("give --pod alone, not with --pidns or --container: --container NAMESPACE/POD/NAME names one of a pod's containers")
 	}
 	return nil
 }
@@ -67,8 +71,8 @@ func Open(s Spec, log zerolog.Logger) (*view.View, error) {
 	if err := load(v, s, log); err != nil {
 		return nil, err
 	}
-	if v.Fallback && (s.PidNS != "" || s.Container != "") {
-		return nil, fmt.Errorf("--pidns and --container need the privileges to read other processes' namespaces: %w", loader.ErrNoPrivileges)
+	if v.Fallback && (s.PidNS != "" || s.Container != "" || s.Pod != "") {
+		return nil, fmt.Errorf("--pidns, --container and --pod need the privileges to read other processes' namespaces: %w", loader.ErrNoPrivileges)
 	}
 	if v.FromFile && IsPID(s.PidNS) {
 		if ref, err = v.RefInRecording(s.PidNS); err != nil {
@@ -78,7 +82,7 @@ func Open(s Spec, log zerolog.Logger) (*view.View, error) {
 	if v.NetNS, err = view.ResolveNetNS(s.NetNS, v.Tree, v.FromFile); err != nil {
 		return nil, err
 	}
-	return v, v.Select(s.Container, ref)
+	return v, v.Select(s.Container, s.Pod, ref)
 }
 
 // load builds the tree: the live kernel's, or with From the recording's as
@@ -120,7 +124,7 @@ const KernelOnlyEnv = "NSPIDTRACE_KERNEL_ONLY"
 // nanoseconds, which /proc counts only in clock ticks. nil when the
 // iterator must answer (Open); it then gives the same answer, or the error.
 func Lineage(s Spec, pid uint32, log zerolog.Logger) *view.View {
-	if len(s.From) > 0 || s.PidNS != "" || s.Container != "" || s.NetNS != "" ||
+	if len(s.From) > 0 || s.PidNS != "" || s.Container != "" || s.Pod != "" || s.NetNS != "" ||
 		os.Getenv(KernelOnlyEnv) == "1" || os.Geteuid() != 0 || !procfs.InHostPidNS(procfs.ProcRoot) {
 		return nil
 	}

@@ -33,6 +33,11 @@ type View struct {
 	// Container is --container's; its processes are those in its cgroup
 	// (events.Cgroup.In).
 	Container *events.Container
+	// Pod is --pod's (nil without it): its processes are those of its
+	// containers, and with a pid namespace its containers share, every
+	// process in that namespace (podNS).
+	Pod   *container.PodRef
+	podNS bool
 	// NetNS, when not 0, keeps only processes in that network namespace
 	// (--netns).
 	NetNS uint32
@@ -52,12 +57,14 @@ type View struct {
 }
 
 // Select chooses the view of the tree: container's (a name, ID or ID
-// prefix), pid namespace ref's, or by default the caller's own (live) or
-// the recording's host level.
-func (v *View) Select(container string, ref uint32) error {
+// prefix), pod's (NAMESPACE/NAME), pid namespace ref's, or by default the
+// caller's own (live) or the recording's host level.
+func (v *View) Select(container, pod string, ref uint32) error {
 	switch {
 	case container != "":
 		return v.SelectContainer(container)
+	case pod != "":
+		return v.SelectPod(pod)
 	case ref != 0:
 		v.Narrowed = true
 		v.NS = v.Tree.Namespace(ref)
@@ -111,6 +118,40 @@ func (v *View) SelectContainer(arg string) error {
 	return nil
 }
 
+// SelectPod narrows the view to a Kubernetes pod: its containers'
+// processes, seen from the pid namespace they share, if they do (the pod
+// shares its process namespace: its sandbox's pause is the init), else
+// from the host's (live: the caller's).
+func (v *View) SelectPod(arg string) error {
+	ref, err := container.ParsePod(arg)
+	if err != nil {
+		return fault.Usage{Msg: err.Error()}
+	}
+	cs, err := container.SelectPod(v.Tree.Containers(), ref)
+	switch {
+	case errors.Is(err, container.ErrAmbiguous):
+		return fault.Usage{Msg: "--pod: " + err.Error()}
+	case err != nil && v.FromFile:
+		return fault.NotFound{Err: fmt.Errorf("%w at that instant of the recording", err)}
+	case err != nil:
+		return fault.NotFound{Err: err}
+	}
+	v.Pod, v.Narrowed = &ref, true
+	for _, c := range cs {
+		if ns := v.Tree.ContainerNS(c.ID); ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup != nil && ref.Has(ns.Init.Cgroup.Container) {
+			v.NS, v.podNS = ns, true
+			return nil
+		}
+	}
+	if v.NS = v.Own; v.FromFile || v.NS == nil {
+		v.NS = v.Tree.Root()
+	}
+	if v.NS == nil {
+		return fault.NotFound{Err: errors.New("the tree holds no process")}
+	}
+	return nil
+}
+
 // stoppedAt says when a container stopped, where its runtime says.
 func stoppedAt(t time.Time) string {
 	if t.IsZero() || t.Year() < 2000 {
@@ -131,6 +172,9 @@ func (v *View) Selected(p *pidmap.Proc) bool {
 	}
 	if !v.Narrowed {
 		return true
+	}
+	if v.Pod != nil {
+		return p.Cgroup != nil && v.Pod.Has(p.Cgroup.Container) || v.podNS && p.LevelOf(v.NS) >= 0
 	}
 	if v.Container == nil {
 		return p.LevelOf(v.NS) >= 0
@@ -192,16 +236,28 @@ func MadeBy(ns *pidmap.PidNS, id string) bool {
 // not in the container's cgroup, where it is instead; "" for members and
 // without --container.
 func (v *View) OutsideContainer(p *pidmap.Proc) string {
+	if v.Pod != nil {
+		if p.Cgroup != nil && v.Pod.Has(p.Cgroup.Container) {
+			return ""
+		}
+		return "in pod " + termsafe.String(v.Pod.String()) + "'s pid namespace, " + cgroupOf(p)
+	}
 	if v.Container == nil || p.Cgroup.In(v.Container.ID) {
 		return ""
 	}
-	where := "not in its cgroup"
-	if p.Cgroup != nil && p.Cgroup.Container != nil {
-		where = "container " + termsafe.String(p.Cgroup.Container.Label())
-	} else if p.Cgroup != nil && p.Cgroup.Path != "" {
-		where = "cgroup " + termsafe.String(p.Cgroup.Path)
+	return fmt.Sprintf("in %s's pid namespace, %s", termsafe.String(v.Container.Label()), cgroupOf(p))
+}
+
+// cgroupOf says where a process shown beside a container or pod it is not
+// in is instead.
+func cgroupOf(p *pidmap.Proc) string {
+	switch {
+	case p.Cgroup != nil && p.Cgroup.Container != nil:
+		return "container " + termsafe.String(p.Cgroup.Container.Label())
+	case p.Cgroup != nil && p.Cgroup.Path != "":
+		return "cgroup " + termsafe.String(p.Cgroup.Path)
 	}
-	return fmt.Sprintf("in %s's pid namespace, %s", termsafe.String(v.Container.Label()), where)
+	return "not in its cgroup"
 }
 
 // Level is the pid-namespace level PIDs are shown from.

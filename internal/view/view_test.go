@@ -52,7 +52,7 @@ func sample() *pidmap.Tree {
 
 func TestSelectContainer(t *testing.T) {
 	v := &View{Tree: sample(), FromFile: true}
-	if err := v.Select("web", 0); err != nil {
+	if err := v.Select("web", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	if v.NS == nil || v.NS.Inode != ctrNS || v.Level() != 1 || !v.OwnsView() {
@@ -81,7 +81,7 @@ func TestFindErrors(t *testing.T) {
 	tree := sample()
 	tree.Apply(&events.Event{Type: events.TypeExit, PID: 300, TID: 300, StartBoot: 300, Time: 5e9, Reaper: 100})
 	v := &View{Tree: tree, FromFile: true}
-	if err := v.Select("", ctrNS); err != nil {
+	if err := v.Select("", "", ctrNS); err != nil {
 		t.Fatal(err)
 	}
 	_, err := v.Find(9)
@@ -90,17 +90,17 @@ func TestFindErrors(t *testing.T) {
 		t.Errorf("Find of an exited process: %v", err)
 	}
 	for _, arg := range []string{"nosuch", ""} {
-		if err := (&View{Tree: tree, FromFile: true}).Select(arg, 0); arg != "" && !errors.As(err, &nf) {
+		if err := (&View{Tree: tree, FromFile: true}).Select(arg, "", 0); arg != "" && !errors.As(err, &nf) {
 			t.Errorf("Select(%q): %v, want not found", arg, err)
 		}
 	}
-	if err := (&View{Tree: tree, FromFile: true}).Select("", 4026599999); !errors.As(err, &nf) {
+	if err := (&View{Tree: tree, FromFile: true}).Select("", "", 4026599999); !errors.As(err, &nf) {
 		t.Errorf("an unknown pid namespace: %v, want not found", err)
 	}
 	twice := sample()
 	twice.Apply(proc(400, 10, "web", &events.Container{ID: strings.Repeat("c", 64), Name: "web", Pod: &events.Pod{Namespace: "dev", Name: "p"}}, 400))
 	var usage fault.Usage
-	if err := (&View{Tree: twice, FromFile: true}).Select("web", 0); !errors.As(err, &usage) {
+	if err := (&View{Tree: twice, FromFile: true}).Select("web", "", 0); !errors.As(err, &usage) {
 		t.Errorf("a name two containers have: %v, want a usage error", err)
 	}
 }

@@ -91,7 +91,7 @@ func OpenLive(ctx context.Context, spec query.Spec, pid uint32, zlog zerolog.Log
 func (w *Live) query() (*view.View, error) {
 	tree := w.follower.Tree
 	q := &view.View{Tree: tree, AsOf: tree.Time(), Own: tree.Namespace(w.own), Flagged: w.spec.Flagged}
-	return q, q.Select(w.spec.Container, w.ref)
+	return q, q.Select(w.spec.Container, w.spec.Pod, w.ref)
 }
 
 func (w *Live) Frame(st *State) Frame {
@@ -102,7 +102,7 @@ func (w *Live) Frame(st *State) Frame {
 	q, err := w.query()
 	var f Frame
 	if err != nil {
-		f = Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: termsafe.String(w.spec.Container + w.spec.PidNS)}
+		f = Frame{Processes: tree.Len(), Namespaces: tree.Namespaces(), Now: now, Title: termsafe.String(w.spec.Container + w.spec.Pod + w.spec.PidNS)}
 		f.Note = termsafe.String(err.Error()) + ": waiting for it"
 	} else {
 		f = FrameOf(tree, ViewSelection{View: q, Root: w.root}, st, now, w.names)

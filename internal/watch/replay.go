@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/feed"
@@ -66,13 +67,21 @@ func OpenReplay(spec query.Spec, pid uint32, log zerolog.Logger) (*Replay, error
 }
 
 // stepMarks says which events ←/→ step through: those of --container's
-// container (as trace --from --container keeps them) or in --pidns's
+// container or --pod's pod (as trace --from keeps them) or in --pidns's
 // namespace given as an inode; nil where every event is a step (no
 // selection, or one known only at the cursor's instant: --pidns PID).
 func stepMarks(spec query.Spec) func(ev *events.Event, tree *pidmap.Tree) bool {
 	switch {
 	case spec.Container != "":
 		follow := feed.NewContainerFilter(spec.Container, nil, nil, zerolog.Nop())
+		follow.Replay = true
+		return follow.Keep
+	case spec.Pod != "":
+		ref, err := container.ParsePod(spec.Pod)
+		if err != nil {
+			return nil // the view refuses it
+		}
+		follow := feed.NewPodFilter(ref, nil, zerolog.Nop())
 		follow.Replay = true
 		return follow.Keep
 	case spec.PidNS != "" && !query.IsPID(spec.PidNS):
@@ -96,7 +105,7 @@ func (w *Replay) selection() (ViewSelection, error) {
 		return ViewSelection{}, err
 	}
 	if err == nil {
-		err = q.Select(w.spec.Container, ref)
+		err = q.Select(w.spec.Container, w.spec.Pod, ref)
 	}
 	if err != nil {
 		return ViewSelection{}, err

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nspidtrace/nspidtrace/internal/testenv"
+)
+
+// TestPodsThroughCRI runs pods as the kubelet does, through containerd's
+// CRI and crictl, while record runs: one that shares a pid namespace
+// between its sandbox and two containers (shareProcessNamespace), with a
+// crictl exec shell in one; one whose container has a pid namespace of its
+// own and is restarted as the kubelet restarts it (a new container, the
+// next attempt). tree, <pid>, trace and the recording name every process
+// as crictl does, with /proc's PIDs; the shared pod's containers are the
+// pod's, the exec'd shell entered.
+func TestPodsThroughCRI(t *testing.T) {
+	testenv.CRI(t)
+	recPath := t.TempDir() + "/pods.ndjson"
+	rec := startRecord(t, recPath)
+
+	suffix := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	uid := func(n int) string {
+		return fmt.Sprintf("0000%04x-%04x-4000-8000-%012x", os.Getpid()&0xffff, n, time.Now().UnixNano()&0xffffffffffff)
+	}
+	shared := testenv.RunPod(t, testenv.PodSpec{Namespace: "shop", Name: "web-" + suffix, UID: uid(1), SharePID: true,
+		Containers: []string{"app", "sidecar"}, Cmd: []string{"sleep", "600"}})
+	own := testenv.RunPod(t, testenv.PodSpec{Namespace: "shop", Name: "db-" + suffix, UID: uid(2),
+		Containers: []string{"app"}, Cmd: []string{"sleep", "600"}})
+	shared.Exec(t, "app", "sleep", "301")
+	firstApp := own.Containers["app"]
+	own.Restart(t, "app", 1)
+
+	// What crictl says of each container, by ID: its name, its pod's.
+	type named struct{ pod, uid, name string }
+	crictlNames := map[string]named{}
+	for _, p := range []*testenv.Pod{shared, own} {
+		for name, id := range p.Containers {
+			var info struct {
+				Status struct {
+					Metadata struct{ Name string } `json:"metadata"`
+				} `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(testenv.Crictl(t, "inspect", id)), &info); err != nil {
+				t.Fatal(err)
+			}
+			if info.Status.Metadata.Name != name {
+				t.Fatalf("crictl inspect %s: name %q, want %q", id, info.Status.Metadata.Name, name)
+			}
+			crictlNames[id] = named{p.Spec.Namespace + "/" + p.Spec.Name, p.Spec.UID, name}
+		}
+	}
+	execPID := waitForExec(t, shared, "301")
+
+	// tree --pod of the shared pod: its pause, both containers' sleeps and
+	// the exec'd one, all in one pid namespace, named as crictl names them.
+	sharedRef := "shop/" + shared.Spec.Name
+	out, stderr, code := runBinary(t, "tree", "--pod", sharedRef, "-o", "json")
+	if code != exitOK {
+		t.Fatalf("tree --pod %s: exit %d: %s", sharedRef, code, stderr)
+	}
+	byPID := map[uint32]line{}
+	for _, l := range jsonLines(t, out) {
+		byPID[l.PID] = l
+		compareWithStatus(t, l)
+		if l.Container == nil || l.Container.Pod == nil || l.Container.Pod.Namespace+"/"+l.Container.Pod.Name != sharedRef || l.Container.Pod.UID != shared.Spec.UID {
+			t.Errorf("tree --pod %s: a process of another pod: %+v", sharedRef, l)
+		}
+	}
+	members := map[string]int{"app": shared.PID(t, "app"), "sidecar": shared.PID(t, "sidecar")}
+	for name, pid := range members {
+		l, ok := byPID[uint32(pid)]
+		switch {
+		case !ok:
+			t.Errorf("tree --pod %s: no line for %s's init %d (crictl inspect)", sharedRef, name, pid)
+		case l.Container.Name != name || l.Container.ID != shared.Containers[name]:
+			t.Errorf("%s's init: container %s (%s), crictl says %s (%s)", name, l.Container.Name, l.Container.ID, name, shared.Containers[name])
+		case l.EnteredBy != "" || len(l.Findings) > 0:
+			t.Errorf("%s's init, a member of the pod, is marked entered_by %q, findings %+v", name, l.EnteredBy, l.Findings)
+		case len(l.NSPid) != 2 || l.NSPid[1] == 1:
+			t.Errorf("%s's init: nspid %v, want a PID below the pause's 1 in the pod's namespace", name, l.NSPid)
+		}
+	}
+	if l, ok := byPID[uint32(execPID)]; !ok || l.EnteredBy == "" || l.Container == nil || l.Container.Name != "app" {
+		t.Errorf("the crictl exec'd sleep %d: %+v, want it in container app and entered", execPID, l)
+	}
+	var pause *line
+	for _, l := range byPID {
+		if l.NSInit {
+			pause = &l
+		}
+	}
+	if pause == nil || pause.Container.Name != "POD" || pause.Container.ID != shared.ID {
+		t.Errorf("the pod's pid namespace init: %+v, want its sandbox %s named POD", pause, shared.ID)
+	}
+	text, _, _ := runBinary(t, "tree", "--pod", sharedRef)
+	for _, row := range strings.Split(strings.TrimSpace(text), "\n") {
+		if entered := strings.Contains(row, "entered from"); entered != strings.Contains(row, fmt.Sprintf("host %d)", execPID)) {
+			t.Errorf("tree --pod %s: only the exec'd shell is entered:\n%s", sharedRef, text)
+		}
+	}
+
+	// --container NAMESPACE/POD/NAME: that container's processes alone.
+	out, stderr, code = runBinary(t, "tree", "--container", sharedRef+"/app", "-o", "json")
+	var pids []int
+	for _, l := range jsonLines(t, out) {
+		pids = append(pids, int(l.PID))
+	}
+	slices.Sort(pids)
+	if want := []int{members["app"], execPID}; code != exitOK || !slices.Equal(pids, want) {
+		t.Errorf("tree --container %s/app: exit %d, PIDs %v, want %v: %s", sharedRef, code, pids, want, stderr)
+	}
+
+	// <pid> of the restarted container's init names the new container.
+	ownRef := "shop/" + own.Spec.Name
+	out, stderr, code = runBinary(t, fmt.Sprint(own.PID(t, "app")), "-o", "json")
+	if ls := jsonLines(t, out); code != exitOK || len(ls) != 1 || ls[0].Container == nil || ls[0].Container.ID != own.Containers["app"] ||
+		crictlNames[ls[0].Container.ID].name != ls[0].Container.Name || ls[0].Container.Pod == nil || ls[0].Container.Pod.UID != own.Spec.UID {
+		t.Errorf("<pid> of %s's app: exit %d: %s %s", ownRef, code, out, stderr)
+	}
+
+	// Errors name what was searched.
+	_, stderr, code = runBinary(t, "tree", "--pod", "shop/nope-"+suffix)
+	if code != exitNotFound || !strings.Contains(stderr, "no running pod matches") || !strings.Contains(stderr, sharedRef) {
+		t.Errorf("--pod of no pod: exit %d: %s", code, stderr)
+	}
+	_, stderr, code = runBinary(t, "tree", "--pod", shared.Spec.Name)
+	if code != exitUsage || !strings.Contains(stderr, "NAMESPACE/NAME") {
+		t.Errorf("--pod without a namespace: exit %d: %s", code, stderr)
+	}
+
+	// trace --pod: a crictl exec into the sidecar is the pod's, and
+	// entered; nothing of another pod is written.
+	s := startTrace(t, "--pod", sharedRef)
+	testenv.Crictl(t, "exec", shared.Containers["sidecar"], "true")
+	lines := s.stop(t, syscall.SIGINT)
+	sawTrue := false
+	for _, l := range lines {
+		if l.Container != nil && l.Container.Pod != nil && l.Container.Pod.UID != shared.Spec.UID {
+			t.Errorf("trace --pod %s wrote another pod's line: %+v", sharedRef, l)
+		}
+		if l.Type == "exec" && l.Comm == "true" {
+			sawTrue = true
+			if l.EnteredBy == "" || l.Container == nil || l.Container.Name != "sidecar" {
+				t.Errorf("trace --pod: the exec'd true: %+v, want it entered, in sidecar", l)
+			}
+		}
+	}
+	if !sawTrue {
+		t.Errorf("trace --pod %s: no exec of true in %d lines", sharedRef, len(lines))
+	}
+
+	// The recording says the same, and keeps both generations of the
+	// restarted container, under one name.
+	rec.Process.Signal(syscall.SIGINT)
+	if err := rec.Wait(); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	out, stderr, code = runBinary(t, "tree", "--from", recPath, "--pod", sharedRef, "-o", "json")
+	var recorded []uint32
+	for _, l := range jsonLines(t, out) {
+		recorded = append(recorded, l.PID)
+	}
+	for name, pid := range members {
+		if !slices.Contains(recorded, uint32(pid)) {
+			t.Errorf("tree --from --pod %s: no %s init %d in %v (exit %d: %s)", sharedRef, name, pid, recorded, code, stderr)
+		}
+	}
+	out, stderr, code = runBinary(t, "trace", "--from", recPath, "--pod", ownRef)
+	ids := map[string]bool{}
+	for _, l := range jsonLines(t, out) {
+		if l.Container != nil && l.Container.Name == "app" {
+			ids[l.Container.ID] = true
+			if crictlNames[l.Container.ID] == (named{}) && l.Container.ID != firstApp {
+				t.Errorf("trace --from --pod %s: container %s, which crictl does not know", ownRef, l.Container.ID)
+			}
+		}
+	}
+	if code != exitOK || !ids[firstApp] || !ids[own.Containers["app"]] {
+		t.Errorf("trace --from --pod %s: exit %d, app containers %v, want %s (attempt 0) and %s (attempt 1): %s", ownRef, code, ids, firstApp, own.Containers["app"], stderr)
+	}
+}
+
+// waitForExec returns the host PID of the `sleep ARG` that crictl exec
+// started in the pod.
+func waitForExec(t *testing.T, p *testenv.Pod, arg string) int {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && string(cmdline) == "sleep\x00"+arg+"\x00" {
+				var pid int
+				fmt.Sscan(e.Name(), &pid)
+				return pid
+			}
+		}
+	}
+	t.Fatalf("crictl exec's sleep %s did not start", arg)
+	return 0
+}
