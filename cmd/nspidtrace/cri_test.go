@@ -34,7 +34,8 @@ func TestPodsThroughCRI(t *testing.T) {
 		Containers: []string{"app", "sidecar"}, Cmd: []string{"sleep", "600"}})
 	own := testenv.RunPod(t, testenv.PodSpec{Namespace: "shop", Name: "db-" + suffix, UID: uid(2),
 		Containers: []string{"app"}, Cmd: []string{"sleep", "600"}})
-	shared.Exec(t, "app", "sleep", "301")
+	execArg := fmt.Sprint(300000 + time.Now().UnixNano()%100000) // a sleep no one else runs
+	shared.Exec(t, "app", "sleep", execArg)
 	firstApp := own.Containers["app"]
 	own.Restart(t, "app", 1)
 
@@ -57,7 +58,7 @@ func TestPodsThroughCRI(t *testing.T) {
 			crictlNames[id] = named{p.Spec.Namespace + "/" + p.Spec.Name, p.Spec.UID, name}
 		}
 	}
-	execPID := waitForExec(t, shared, "301")
+	execPID := waitForExec(t, execArg)
 
 	// tree --pod of the shared pod: its pause, both containers' sleeps and
 	// the exec'd one, all in one pid namespace, named as crictl names them.
@@ -189,8 +190,8 @@ func TestPodsThroughCRI(t *testing.T) {
 }
 
 // waitForExec returns the host PID of the `sleep ARG` that crictl exec
-// started in the pod.
-func waitForExec(t *testing.T, p *testenv.Pod, arg string) int {
+// started.
+func waitForExec(t *testing.T, arg string) int {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		entries, _ := os.ReadDir("/proc")

@@ -13,6 +13,36 @@ import (
 // align as text.
 const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
+// AppendTime appends the instant ns (Unix nanoseconds) in UTC as timeLayout
+// has it. Field by field: every line has one or two, and time's layout
+// interpreter took 5% of trace's CPU.
+func AppendTime(buf []byte, ns int64) []byte {
+	t := time.Unix(0, ns).UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(buf, timeLayout)
+	}
+	hour, min, sec := t.Clock()
+	buf = appendPadded(buf, year, 4)
+	buf = appendPadded(append(buf, '-'), int(month), 2)
+	buf = appendPadded(append(buf, '-'), day, 2)
+	buf = appendPadded(append(buf, 'T'), hour, 2)
+	buf = appendPadded(append(buf, ':'), min, 2)
+	buf = appendPadded(append(buf, ':'), sec, 2)
+	buf = appendPadded(append(buf, '.'), t.Nanosecond(), 9)
+	return append(buf, 'Z')
+}
+
+// appendPadded appends n (0 or more) in width digits, zeros first.
+func appendPadded(buf []byte, n, width int) []byte {
+	var d [9]byte
+	for i := width - 1; i >= 0; i-- {
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(buf, d[:width]...)
+}
+
 // Namespace flags of clone(2), unshare(2) and setns(2), by name.
 var cloneFlags = []struct {
 	bit  uint64
@@ -38,7 +68,7 @@ var cloneFlags = []struct {
 // field order of docs/ndjson.md. It does not allocate beyond growing buf.
 func AppendJSON(buf []byte, ev *Event) []byte {
 	buf = append(buf, `{"time":"`...)
-	buf = time.Unix(0, ev.Time).UTC().AppendFormat(buf, timeLayout)
+	buf = AppendTime(buf, ev.Time)
 	buf = append(buf, `","type":"`...)
 	buf = append(buf, ev.Type.String()...)
 	buf = append(buf, '"')
@@ -180,7 +210,7 @@ func appendProcess(buf []byte, ev *Event) []byte {
 	}
 	if ev.Start != 0 {
 		buf = append(buf, `,"start":"`...)
-		buf = time.Unix(0, ev.Start).UTC().AppendFormat(buf, timeLayout)
+		buf = AppendTime(buf, ev.Start)
 		buf = append(buf, '"')
 	}
 	if ev.StartBoot != 0 {

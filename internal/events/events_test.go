@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -342,6 +343,22 @@ func TestWaitStatusWords(t *testing.T) {
 	} {
 		if got := [2]string{status.String(), status.Brief()}; got != want {
 			t.Errorf("%#x: %q, want %q", uint32(status), got, want)
+		}
+	}
+}
+
+// TestAppendTime writes what time's layout would, digit for digit.
+func TestAppendTime(t *testing.T) {
+	for _, ns := range []int64{0, 1, 999_999_999, 1_796_515_140_603_296_103, 1_700_000_000_123_000_000, -1, -62_135_596_800_000_000, math.MaxInt64, math.MinInt64} {
+		want := time.Unix(0, ns).UTC().AppendFormat(nil, timeLayout)
+		if got := AppendTime(nil, ns); string(got) != string(want) {
+			t.Errorf("AppendTime(%d) = %s, want %s", ns, got, want)
+		}
+	}
+	for i := int64(0); i < 100000; i++ {
+		ns := i * 7_919_113_331_117 // steps of 2.2 h over 25 years: every digit
+		if got, want := AppendTime(nil, ns), time.Unix(0, ns).UTC().AppendFormat(nil, timeLayout); string(got) != string(want) {
+			t.Fatalf("AppendTime(%d) = %s, want %s", ns, got, want)
 		}
 	}
 }

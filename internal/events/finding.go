@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"time"
 )
 
 // FindingName names one kind of finding: something about a process that
@@ -84,7 +83,7 @@ func appendFindings(buf []byte, fs []Finding) []byte {
 		buf = append(buf, `{"name":"`...)
 		buf = append(buf, f.Name.String()...)
 		buf = append(buf, `","time":"`...)
-		buf = time.Unix(0, f.Time).UTC().AppendFormat(buf, timeLayout)
+		buf = AppendTime(buf, f.Time)
 		buf = append(buf, `","reason":`...)
 		buf = appendString(buf, []byte(f.Reason))
 		buf = append(buf, '}')

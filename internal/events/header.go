@@ -36,7 +36,7 @@ func AppendHeader(buf []byte, h *Header) []byte {
 	buf = append(buf, `,"boot_id":`...)
 	buf = appendString(buf, []byte(h.BootID))
 	buf = append(buf, `,"start":"`...)
-	buf = time.Unix(0, h.Start).UTC().AppendFormat(buf, timeLayout)
+	buf = AppendTime(buf, h.Start)
 	return append(buf, "\"}\n"...)
 }
 

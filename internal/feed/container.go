@@ -72,7 +72,7 @@ func (cf *ContainerFilter) madeBy(ns *pidmap.PidNS) bool {
 	if cf.pod == nil {
 		return cf.C != nil && view.MadeBy(ns, cf.C.ID)
 	}
-	return ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup != nil && cf.pod.Has(ns.Init.Cgroup.Container)
+	return view.PodMadeBy(ns, *cf.pod)
 }
 
 // Found reports whether the container, or a container of the pod, was seen.

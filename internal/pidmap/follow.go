@@ -125,7 +125,8 @@ func (f *Follower) handle(raw []byte) error {
 // the tree's, or those a setns or unshare since left it with (entering or
 // making a user namespace changes them; the tree judges findings by the
 // credentials of its last exec or credential call, so it does not take
-// them). It keeps those for later, and forgets them at an exec or exit.
+// them). It keeps those for later, and forgets them at an exec, a
+// credential call or the exit.
 func (f *Follower) credBefore(ev *events.Event) *events.Cred {
 	key := events.Key{PID: ev.PID, Start: ev.StartBoot}
 	switch ev.Type {
@@ -139,7 +140,8 @@ func (f *Follower) credBefore(ev *events.Event) *events.Cred {
 				f.nsCred[key] = &c
 			}
 		}
-	case events.TypeExit:
+	case events.TypeExit, events.TypeCred:
+		// A credential call since is in the tree: it holds them now.
 		delete(f.nsCred, key)
 	case events.TypeExec:
 		if !ev.Cred.Known {

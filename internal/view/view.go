@@ -138,7 +138,7 @@ func (v *View) SelectPod(arg string) error {
 	}
 	v.Pod, v.Narrowed = &ref, true
 	for _, c := range cs {
-		if ns := v.Tree.ContainerNS(c.ID); ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup != nil && ref.Has(ns.Init.Cgroup.Container) {
+		if ns := v.Tree.ContainerNS(c.ID); PodMadeBy(ns, ref) {
 			v.NS, v.podNS = ns, true
 			return nil
 		}
@@ -230,6 +230,13 @@ func (v *View) OwnsView() bool { return MadeBy(v.NS, v.Container.ID) }
 // by the kernel: this tells generations apart.
 func MadeBy(ns *pidmap.PidNS, id string) bool {
 	return ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup.In(id)
+}
+
+// PodMadeBy reports whether a container of pod ref made pid namespace ns
+// (its sandbox, in a pod that shares one): its init, while it lives, is
+// the pod's.
+func PodMadeBy(ns *pidmap.PidNS, ref container.PodRef) bool {
+	return ns != nil && ns.Level > 0 && ns.Init != nil && ns.Init.Cgroup != nil && ref.Has(ns.Init.Cgroup.Container)
 }
 
 // OutsideContainer describes, for a process shown with --container that is
