@@ -79,7 +79,7 @@ cp test/kernels/guest-init.sh "$rootfs/init"
 chmod +x "$rootfs/init"
 (cd "$rootfs" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$work/initramfs.gz"
 
-checks=(start pid tree record from trace)
+checks=(start pid tree record from trace storm)
 declare -A result version build
 failed=0
 for suite in "${suites[@]}"; do
