@@ -125,6 +125,10 @@ func (cf *ContainerFilter) member(ev *events.Event) bool {
 	cg := ev.Cgroup
 	if cf.pod != nil {
 		in := cg != nil && cf.pod.Has(cg.Container)
+		if in && !cf.podSeen && cf.Waiting {
+			cf.at(ev).Str("pod", termsafe.String(cf.pod.String())).Str("uid", termsafe.String(cg.Container.Pod.UID)).
+				Msg("the pod started: following it")
+		}
 		cf.podSeen = cf.podSeen || in
 		return in
 	}
