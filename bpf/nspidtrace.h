@@ -32,7 +32,7 @@ enum nspt_type {
 	/* 8 is user space's "end" of a recording */
 	NSPT_RENAME = 9, /* a process's comm changed, other than by exec */
 	NSPT_SIGNAL = 10, /* a signal was sent */
-	NSPT_CRED = 11, /* a process's credentials changed: set*id, capset, prctl, seccomp, exec */
+	NSPT_CRED = 11, /* a process's credentials changed: set*id, capset, prctl, seccomp (an exec's change is told in user space) */
 };
 
 /* Index into nspt_event.ns[]: the order of the `ns` object in docs/ndjson.md. */

@@ -3,6 +3,7 @@ package loader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +94,57 @@ func TestFromSnapshot(t *testing.T) {
 	_, err = pidmap.FromSnapshot(func(func([]byte) error) error { return ErrNoPrivileges }, events.Decoder{}, 0)
 	if !errors.Is(err, ErrNoPrivileges) {
 		t.Errorf("read's error came back as %v, want ErrNoPrivileges", err)
+	}
+}
+
+// TestFollowerTellsAnExecsCredentials: the kernel side does not trace
+// execve's entry and exit, so the follower writes the cred line of an exec
+// that changed the credentials (a set-user-ID program), after the exec,
+// from the tree's credentials before it. After unshare(CLONE_NEWUSER), which
+// changed them itself, an exec that keeps them writes none.
+func TestFollowerTellsAnExecsCredentials(t *testing.T) {
+	proc := func(typ, euid, userLevels uint32) nspidtraceNsptEvent {
+		e := nspidtraceNsptEvent{Type: typ, Pid: 10, Tid: 10, Ppid: 1, Levels: 1, StartNs: 5000}
+		e.Nspid[0], e.Pidns[0], e.Nsppid[0] = 10, 4026531836, 1
+		e.Cred.Ids.Uid, e.Cred.Ids.Euid, e.Cred.Ids.Suid, e.Cred.Ids.Fsuid = 1000, euid, euid, euid
+		e.Cred.UserLevels = userLevels
+		return e
+	}
+	exec := func(euid, userLevels uint32) []byte {
+		return record(t, nspidtraceNsptExecEvent{E: proc(2, euid, userLevels)})
+	}
+	unshare := proc(5, 1000, 2)
+	unshare.Cred.Ids.CapEffective = 1<<41 - 1 // every capability, in its own user namespace
+	unshare.Arg = 0x10000000                  // CLONE_NEWUSER
+
+	for _, tt := range []struct {
+		name    string
+		records [][]byte
+		want    string // the types the feed sees, with a cred's syscall and euid change
+	}{
+		{"set-user-ID exec", [][]byte{record(t, proc(1, 1000, 1)), exec(0, 1)}, "fork exec cred(execve 1000->0)"},
+		{"plain exec", [][]byte{record(t, proc(1, 1000, 1)), exec(1000, 1)}, "fork exec"},
+		{"exec after unshare -U", [][]byte{record(t, proc(1, 1000, 1)), record(t, unshare), record(t, nspidtraceNsptExecEvent{E: func() nspidtraceNsptEvent {
+			e := unshare
+			e.Type = 2
+			return e
+		}()})}, "fork unshare exec"},
+	} {
+		f := pidmap.NewFollower(replayed(tt.records), pidmap.NewTree(pidmap.DefaultExitedKept), events.Decoder{})
+		var seen []string
+		f.OnEvent = func(ev *events.Event) error {
+			s := ev.Type.String()
+			if ev.Type == events.TypeCred {
+				s += fmt.Sprintf("(%s %d->%d)", events.SyscallName(ev.Syscall), ev.OldIDs.EUID, ev.Cred.EUID)
+			}
+			seen = append(seen, s)
+			return nil
+		}
+		if err := f.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(seen, " "); got != tt.want {
+			t.Errorf("%s: the feed saw %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
