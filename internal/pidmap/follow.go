@@ -133,7 +133,7 @@ func (f *Follower) credBefore(ev *events.Event) *events.Cred {
 	case events.TypeSetns, events.TypeUnshare:
 		if ev.Ret == 0 && ev.TID == ev.PID && ev.Cred.Known {
 			if p := f.Tree.Subject(ev); p != nil && p.cred != nil && p.cred.IDs != ev.Cred.IDs {
-				if len(f.nsCred) >= maxInterned {
+				if len(f.nsCred) >= maxCreds {
 					clear(f.nsCred)
 				}
 				c := ev.Cred

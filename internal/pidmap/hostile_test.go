@@ -147,8 +147,8 @@ func TestReplayMemoryIsBoundedByLiveProcesses(t *testing.T) {
 	if got, most := tree.Namespaces(), 2*(DefaultExitedKept+2)+1; got > most {
 		t.Errorf("%d pid namespaces held after %d came and went, want at most %d", got, n, most)
 	}
-	if len(tree.creds) > maxInterned || len(tree.nssets) > maxInterned {
-		t.Errorf("%d credentials and %d namespace sets interned, want at most %d", len(tree.creds), len(tree.nssets), maxInterned)
+	if len(tree.creds) > maxCreds || len(tree.nssets) > maxInterned {
+		t.Errorf("%d credentials and %d namespace sets interned, want at most %d and %d", len(tree.creds), len(tree.nssets), maxCreds, maxInterned)
 	}
 	// What the remembered processes say is still answered.
 	last := tree.LastHolder(uint32(2 + (n-1)%30000))

@@ -480,7 +480,7 @@ func (p *Proc) setCred(t *Tree, ev *events.Event) {
 	}
 	c := new(events.Cred)
 	*c = ev.Cred
-	if len(t.creds) >= maxInterned {
+	if len(t.creds) >= maxCreds {
 		clear(t.creds)
 	}
 	t.creds[*c] = c
@@ -492,6 +492,13 @@ func (p *Proc) setCred(t *Tree, ev *events.Event) {
 // stays theirs), so that endless churn, live or in a recording, costs
 // memory only up to it.
 const maxInterned = 1 << 14
+
+// maxCreds bounds the credentials' table: an entry holds two copies of
+// 640 bytes (the key and the value), 2,048 of them 2.6 MiB, where the
+// namespace sets' 16,384 hold 1.6. A node shares few credentials among
+// its processes; churn of distinct ones (a user namespace for each pod,
+// pods coming and going) must not reach the memory bound.
+const maxCreds = 1 << 11
 
 // Cred returns p's credentials, nil when no event told them. The caller
 // must not modify them: they are shared.
