@@ -47,7 +47,7 @@ as one timeline.`,
 		fs.DurationVar(&o.duration, "duration", 0, "stop after `D`, such as 1h (default: until Ctrl-C or SIGTERM)")
 		flushFlag(fs, o, loader.IdleInterval)
 		metricsFlag(fs, o)
-		fs.StringVar(&o.rotateSize, "rotate-size", "", "start a new file when this one reaches `SIZE` (such as 100M or 1G; at least 1M): -o names the series, see above")
+		fs.StringVar(&o.rotateSize, "rotate-size", "", "start a new file when this one reaches `SIZE` (such as 100M or 1G; at least 1M), and holds as much of the feed as its proc lines: -o names the series, see above")
 		fs.DurationVar(&o.rotateAge, "rotate-age", 0, "start a new file when this one is `D` old (such as 1h)")
 		fs.IntVar(&o.keep, "keep", 0, "with rotation, keep the newest `N` files and remove older ones of the series (default 0: keep all)")
 		hostFlag(fs, o, "the header's hostname: `NAME` (default: this machine's; in a pod, give the node's)")

@@ -35,6 +35,10 @@ type Writer struct {
 	File   *os.File
 	start  time.Time
 	bytes  int64
+	// base is what the file's first lines (header, a proc line for every
+	// live process) took, known once the feed moved past them.
+	base      int64
+	baseKnown bool
 }
 
 // Write writes p to the current file, counting its bytes.
@@ -45,11 +49,27 @@ func (r *Writer) Write(p []byte) (int, error) {
 }
 
 // Due reports whether the current file is full or old enough to end;
-// buffered is what the feed holds for it still.
+// buffered is what the feed holds for it still. A file is full at the
+// series' size, but never before it holds as much of the feed as its first
+// lines take: on a machine whose processes' proc lines alone reach the
+// size, every new file would be full at once, and record would write
+// snapshot after snapshot, without end.
 func (r *Writer) Due(buffered int, now time.Time) bool {
 	s := r.Series
-	return s != nil && (s.Size > 0 && r.bytes+int64(buffered) >= s.Size ||
+	size := r.bytes + int64(buffered)
+	return s != nil && (s.Size > 0 && size >= s.Size && size >= 2*r.base ||
 		s.Age > 0 && now.Sub(r.start) >= s.Age)
+}
+
+// Based reports whether the current file's first lines were measured;
+// Base measures them, buffered being what the feed holds still: call it
+// once the feed has moved past them.
+func (r *Writer) Based() bool { return r.baseKnown }
+
+// Base measures the current file's first lines; see Based.
+func (r *Writer) Base(buffered int) int64 {
+	r.base, r.baseKnown = r.bytes+int64(buffered), true
+	return r.base
 }
 
 // Begin writes a file's first lines through f: the header, and when the
@@ -101,7 +121,7 @@ func (r *Writer) Rotate(f Lines, now time.Time) (removed []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r.File, r.Path, r.bytes = file, name, 0
+	r.File, r.Path, r.bytes, r.base, r.baseKnown = file, name, 0, 0, false
 	if err := r.Begin(f, now); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
@@ -135,6 +155,7 @@ type Rotation struct {
 	lines     Lines
 	log       zerolog.Logger
 	lastCheck time.Time
+	warned    bool // that first lines outgrow the size
 }
 
 // Rotation returns r's rotation through f.
@@ -144,6 +165,17 @@ func (r *Writer) Rotation(f Lines, log zerolog.Logger) *Rotation {
 
 func (ro *Rotation) rotate(now time.Time) error {
 	r := ro.w
+	if r.Series == nil {
+		return nil
+	}
+	if !r.Based() {
+		// Called past the snapshot: the file's first lines are written.
+		if base := r.Base(ro.lines.Buffered()); r.Series.Size > 0 && base >= r.Series.Size && !ro.warned {
+			ro.warned = true
+			ro.log.Warn().Int64("first_lines", base).Int64("rotate_size", r.Series.Size).
+				Msg("a file's first lines (a proc line for every live process) take more than --rotate-size: each file holds as much of the feed again before the next starts")
+		}
+	}
 	if !r.Due(ro.lines.Buffered(), now) {
 		return nil
 	}
