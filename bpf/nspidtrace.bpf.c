@@ -498,8 +498,9 @@ int handle_unshare_exit_compat(struct syscall_exit_ctx *ctx)
 /*
  * Credential changes. handle_cred_enter runs at the entry of each system
  * call that can change credentials (set*id, capset, seccomp; the loader
- * attaches it to each; an exec's change is told from its record), handle_cred_exit at its exit: when the
- * credentials differ, a cred record says from what to what.
+ * attaches it to each), handle_cred_exit at its exit: when the credentials
+ * differ, a cred record says from what to what. An exec's change is told
+ * in user space, from its record and the tree.
  */
 static __always_inline int cred_enter(void)
 {

@@ -307,7 +307,7 @@ func (t *Tree) upsert(ev *events.Event) *Proc {
 func (p *Proc) markOrigin() {
 	p.originKnown = true
 	switch parent := p.parent; {
-	case p.ns.Level == 0 || p.nspid[len(p.nspid)-1] == 1 || p.startsPodMember():
+	case p.ns.Level == 0 || p.nspid[len(p.nspid)-1] == 1 || parent.ns != p.ns && p.startsPodMember():
 		p.EnteredBy = events.Key{}
 	case parent.ns != p.ns:
 		p.EnteredBy = events.Key{PID: parent.PID, Start: parent.Start}

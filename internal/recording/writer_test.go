@@ -30,6 +30,47 @@ func (l *lines) Flush() error       { return l.buf.Flush() }
 func (l *lines) Buffered() int      { return l.buf.Buffered() }
 func (l *lines) Tree() *pidmap.Tree { return l.tree }
 
+// startSeries starts a recording of series at testenv.T0, the feed's tree
+// being tree, and its rotation.
+func startSeries(t *testing.T, series *Series, tree *pidmap.Tree) (*Writer, *lines, *Rotation) {
+	t.Helper()
+	w := &Writer{Series: series, Host: "node-1"}
+	start := time.Unix(0, testenv.T0)
+	if err := w.Open("", 0, start); err != nil {
+		t.Fatal(err)
+	}
+	l := &lines{buf: bufio.NewWriterSize(w, 64<<10), tree: tree}
+	if err := w.Begin(l, start); err != nil {
+		t.Fatal(err)
+	}
+	return w, l, w.Rotation(l, zerolog.Nop())
+}
+
+// feed writes ev as the feed does, and tells the rotation.
+func feed(t *testing.T, l *lines, rot *Rotation, ev *events.Event) {
+	t.Helper()
+	if err := l.Write(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := rot.Event(ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// feedExecs feeds n exec events of about 200 bytes, a millisecond apart,
+// calling after (when not nil) after each.
+func feedExecs(t *testing.T, l *lines, rot *Rotation, n int, after func(i int)) {
+	t.Helper()
+	for i := range n {
+		ev := testenv.HostProc(2, 1, nil)
+		ev.Type, ev.Time = events.TypeExec, testenv.T0+int64(i)*1e6
+		feed(t, l, rot, ev)
+		if after != nil {
+			after(i)
+		}
+	}
+}
+
 // TestRotationMakesCompleteFiles: a series rotated by size and age writes
 // files that each begin with a header and a proc line of every live
 // process, and end with an end line; proc lines never start a new file;
@@ -44,28 +85,10 @@ func TestRotationMakesCompleteFiles(t *testing.T) {
 	for _, e := range []*events.Event{testenv.HostProc(1, 0, nil), testenv.HostProc(2, 1, nil)} {
 		tree.Apply(e)
 	}
-	w := &Writer{Series: series, Host: "node-1"}
-	start := time.Unix(0, testenv.T0)
-	if err := w.Open("", 0, start); err != nil {
-		t.Fatal(err)
-	}
-	l := &lines{buf: bufio.NewWriterSize(w, 64<<10), tree: tree}
-	if err := w.Begin(l, start); err != nil {
-		t.Fatal(err)
-	}
-	rot := w.Rotation(l, zerolog.Nop())
+	w, l, rot := startSeries(t, series, tree)
 	// 100 events of about 200 bytes: 20 kB through files of 4 kB.
-	for i := range 100 {
-		ev := testenv.HostProc(2, 1, nil)
-		ev.Type, ev.Time = events.TypeExec, testenv.T0+int64(i)*1e6
-		if err := l.Write(ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := rot.Event(ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.End(l, start.Add(time.Second)); err != nil {
+	feedExecs(t, l, rot, 100, nil)
+	if err := w.End(l, time.Unix(0, testenv.T0).Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	names, err := series.Files()
@@ -135,42 +158,19 @@ func TestRotationOfABigSnapshot(t *testing.T) {
 	for pid := uint32(2); pid < 100; pid++ {
 		procs = append(procs, testenv.HostProc(pid, 1, nil))
 	}
-	w := &Writer{Series: series}
-	start := time.Unix(0, testenv.T0)
-	if err := w.Open("", 0, start); err != nil {
-		t.Fatal(err)
-	}
-	l := &lines{buf: bufio.NewWriterSize(w, 64<<10), tree: tree}
-	if err := w.Begin(l, start); err != nil {
-		t.Fatal(err)
-	}
-	rot := w.Rotation(l, zerolog.Nop())
+	w, l, rot := startSeries(t, series, tree)
 	// The follower's first snapshot: proc lines, which never rotate.
 	for _, ev := range procs {
 		tree.Apply(ev)
-		if err := l.Write(ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := rot.Event(ev); err != nil {
-			t.Fatal(err)
-		}
+		feed(t, l, rot, ev)
 	}
 	var snapshot int64
-	const n = 1000
-	for i := range n {
-		ev := testenv.HostProc(2, 1, nil)
-		ev.Type, ev.Time = events.TypeExec, testenv.T0+int64(i)*1e6
-		if err := l.Write(ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := rot.Event(ev); err != nil {
-			t.Fatal(err)
-		}
+	feedExecs(t, l, rot, 1000, func(i int) {
 		if i == 0 {
 			snapshot = w.base
 		}
-	}
-	if err := w.End(l, start.Add(time.Second)); err != nil {
+	})
+	if err := w.End(l, time.Unix(0, testenv.T0).Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	names, err := series.Files()

@@ -136,19 +136,17 @@ func (v *View) SelectPod(arg string) error {
 	case err != nil:
 		return fault.NotFound{Err: err}
 	}
-	v.Pod, v.Narrowed = &ref, true
 	for _, c := range cs {
 		if ns := v.Tree.ContainerNS(c.ID); PodMadeBy(ns, ref) {
 			v.NS, v.podNS = ns, true
-			return nil
 		}
 	}
-	if v.NS = v.Own; v.FromFile || v.NS == nil {
-		v.NS = v.Tree.Root()
+	if !v.podNS {
+		if err := v.Select("", "", 0); err != nil { // the default view
+			return err
+		}
 	}
-	if v.NS == nil {
-		return fault.NotFound{Err: errors.New("the tree holds no process")}
-	}
+	v.Pod, v.Narrowed = &ref, true
 	return nil
 }
 
