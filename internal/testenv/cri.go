@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // The node side of Kubernetes, as the kubelet drives it: Debian's
@@ -20,7 +18,7 @@ import (
 // the host's network, from images imported, never pulled.
 
 // CRIEndpoint is containerd's socket at its default path.
-const CRIEndpoint = "unix:///run/containerd/containerd.sock"
+const CRIEndpoint = "unix://" + containerdSocket
 
 // PauseImage is the sandboxes' image, and the containers': busybox's
 // applets, its command a long sleep, as the pause image's is.
@@ -79,7 +77,10 @@ func startCRI() error {
 	}
 	answers := func() bool { return exec.Command(crictl, "--runtime-endpoint", CRIEndpoint, "info").Run() == nil }
 	if !answers() {
-		if _, err := os.Stat("/run/containerd/containerd.sock"); err == nil {
+		if err := removeStaleSocket(containerdSocket); err != nil {
+			return err
+		}
+		if _, err := os.Stat(containerdSocket); err == nil {
 			return fmt.Errorf("a containerd at %s does not answer CRI requests: enable its CRI plugin, or stop it", CRIEndpoint)
 		}
 		dir := filepath.Join(os.TempDir(), "nspidtrace-test-containerd")
@@ -90,21 +91,8 @@ func startCRI() error {
 		if err := os.WriteFile(config, []byte(criConfig), 0o600); err != nil {
 			return err
 		}
-		log, err := os.Create(filepath.Join(dir, "containerd.log"))
-		if err != nil {
+		if err := startDaemon(filepath.Join(dir, "containerd.log"), "containerd", []string{"--config", config}, answers); err != nil {
 			return err
-		}
-		d := exec.Command("containerd", "--config", config)
-		d.Stdout, d.Stderr = log, log
-		d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := d.Start(); err != nil {
-			return fmt.Errorf("start containerd: %w", err)
-		}
-		go d.Wait()
-		for deadline := time.Now().Add(60 * time.Second); !answers(); time.Sleep(250 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("containerd's CRI did not answer within 60 s (its log: %s)", log.Name())
-			}
 		}
 	}
 	if out, _ := exec.Command("ctr", "-n", "k8s.io", "images", "ls", "-q", "name=="+PauseImage).Output(); strings.TrimSpace(string(out)) != "" {

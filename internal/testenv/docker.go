@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // TestImage is the image Docker tests run: a busybox root file system,
@@ -42,25 +40,15 @@ func startDocker() error {
 			return fmt.Errorf("%s is not installed (make deps installs docker.io and busybox-static)", bin)
 		}
 	}
-	if exec.Command("docker", "info").Run() != nil {
-		log, err := os.Create(filepath.Join(os.TempDir(), "nspidtrace-test-dockerd.log"))
-		if err != nil {
+	answers := func() bool { return exec.Command("docker", "info").Run() == nil }
+	if !answers() {
+		if err := removeStaleSocket(containerdSocket); err != nil {
 			return err
 		}
 		// No bridge, no iptables: the test containers need no network.
-		d := exec.Command("dockerd", "--iptables=false", "--bridge=none")
-		d.Stdout, d.Stderr = log, log
-		d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := d.Start(); err != nil {
-			return fmt.Errorf("start dockerd: %w", err)
-		}
-		go d.Wait()
-		deadline := time.Now().Add(60 * time.Second)
-		for exec.Command("docker", "info").Run() != nil {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("dockerd did not answer within 60 s (its log: %s)", log.Name())
-			}
-			time.Sleep(250 * time.Millisecond)
+		if err := startDaemon(filepath.Join(os.TempDir(), "nspidtrace-test-dockerd.log"),
+			"dockerd", []string{"--iptables=false", "--bridge=none"}, answers); err != nil {
+			return err
 		}
 	}
 	if exec.Command("docker", "image", "inspect", TestImage).Run() == nil {
