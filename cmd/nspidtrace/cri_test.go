@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -101,6 +102,16 @@ func TestPodsThroughCRI(t *testing.T) {
 	if pause == nil || pause.Container.Name != "POD" || pause.Container.ID != shared.ID {
 		t.Errorf("the pod's pid namespace init: %+v, want its sandbox %s named POD", pause, shared.ID)
 	}
+	// As the DaemonSet runs it (docs/kubernetes.md): the image in a
+	// container of its own, with the host's pid and cgroup namespaces and
+	// containerd's task directory mounted read-only, says what the host's
+	// binary says.
+	image := buildImage(t)
+	run := append([]string{"run", "--rm"}, imageRunArgs...)
+	run = append(run, "-v", containerdTasks+":"+containerdTasks+":ro", image, "tree", "--pod", sharedRef, "-o", "json")
+	if got, want := podSummary(t, testenv.DockerCmd(t, run...)), podSummary(t, out); !slices.Equal(got, want) {
+		t.Errorf("tree --pod %s from the image:\n%s\nfrom the host:\n%s", sharedRef, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	text, _, _ := runBinary(t, "tree", "--pod", sharedRef)
 	for _, row := range strings.Split(strings.TrimSpace(text), "\n") {
 		if entered := strings.Contains(row, "entered from"); entered != strings.Contains(row, fmt.Sprintf("host %d)", execPID)) {
@@ -176,6 +187,14 @@ func TestPodsThroughCRI(t *testing.T) {
 			t.Errorf("tree --from --pod %s: no %s init %d in %v (exit %d: %s)", sharedRef, name, pid, recorded, code, stderr)
 		}
 	}
+	// Another machine reads the recording alone: the image, without
+	// capabilities, network or any runtime's files, names the pod's
+	// processes as this host does.
+	run = []string{"run", "--rm", "--network", "none", "--cap-drop", "ALL", "-v", filepath.Dir(recPath) + ":/rec:ro",
+		image, "tree", "--from", "/rec/" + filepath.Base(recPath), "--pod", sharedRef, "-o", "json"}
+	if got, want := podSummary(t, testenv.DockerCmd(t, run...)), podSummary(t, out); !slices.Equal(got, want) {
+		t.Errorf("tree --from --pod %s on a machine without the runtime's files:\n%s\nhere:\n%s", sharedRef, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	out, stderr, code = runBinary(t, "trace", "--from", recPath, "--pod", ownRef)
 	ids := map[string]bool{}
 	for _, l := range jsonLines(t, out) {
@@ -189,6 +208,29 @@ func TestPodsThroughCRI(t *testing.T) {
 	if code != exitOK || !ids[firstApp] || !ids[own.Containers["app"]] {
 		t.Errorf("trace --from --pod %s: exit %d, app containers %v, want %s (attempt 0) and %s (attempt 1): %s", ownRef, code, ids, firstApp, own.Containers["app"], stderr)
 	}
+}
+
+// containerdTasks is where containerd keeps its tasks' bundles, whose
+// annotations name pods and containers; the DaemonSet mounts it.
+const containerdTasks = "/run/containerd/io.containerd.runtime.v2.task"
+
+// podSummary is each process of tree -o json's output as a sorted row of
+// what names it in its pod: PID, container, pod, and whether it entered.
+func podSummary(t *testing.T, out string) []string {
+	t.Helper()
+	var rows []string
+	for _, l := range jsonLines(t, out) {
+		row := fmt.Sprintf("%d %v entered=%t", l.PID, l.NSPid, l.EnteredBy != "")
+		if c := l.Container; c != nil {
+			row += fmt.Sprintf(" %s %s", c.Name, c.ID)
+			if c.Pod != nil {
+				row += fmt.Sprintf(" %s/%s %s", c.Pod.Namespace, c.Pod.Name, c.Pod.UID)
+			}
+		}
+		rows = append(rows, row)
+	}
+	slices.Sort(rows)
+	return rows
 }
 
 // waitForExec returns the host PID of the `sleep ARG` that crictl exec

@@ -146,9 +146,13 @@ func ParsePod(arg string) (PodRef, error) {
 func SelectPod(cs []*events.Container, ref PodRef) ([]*events.Container, error) {
 	var found []*events.Container
 	pods := map[string]bool{}
+	unnamed := map[string]bool{} // pods known by their cgroups' UID alone
 	for _, c := range cs {
-		if c.Pod != nil && c.Pod.Name != "" {
+		switch {
+		case c.Pod != nil && c.Pod.Name != "":
 			pods[c.Pod.Namespace+"/"+c.Pod.Name] = true
+		case c.Pod != nil && c.Pod.UID != "":
+			unnamed[c.Pod.UID] = true
 		}
 		if ref.Has(c) && !containsID(found, c.ID) {
 			found = append(found, c)
@@ -163,6 +167,11 @@ func SelectPod(cs []*events.Container, ref PodRef) ([]*events.Container, error) 
 		seen := "no pod has processes"
 		if len(names) > 0 {
 			seen = "pods with processes: " + strings.Join(names, ", ")
+		}
+		if len(unnamed) > 0 {
+			// The kubepods cgroups say there are pods, the runtime's
+			// files not their names: run in a container without them.
+			seen += fmt.Sprintf("; pods known only by their cgroups' UID: %d, the runtime's state that names them is not readable here; in a container, mount it at the host's path, as docs/kubernetes.md says", len(unnamed))
 		}
 		return nil, fmt.Errorf("%w %q: searched the Kubernetes names containerd, CRI-O and dockershim keep on disk for the containers of every process (%s)", ErrNoPod, ref.String(), seen)
 	}

@@ -69,6 +69,12 @@ func TestSelectPod(t *testing.T) {
 	if _, err := SelectPod(cs, ref); !errors.Is(err, ErrNoPod) || !strings.Contains(err.Error(), "dev/web-1, shop/web-1") {
 		t.Errorf("SelectPod(shop/web-2): %v, want the pods there are named", err)
 	}
+	// Run in a container without the runtime's state, pods have the UID
+	// of their kubepods cgroups and no name: the error says so.
+	uidOnly := &events.Container{ID: id('f'), Pod: &events.Pod{UID: "u4"}}
+	if _, err := SelectPod([]*events.Container{uidOnly}, ref); !errors.Is(err, ErrNoPod) || !strings.Contains(err.Error(), "no pod has processes; pods known only by their cgroups' UID: 1,") {
+		t.Errorf("SelectPod among unnamed pods: %v", err)
+	}
 	// A pod deleted and made again under its name, both running: two UIDs.
 	again := &events.Container{ID: id('e'), Name: "app", Pod: pod("shop", "web-1", "u3")}
 	ref, _ = ParsePod("shop/web-1")
