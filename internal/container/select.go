@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/fault"
 )
 
 // ErrNoContainer means no container matches a --container argument.
@@ -131,11 +132,15 @@ func (r PodRef) Has(c *events.Container) bool {
 	return c != nil && c.Pod != nil && c.Pod.Namespace == r.Namespace && c.Pod.Name == r.Name
 }
 
-// ParsePod reads --pod's NAMESPACE/NAME.
+// ParsePod reads --pod's NAMESPACE/NAME; anything else is a usage error.
 func ParsePod(arg string) (PodRef, error) {
 	ns, name, ok := strings.Cut(arg, "/")
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return PodRef{}, fmt.Errorf("--pod %q: give NAMESPACE/NAME, as kubectl -n NAMESPACE get pod NAME names it", arg)
+		hint := ""
+		if strings.Count(arg, "/") == 2 {
+			hint = "; one container of a pod is --container NAMESPACE/POD/NAME"
+		}
+		return PodRef{}, fault.Usagef("--pod %q: give NAMESPACE/NAME, as kubectl -n NAMESPACE get pod NAME names it%s", arg, hint)
 	}
 	return PodRef{ns, name}, nil
 }

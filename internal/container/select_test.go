@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nspidtrace/nspidtrace/internal/events"
+	"github.com/nspidtrace/nspidtrace/internal/fault"
 )
 
 // TestSelect resolves --container as docker does, and refuses a name that
@@ -82,8 +83,11 @@ func TestSelectPod(t *testing.T) {
 		t.Errorf("two pods of one name: %v", err)
 	}
 	for _, bad := range []string{"web-1", "/web-1", "shop/", "shop/web/app", ""} {
-		if _, err := ParsePod(bad); err == nil {
-			t.Errorf("ParsePod(%q) took it", bad)
+		var usage fault.Usage
+		if _, err := ParsePod(bad); !errors.As(err, &usage) {
+			t.Errorf("ParsePod(%q): %v, want a usage error", bad, err)
+		} else if strings.Contains(err.Error(), "--container") != (bad == "shop/web/app") {
+			t.Errorf("ParsePod(%q): %v: --container is the hint for NAMESPACE/POD/NAME alone", bad, err)
 		}
 	}
 }

@@ -73,7 +73,7 @@ func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, std
 	case spec.Pod != "":
 		ref, err := container.ParsePod(spec.Pod)
 		if err != nil {
-			return fault.Usage{Msg: err.Error()}
+			return err
 		}
 		follow = NewPodFilter(ref, nil, log)
 		follow.Replay = true

@@ -59,7 +59,7 @@ func SelectLive(spec query.Spec, pid string, filter *Filter, log zerolog.Logger)
 	if spec.Pod != "" {
 		ref, err := container.ParsePod(spec.Pod)
 		if err != nil {
-			return nil, 0, fault.Usage{Msg: err.Error()}
+			return nil, 0, err
 		}
 		q, err := query.Open(spec, log)
 		switch {

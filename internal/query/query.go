@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
@@ -50,6 +51,11 @@ func (s Spec) Check() error {
 	}
 	if s.Pod != "" && (s.PidNS != "" || s.Container != "") {
 		return fault.Usagef("give --pod alone, not with --pidns or --container: --container NAMESPACE/POD/NAME names one of a pod's containers")
+	}
+	if s.Pod != "" {
+		if _, err := container.ParsePod(s.Pod); err != nil {
+			return err // before a recording is read, or the kernel's tree
+		}
 	}
 	return nil
 }

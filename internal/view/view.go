@@ -125,7 +125,7 @@ func (v *View) SelectContainer(arg string) error {
 func (v *View) SelectPod(arg string) error {
 	ref, err := container.ParsePod(arg)
 	if err != nil {
-		return fault.Usage{Msg: err.Error()}
+		return err
 	}
 	cs, err := container.SelectPod(v.Tree.Containers(), ref)
 	switch {
