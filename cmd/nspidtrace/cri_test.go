@@ -187,6 +187,28 @@ func TestPodsThroughCRI(t *testing.T) {
 			t.Errorf("tree --from --pod %s: no %s init %d in %v (exit %d: %s)", sharedRef, name, pid, recorded, code, stderr)
 		}
 	}
+	// story tells the shared pod's app as one run: its init the process
+	// that runs its command (host PIDs, then the pod's), not the runtime's
+	// first in its cgroup, which exits once that runs.
+	storyOut, stderr, code := runBinary(t, "--from", recPath, "story", "--container", sharedRef+"/app", "-o", "json")
+	var gens []struct {
+		Type, ID, Ended string
+		InitPIDs        string `json:"init_pids"`
+	}
+	for _, l := range strings.Split(strings.TrimSpace(storyOut), "\n") {
+		var o struct {
+			Type, ID, Ended string
+			InitPIDs        string `json:"init_pids"`
+		}
+		if err := json.Unmarshal([]byte(l), &o); err == nil && o.Type == "generation" {
+			gens = append(gens, o)
+		}
+	}
+	if wantInit := fmt.Sprintf("%d/", members["app"]); code != exitOK || len(gens) != 1 || gens[0].ID != shared.Containers["app"] ||
+		!strings.HasPrefix(gens[0].InitPIDs, wantInit) || gens[0].Ended != "" {
+		t.Errorf("story --container %s/app: exit %d, generations %+v, want one, its init %s…, running: %s", sharedRef, code, gens, wantInit, stderr)
+	}
+
 	// Another machine reads the recording alone: the image, without
 	// capabilities, network or any runtime's files, names the pod's
 	// processes as this host does.

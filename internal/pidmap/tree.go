@@ -996,6 +996,18 @@ func (t *Tree) Containers() []*events.Container {
 	return cs
 }
 
+// OldestIn returns the live process of container id that started first;
+// nil when none lives.
+func (t *Tree) OldestIn(id string) *Proc {
+	var oldest *Proc
+	for _, p := range t.procs {
+		if p.Cgroup.In(id) && (oldest == nil || p.Start < oldest.Start || p.Start == oldest.Start && p.PID < oldest.PID) {
+			oldest = p
+		}
+	}
+	return oldest
+}
+
 // ContainerNS returns the pid namespace of container id: its shallowest
 // member's, its init's (the host's for a --pid=host container); nil when
 // no live process is in the container.

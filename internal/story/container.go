@@ -81,7 +81,7 @@ func (c *Containers) Event(ev *events.Event) {
 		c.noteAsker(ev, key)
 	}
 	if g, ok := c.byInit[key]; ok {
-		c.initEvent(c.Generations[g], ev)
+		c.initEvent(g, ev)
 	}
 	c.entry(ev, key)
 	cg := ev.Cgroup
@@ -103,10 +103,11 @@ func (c *Containers) Event(ev *events.Event) {
 		// namespace may have the inode the last one had: the kernel
 		// reuses them).
 		g = c.add(&Generation{Container: ctr, Init: key, InitPIDs: pids(ev), PidNS: ev.PidNS[ev.Levels-1], Start: ev.Time})
-	case !known:
+	case !known || c.Generations[g].PidNS == 0 && c.Generations[g].End != 0:
 		// Its first process stands for its init until one comes; a
-		// container without a pid namespace of its own (--pid=host) has
-		// none.
+		// container without a pid namespace of its own (--pid=host, a
+		// member of a pod's shared one) has none, and one that ended and
+		// runs again under its ID (docker restart) is a new generation.
 		g = c.add(&Generation{Container: ctr, Init: key, InitPIDs: pids(ev), Start: ev.Time})
 	}
 }
@@ -148,9 +149,10 @@ func (c *Containers) add(g *Generation) int {
 	return i
 }
 
-// initEvent notes what happens to a generation's init: the signals that
+// initEvent notes what happens to generation i's init: the signals that
 // end a process sent to it, and its exit.
-func (c *Containers) initEvent(g *Generation, ev *events.Event) {
+func (c *Containers) initEvent(i int, ev *events.Event) {
+	g := c.Generations[i]
 	switch ev.Type {
 	case events.TypeSignal:
 		if n := ev.Sig.Number; n >= 1 && n <= 64 && events.EndingSignals&(1<<(n-1)) != 0 {
@@ -159,11 +161,29 @@ func (c *Containers) initEvent(g *Generation, ev *events.Event) {
 			g.KilledWith = events.SignalName(ev.Sig.Number)
 		}
 	case events.TypeExit:
-		if !ev.Thread {
-			g.End, g.Ended = ev.Time, events.WaitStatus(ev.ExitStatus).String()
+		if ev.Thread {
+			return
 		}
+		if g.PidNS == 0 && strings.HasPrefix(string(ev.Comm[:ev.CommLen]), runcStage) {
+			// runc's first process in the cgroup, or its second, leaves
+			// once the next runs; the container's own process is the
+			// oldest left.
+			if p := c.tree.OldestIn(g.Container.ID); p != nil {
+				delete(c.byInit, g.Init)
+				g.Init, g.InitPIDs = events.Key{PID: p.PID, Start: p.Start}, p.PIDsFrom(0)
+				c.byInit[g.Init] = i
+				return
+			}
+		}
+		g.End, g.Ended = ev.Time, events.WaitStatus(ev.ExitStatus).String()
 	}
 }
+
+// runcStage begins the names runc gives its stages: runc:[0:PARENT] and
+// runc:[1:CHILD] set a container up and exit; runc:[2:INIT] runs its
+// command. Where the container has no pid namespace of its own, the first
+// of them stands for its init until it exits.
+const runcStage = "runc:["
 
 // runtimeCLIs are the commands that ask a runtime to run a process in a
 // container; nsenter does it itself.

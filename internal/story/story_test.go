@@ -149,3 +149,46 @@ func TestContainerGenerations(t *testing.T) {
 		t.Errorf("entries: %+v", c.Entries)
 	}
 }
+
+// TestGenerationsWithoutAPidNamespace: a container in the host's pid
+// namespace (--pid=host, or a member of a pod's shared one) has no init of
+// its own. runc's stages come first in its cgroup and exit once the
+// container's process runs: that process stands for the init, and a
+// restart under the same ID is a new generation.
+func TestGenerationsWithoutAPidNamespace(t *testing.T) {
+	tree := pidmap.NewTree(64)
+	web := &events.Container{ID: strings.Repeat("b", 64), Name: "web", Runtime: "docker"}
+	cg := events.NewCgroup(0, "/docker/"+web.ID, web)
+	c := NewContainers("web", tree)
+	in := func(e *events.Event, comm string) *events.Event { e.Cgroup = cg; e.SetComm(comm); return e }
+	exit := func(t int64, pid uint32, start uint64, comm string, status uint32) *events.Event {
+		e := in(ev(events.TypeExit, t, pid, start, 50, 500, 0), comm)
+		e.ExitStatus = status
+		return e
+	}
+	run := func(t int64, base uint32) []*events.Event {
+		return []*events.Event{
+			in(ev(events.TypeFork, t, base, uint64(base)*10, 50, 500, 0), "runc"),
+			in(ev(events.TypeRename, t, base, uint64(base)*10, 50, 500, 0), "runc:[0:PARENT]"),
+			in(ev(events.TypeFork, t, base+1, uint64(base+1)*10, 50, 500, 0), "runc:[1:CHILD]"),
+			in(ev(events.TypeFork, t, base+2, uint64(base+2)*10, 50, 500, 0), "runc:[2:INIT]"),
+			exit(t, base+1, uint64(base+1)*10, "runc:[1:CHILD]", 0),
+			exit(t, base, uint64(base)*10, "runc:[0:PARENT]", 0),
+			in(ev(events.TypeExec, t, base+2, uint64(base+2)*10, 50, 500, 0), "sleep"),
+		}
+	}
+	evs := []*events.Event{ev(events.TypeProc, 0, 1, 10, 0, 0, 0), ev(events.TypeProc, 0, 50, 500, 1, 10, 0)}
+	evs = append(evs, run(1, 200)...)
+	evs = append(evs, exit(4, 202, 2020, "sleep", 15)) // killed by SIGTERM
+	evs = append(evs, run(5, 300)...)
+	feed(tree, []func(*events.Event){c.Event}, evs...)
+	if len(c.Generations) != 2 {
+		t.Fatalf("%d generations, want 2: %+v", len(c.Generations), c.Generations)
+	}
+	if g := c.Generations[0]; g.Init.PID != 202 || g.InitPIDs != "202" || g.Start != 1e9 || g.End != 4e9 || !strings.Contains(g.Ended, "SIGTERM") {
+		t.Errorf("generation 1: %+v, want sleep 202's, ended by SIGTERM at 4 s", g)
+	}
+	if g := c.Generations[1]; g.Init.PID != 302 || g.End != 0 {
+		t.Errorf("generation 2: %+v, want sleep 302's, running", g)
+	}
+}
