@@ -190,23 +190,41 @@ func TestPodsThroughCRI(t *testing.T) {
 	// story tells the shared pod's app as one run: its init the process
 	// that runs its command (host PIDs, then the pod's), not the runtime's
 	// first in its cgroup, which exits once that runs.
-	storyOut, stderr, code := runBinary(t, "--from", recPath, "story", "--container", sharedRef+"/app", "-o", "json")
-	var gens []struct {
-		Type, ID, Ended string
-		InitPIDs        string `json:"init_pids"`
-	}
-	for _, l := range strings.Split(strings.TrimSpace(storyOut), "\n") {
-		var o struct {
-			Type, ID, Ended string
-			InitPIDs        string `json:"init_pids"`
-		}
-		if err := json.Unmarshal([]byte(l), &o); err == nil && o.Type == "generation" {
-			gens = append(gens, o)
-		}
-	}
+	gens, stderr, code := storyGenerations(t, recPath, "--container", sharedRef+"/app")
 	if wantInit := fmt.Sprintf("%d/", members["app"]); code != exitOK || len(gens) != 1 || gens[0].ID != shared.Containers["app"] ||
 		!strings.HasPrefix(gens[0].InitPIDs, wantInit) || gens[0].Ended != "" {
 		t.Errorf("story --container %s/app: exit %d, generations %+v, want one, its init %s…, running: %s", sharedRef, code, gens, wantInit, stderr)
+	}
+	// story --pod of the restarted pod: its sandbox, and its app twice,
+	// the first run ended.
+	gens, stderr, code = storyGenerations(t, recPath, "--pod", ownRef)
+	var told []string
+	for _, g := range gens {
+		told = append(told, fmt.Sprintf("%s %s ended=%t", g.Name, g.ID, g.Ended != ""))
+	}
+	slices.Sort(told)
+	wantTold := []string{"POD " + own.ID + " ended=false", "app " + firstApp + " ended=true", "app " + own.Containers["app"] + " ended=false"}
+	slices.Sort(wantTold)
+	if code != exitOK || !slices.Equal(told, wantTold) {
+		t.Errorf("story --pod %s: exit %d, generations %v, want %v: %s", ownRef, code, told, wantTold, stderr)
+	}
+	// The report of that pod holds the same generations, and nothing of
+	// the other pod's.
+	page := t.TempDir() + "/pod.html"
+	if _, stderr, code := runBinary(t, "report", "--from", recPath, "--pod", ownRef, "-o", page); code != exitOK {
+		t.Fatalf("report --pod %s: exit %d: %s", ownRef, code, stderr)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{own.ID, firstApp, own.Containers["app"]} {
+		if !strings.Contains(string(html), `"id":"`+id[:12]+`"`) {
+			t.Errorf("report --pod %s: no generation of %s", ownRef, id[:12])
+		}
+	}
+	if strings.Contains(string(html), shared.ID[:12]) || strings.Contains(string(html), shared.Spec.Name) {
+		t.Errorf("report --pod %s shows the other pod, %s", ownRef, sharedRef)
 	}
 
 	// Another machine reads the recording alone: the image, without
@@ -230,6 +248,26 @@ func TestPodsThroughCRI(t *testing.T) {
 	if code != exitOK || !ids[firstApp] || !ids[own.Containers["app"]] {
 		t.Errorf("trace --from --pod %s: exit %d, app containers %v, want %s (attempt 0) and %s (attempt 1): %s", ownRef, code, ids, firstApp, own.Containers["app"], stderr)
 	}
+}
+
+// generation is a generation line of story -o json.
+type generation struct {
+	Type, ID, Name, Ended string
+	InitPIDs              string `json:"init_pids"`
+}
+
+// storyGenerations runs story --from recPath with args and returns the
+// generations it tells.
+func storyGenerations(t *testing.T, recPath string, args ...string) (gens []generation, stderr string, code int) {
+	t.Helper()
+	out, stderr, code := runBinary(t, append([]string{"--from", recPath, "story", "-o", "json"}, args...)...)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var g generation
+		if err := json.Unmarshal([]byte(l), &g); err == nil && g.Type == "generation" {
+			gens = append(gens, g)
+		}
+	}
+	return gens, stderr, code
 }
 
 // containerdTasks is where containerd keeps its tasks' bundles, whose

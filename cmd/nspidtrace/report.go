@@ -30,7 +30,8 @@ text, never run. The file is created 0600 (argv can hold secrets).`,
 	flags: func(fs *flag.FlagSet, o *options) {
 		logFlags(fs, o)
 		fs.Var(&o.from, "from", "the recording `FILE` (or a directory of a rotating one; give it again for more files)")
-		fs.StringVar(&o.container, "container", "", "only container `NAME`'s processes and generations")
+		fs.StringVar(&o.container, "container", "", "only container `NAME`'s processes and generations: its name, NAMESPACE/POD/NAME, an ID or ID prefix")
+		fs.StringVar(&o.pod, "pod", "", "only Kubernetes pod `NAMESPACE/NAME`'s processes and generations, every container's")
 		fs.StringVar(&o.since, "since", "", "start at `TIME`: RFC 3339 or +90s from the recording's start (default: its start)")
 		fs.StringVar(&o.until, "until", "", "end at `TIME`, as --since (default: the recording's end)")
 		const usage = "write the page to `FILE` (created 0600)"
@@ -50,6 +51,8 @@ func runReport(_ context.Context, o *options, args []string, _, stderr io.Writer
 		return usagef("report needs --from FILE|DIR: the recording to show")
 	case o.output == "":
 		return usagef("report needs -o FILE: the page to write")
+	case o.container != "" && o.pod != "":
+		return usagef("give --container or --pod, not both: --container NAMESPACE/POD/NAME names one of a pod's containers")
 	}
 	flags, err := recording.Flags(o.output, o.force)
 	if err != nil {
@@ -59,7 +62,7 @@ func runReport(_ context.Context, o *options, args []string, _, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	d, err := report.Build(report.Request{From: o.from, Container: o.container, Since: o.since, Until: o.until}, log)
+	d, err := report.Build(report.Request{From: o.from, Container: o.container, Pod: o.pod, Since: o.since, Until: o.until}, log)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 var storyCommand = &command{
 	name:     "story",
 	synopsis: "nspidtrace [flags] story <pid>|KEY",
-	summary:  "a process's whole life from a recording, one fact per line; with --container NAME, a container's generations and who entered it",
+	summary:  "a process's whole life from a recording, one fact per line; with --container NAME (or --pod), a container's generations and who entered it",
 	about: `Tells a process's life in time order, one fact per line: its birth (its
 parent, its PIDs at every level, whether it entered its pid namespace from
 outside), each exec (file, argv, credentials that changed), renames,
@@ -31,12 +31,15 @@ whatever held the PID. --descendants adds its subtree's stories, indented.
 With --container NAME instead: the container's generations (ID, init, start,
 end, how it ended and who sent the signal), then each process that entered it
 (docker exec, kubectl exec, nsenter) with its story, and the command on this
-host that asked for the entry where one did, with the evidence.
+host that asked for the entry where one did, with the evidence. With --pod
+NAMESPACE/NAME: the generations of every container of the pod, its sandbox
+(POD) too, each row naming its container.
 
 Without --from, from the live system: what a snapshot shows (record to tell
 lives).`,
 	examples: `  nspidtrace --from incident.ndjson --at 2026-11-23T10:03:00Z story 12573
   nspidtrace --from /var/log/nspidtrace/ story --container web
+  nspidtrace --from /var/log/nspidtrace/ story --pod shop/web-7d9f
   nspidtrace --from incident.ndjson story 12573@8123456789 --descendants -o json | jq -c 'select(.fact == "exec")'
 `,
 	flags: func(fs *flag.FlagSet, o *options) {
@@ -69,8 +72,8 @@ func runStory(_ context.Context, o *options, args []string, stdout, stderr io.Wr
 			return err
 		}
 		r.PID = pid
-	case o.container == "":
-		return usagef("story needs a PID, a KEY or --container NAME")
+	case o.container == "" && o.pod == "":
+		return usagef("story needs a PID, a KEY, --container NAME or --pod NAMESPACE/NAME")
 	}
 	if o.output != "text" && o.output != "json" {
 		return usagef("bad --output %q (want text or json)", o.output)

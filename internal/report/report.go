@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -27,6 +28,7 @@ import (
 type Request struct {
 	From         []string // --from
 	Container    string   // --container: only its processes and generations
+	Pod          string   // --pod: only its containers' processes and generations
 	Since, Until string   // --since, --until: RFC 3339 or +offset; "" for the recording's start and end
 }
 
@@ -81,8 +83,16 @@ func Build(r Request, log zerolog.Logger) (*Data, error) {
 	collect := story.NewCollector(tree)
 	collect.All = true
 	ctrs := story.NewContainers(r.Container, tree)
+	if r.Pod != "" {
+		ref, err := container.ParsePod(r.Pod)
+		if err != nil {
+			return nil, err
+		}
+		ctrs = story.NewPodContainers(ref, tree)
+	}
 	type seen struct {
 		pids, pidns []uint32
+		ctr         *events.Container
 		container   string
 		argv        string
 		start, end  int64
@@ -105,7 +115,7 @@ func Build(r Request, log zerolog.Logger) (*Data, error) {
 			s.pids, s.pidns = append(s.pids[:0], ev.NSPid[:ev.Levels]...), append(s.pidns[:0], ev.PidNS[:ev.Levels]...)
 		}
 		if ev.Cgroup != nil && ev.Cgroup.Container != nil {
-			s.container = ev.Cgroup.Container.Label()
+			s.ctr, s.container = ev.Cgroup.Container, ev.Cgroup.Container.Label()
 		}
 		if (ev.Type == events.TypeExec || ev.Type == events.TypeProc) && ev.ArgsLen > 0 {
 			s.argv = strings.Join(ev.Argv(), " ")
@@ -127,10 +137,10 @@ func Build(r Request, log zerolog.Logger) (*Data, error) {
 		d.Host = rep.Header.Hostname
 	}
 	ms := func(t int64) float64 { return float64(t-since) / 1e6 }
-	var wanted map[uint32]bool // --container: its generations' pid namespaces
-	if r.Container != "" {
+	var wanted map[uint32]bool // --container, --pod: their generations' pid namespaces
+	if r.Container != "" || r.Pod != "" {
 		if len(ctrs.Generations) == 0 {
-			return nil, fault.NotFound{Err: fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", r.Container)}
+			return nil, fault.NotFound{Err: ctrs.NoneError(r.Container, "in the recording")}
 		}
 		wanted = map[uint32]bool{}
 	}
@@ -157,7 +167,7 @@ func Build(r Request, log zerolog.Logger) (*Data, error) {
 		if len(s.pidns) > 0 {
 			own = s.pidns[len(s.pidns)-1]
 		}
-		if wanted != nil && !wanted[own] && !strings.HasPrefix(s.container, r.Container) {
+		if wanted != nil && !wanted[own] && (s.ctr == nil || !ctrs.Selects(s.ctr)) {
 			d.Dropped++
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
@@ -55,10 +56,12 @@ const askWindow = 10e9
 // maxAskers bounds the recent commands kept as candidates.
 const maxAskers = 64
 
-// Containers gathers the generations of the containers a name names (as
-// --container reads it) and the processes that entered them.
+// Containers gathers the generations of the containers asked about (by
+// --container or --pod) and the processes that entered them.
 type Containers struct {
-	name        string
+	// Selects reports whether a container is one asked about.
+	Selects     func(*events.Container) bool
+	Pod         *container.PodRef // --pod's, when a pod was asked about
 	tree        *pidmap.Tree
 	Generations []*Generation
 	Entries     []Entry
@@ -68,10 +71,35 @@ type Containers struct {
 	askerTimes  []int64
 }
 
-// NewContainers follows the containers name names ("": every container), in
-// tree (the replay's).
-func NewContainers(name string, tree *pidmap.Tree) *Containers {
-	return &Containers{name: name, tree: tree, byInit: map[events.Key]int{}, byID: map[string]int{}}
+// NewContainers follows the containers arg names as --container reads it
+// (a name, NAMESPACE/POD/NAME, an ID or ID prefix; "": every container),
+// in tree (the replay's).
+func NewContainers(arg string, tree *pidmap.Tree) *Containers {
+	c := newContainers(tree)
+	if arg != "" {
+		c.Selects = func(ctr *events.Container) bool { return ctr.Matches(arg) }
+	}
+	return c
+}
+
+// NewPodContainers follows the containers of pod ref, its sandbox's too.
+func NewPodContainers(ref container.PodRef, tree *pidmap.Tree) *Containers {
+	c := newContainers(tree)
+	c.Selects, c.Pod = ref.Has, &ref
+	return c
+}
+
+// NoneError says that no container asked about (arg, or the pod) was
+// found where.
+func (c *Containers) NoneError(arg, where string) error {
+	if c.Pod != nil {
+		return fmt.Errorf("--pod %s: no container of that pod %s", c.Pod, where)
+	}
+	return fmt.Errorf("--container %s: no container of that name, ID or ID prefix %s", arg, where)
+}
+
+func newContainers(tree *pidmap.Tree) *Containers {
+	return &Containers{Selects: func(*events.Container) bool { return true }, tree: tree, byInit: map[events.Key]int{}, byID: map[string]int{}}
 }
 
 // Event takes one event of the replay, which the tree has applied.
@@ -85,7 +113,7 @@ func (c *Containers) Event(ev *events.Event) {
 	}
 	c.entry(ev, key)
 	cg := ev.Cgroup
-	if cg == nil || cg.Container == nil || c.name != "" && !cg.Container.NamedBy(c.name) || ev.Type == events.TypeExit || ev.Thread {
+	if cg == nil || cg.Container == nil || !c.Selects(cg.Container) || ev.Type == events.TypeExit || ev.Thread {
 		return
 	}
 	ctr := cg.Container

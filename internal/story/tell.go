@@ -5,6 +5,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
@@ -57,8 +58,17 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 		collect.follow(r.Key, events.Key{}, 0)
 	}
 	var ctrs *Containers
-	if r.Spec.Container != "" && r.PID == 0 && r.Key == (events.Key{}) {
-		ctrs = NewContainers(r.Spec.Container, tree)
+	if r.PID == 0 && r.Key == (events.Key{}) {
+		switch {
+		case r.Spec.Container != "":
+			ctrs = NewContainers(r.Spec.Container, tree)
+		case r.Spec.Pod != "":
+			ref, err := container.ParsePod(r.Spec.Pod)
+			if err != nil {
+				return nil, err
+			}
+			ctrs = NewPodContainers(ref, tree)
+		}
 	}
 	each := func(ev *events.Event) {
 		if ctrs != nil {
@@ -91,7 +101,7 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 		if live {
 			where = "running"
 		}
-		return nil, fault.NotFound{Err: errors.New("--container " + r.Spec.Container + ": no container of that name, ID or ID prefix " + where)}
+		return nil, fault.NotFound{Err: ctrs.NoneError(r.Spec.Container, where)}
 	}
 	if r.Key != (events.Key{}) && len(told.Stories) > 0 && len(told.Stories[0].Facts) == 0 {
 		return nil, fault.NotFound{Err: errors.New("process " + r.Key.String() + " is in no line of the recording")}

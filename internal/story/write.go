@@ -42,9 +42,17 @@ func (told *Told) WriteText(w io.Writer) {
 		fmt.Fprintln(w, "(live: what a snapshot shows now; record, then story --from, to tell lives)")
 	}
 	if c := told.Containers; c != nil {
-		fmt.Fprintf(w, "CONTAINER %s: %d generations\n", termsafe.String(c.Generations[0].Container.Label()), len(c.Generations))
+		title := fmt.Sprintf("CONTAINER %s: %d generations", c.Generations[0].Container.Label(), len(c.Generations))
+		columns := "GEN\tID\tINIT\tKEY\tSTARTED\tENDED\tHOW"
+		name := func(*Generation) string { return "" }
+		if c.Pod != nil { // a pod's generations are its containers': each row says whose
+			title = fmt.Sprintf("POD %s: %d generations of its containers", c.Pod, len(c.Generations))
+			columns = "GEN\tCONTAINER\tID\tINIT\tKEY\tSTARTED\tENDED\tHOW"
+			name = func(g *Generation) string { return termsafe.String(g.Container.Label()) + "\t" }
+		}
+		fmt.Fprintln(w, termsafe.String(title))
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "GEN\tID\tINIT\tKEY\tSTARTED\tENDED\tHOW")
+		fmt.Fprintln(tw, columns)
 		for i, g := range c.Generations {
 			how := "running at the end"
 			if g.End != 0 {
@@ -53,7 +61,7 @@ func (told *Told) WriteText(w io.Writer) {
 					how += fmt.Sprintf(", after %s from %s(%d) %s", g.KilledWith, termsafe.String(g.KilledByComm), g.KilledBy.PID, g.KilledBy)
 				}
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, g.Container.ShortID(), g.InitPIDs, g.Init, instant(g.Start), instant(g.End), how)
+			fmt.Fprintf(tw, "%d\t%s%s\t%s\t%s\t%s\t%s\t%s\n", i+1, name(g), g.Container.ShortID(), g.InitPIDs, g.Init, instant(g.Start), instant(g.End), how)
 		}
 		tw.Flush()
 		if len(c.Entries) > 0 {
