@@ -32,6 +32,7 @@ const struct nspt_proc_event *unused_proc_event __attribute__((unused));
 const struct nspt_rename_event *unused_rename_event __attribute__((unused));
 const struct nspt_signal_event *unused_signal_event __attribute__((unused));
 const struct nspt_cred_event *unused_cred_event __attribute__((unused));
+const struct nspt_cgroup_event *unused_cgroup_event __attribute__((unused));
 
 /* The tracing programs' maps. */
 struct {
@@ -582,4 +583,42 @@ SEC("tracepoint/syscalls/sys_exit_setuid")
 int handle_cred_exit_compat(struct syscall_exit_ctx *ctx)
 {
 	return cred_exit(ctx->nr, true);
+}
+
+/* The context of cgroup/cgroup_mkdir (its format file). */
+struct cgroup_mkdir_ctx {
+	__u64 common;
+	__s32 root;
+	__s32 level;
+	__u64 id;
+	__u32 path_loc; /* __data_loc: the offset in ctx in the low 16 bits, the length in the high 16 */
+};
+
+/*
+ * A cgroup made: its ID and path, for user space to name the records of its
+ * processes with after it is gone. A classic tracepoint: its path is in the
+ * record, where tp_btf has only the cgroup, and it has been there since 4.13.
+ */
+SEC("tracepoint/cgroup/cgroup_mkdir")
+int handle_cgroup_mkdir(struct cgroup_mkdir_ctx *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 off = ctx->path_loc & 0xffff, len = ctx->path_loc >> 16;
+	struct nspt_cgroup_event *c;
+	long n;
+
+	if (len == 0 || len > NSPT_CGROUP_PATH_LEN)
+		return 0;
+	c = reserve(sizeof(*c));
+	if (!c)
+		return 0;
+	c->ktime_ns = bpf_ktime_get_boot_ns();
+	c->type = NSPT_CGROUP_MKDIR;
+	c->root = ctx->root;
+	c->id = ctx->id;
+	c->cgroup_ns = BPF_CORE_READ(task, nsproxy, cgroup_ns, ns.inum);
+	n = bpf_probe_read_kernel_str(c->path, sizeof(c->path), (void *)ctx + off);
+	c->path_len = n > 0 ? n - 1 : 0;
+	submit(c);
+	return 0;
 }

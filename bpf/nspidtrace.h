@@ -20,6 +20,9 @@
 #define NSPT_MAX_USER_LEVELS 34
 /* An ID that has no mapping in a user namespace (the kernel's INVALID_UID). */
 #define NSPT_UNMAPPED 0xffffffff
+/* A cgroup's path, as the cgroup_mkdir tracepoint gives it; longer ones are
+ * not recorded (user space looks their IDs up as it does any other). */
+#define NSPT_CGROUP_PATH_LEN 512
 
 enum nspt_type {
 	NSPT_FORK = 1,
@@ -33,6 +36,7 @@ enum nspt_type {
 	NSPT_RENAME = 9, /* a process's comm changed, other than by exec */
 	NSPT_SIGNAL = 10, /* a signal was sent */
 	NSPT_CRED = 11, /* a process's credentials changed: set*id, capset, prctl, seccomp (an exec's change is told in user space) */
+	NSPT_CGROUP_MKDIR = 12, /* a cgroup was made: not a process's event (struct nspt_cgroup_event) */
 };
 
 /* Index into nspt_event.ns[]: the order of the `ns` object in docs/ndjson.md. */
@@ -165,6 +169,22 @@ struct nspt_cred_event {
 	struct nspt_ids old;
 	__s32 syscall; /* the system call's number: set*id, capset, prctl, seccomp, execve */
 	__u32 pad;
+};
+
+/*
+ * A cgroup made, and where: user space names the cgroup IDs of later records
+ * with it even when the cgroup is gone by the time it reads them (a short
+ * container under load). Its first fields are nspt_event's, so the type is
+ * read at the same offset; nothing else is shared.
+ */
+struct nspt_cgroup_event {
+	__u64 ktime_ns;
+	__u32 type;      /* NSPT_CGROUP_MKDIR */
+	__u32 root;      /* the hierarchy's ID (/proc/cgroups); 0 for cgroup v2 */
+	__u64 id;        /* the cgroup's kernfs ID, as nspt_event.cgroup_id */
+	__u32 cgroup_ns; /* the maker's cgroup namespace inode: the path is relative to its root */
+	__u32 path_len;  /* bytes in path, without the NUL */
+	char path[NSPT_CGROUP_PATH_LEN];
 };
 
 #endif /* NSPIDTRACE_H */

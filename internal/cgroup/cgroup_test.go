@@ -1,6 +1,8 @@
 package cgroup
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -46,11 +48,11 @@ func TestChoose(t *testing.T) {
 		name, mounts string
 		want         Hierarchy
 	}{
-		{"hybrid: a v1 controller", hybridMounts, Hierarchy{Subsys: 11, Controller: "pids", Mount: "/sys/fs/cgroup/pids", Root: "/"}},
+		{"hybrid: a v1 controller", hybridMounts, Hierarchy{Subsys: 11, Controller: "pids", ID: 8, Mount: "/sys/fs/cgroup/pids", Root: "/"}},
 		{"v2", v2Mounts, Hierarchy{Subsys: Unified, Mount: "/sys/fs/cgroup", Root: "/"}},
 		{"v2 in a cgroup namespace", nsMounts, Hierarchy{Subsys: Unified, Mount: "/host/sys/fs/cgroup", Root: "/.."}},
 		{"v2 in a cgroup namespace, its own root mounted first", "611 600 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup rw\n" + nsMounts, Hierarchy{Subsys: Unified, Mount: "/host/sys/fs/cgroup", Root: "/.."}},
-		{"a container given the host's /sys", containerMounts, Hierarchy{Subsys: 11, Controller: "pids", Mount: "/sys/fs/cgroup/pids", Root: "/"}},
+		{"a container given the host's /sys", containerMounts, Hierarchy{Subsys: 11, Controller: "pids", ID: 8, Mount: "/sys/fs/cgroup/pids", Root: "/"}},
 	} {
 		got, err := choose([]byte(tc.mounts), []byte(procCgroups))
 		if err != nil || got != tc.want {
@@ -96,5 +98,46 @@ func TestUnescape(t *testing.T) {
 	}
 	if got := unescape(`/trailing\04`); got != `/trailing\04` {
 		t.Errorf("a short escape is kept: %q", got)
+	}
+}
+
+// TestMadeAndNamedBefore: an ID no longer found is named from the path
+// the kernel side saw it made at, if it was made in this hierarchy and
+// cgroup namespace; and a container whose runtime's files are gone keeps
+// the name its ID had.
+func TestMadeAndNamedBefore(t *testing.T) {
+	host := t.TempDir()
+	id := strings.Repeat("ab", 32)
+	config := filepath.Join(host, "var/lib/docker/containers", id, "config.v2.json")
+	if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, []byte(`{"Name":"/web"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewResolver(Hierarchy{Subsys: Unified, Mount: t.TempDir(), Root: "/"}, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.walk = true // IDs are looked for in the (empty) mount: none is found
+	path := "/system.slice/docker-" + id + ".scope"
+
+	r.Made(1, 0, r.cgroupNS, path)
+	if cg := r.Cgroup(1); cg.Path != path || cg.Container == nil || cg.Container.Name != "web" {
+		t.Errorf("a cgroup made here, then gone: %+v, want %s, container web", cg, path)
+	}
+	os.Remove(config) // docker rm: the name is on disk no more
+	r.Made(2, 0, r.cgroupNS, path)
+	if cg := r.Cgroup(2); cg.Container == nil || cg.Container.ID != id || cg.Container.Name != "web" {
+		t.Errorf("the container made again, its files gone: %+v, want it named web as before", cg)
+	}
+	r.Made(3, 4, r.cgroupNS, path)     // a cgroup v1 hierarchy's
+	r.Made(4, 0, r.cgroupNS+1, path)   // made in another cgroup namespace
+	r.Made(5, 0, r.cgroupNS, "docker") // not a path
+	for id := uint64(3); id <= 5; id++ {
+		if cg := r.Cgroup(id); cg.Path != "" {
+			t.Errorf("Made %d was taken: %+v", id, cg)
+		}
 	}
 }

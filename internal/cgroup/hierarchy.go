@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -25,6 +26,9 @@ type Hierarchy struct {
 	Subsys uint32
 	// Controller names it: "" for cgroup v2, "pids" for example.
 	Controller string
+	// ID is the hierarchy's ID, /proc/cgroups' second column: 0 for
+	// cgroup v2. The cgroup_mkdir records of this hierarchy carry it.
+	ID uint32
 	// Mount is where the hierarchy is mounted, and Root the cgroup mounted
 	// there ("/" on a host; deeper in a cgroup namespace).
 	Mount, Root string
@@ -93,11 +97,11 @@ func choose(mountinfo, cgroups []byte) (Hierarchy, error) {
 		if !ok {
 			continue
 		}
-		idx, err := subsysIndex(cgroups, name)
+		idx, id, err := subsysIndex(cgroups, name)
 		if err != nil {
 			return Hierarchy{}, err
 		}
-		h.Subsys = idx
+		h.Subsys, h.ID = idx, id
 		return h, nil
 	}
 	if v2 != nil {
@@ -122,20 +126,24 @@ func depth(root string) int {
 	return len(strings.FieldsFunc(root, func(r rune) bool { return r == '/' }))
 }
 
-// subsysIndex finds a controller's index in the kernel's subsystem array:
-// /proc/cgroups lists every subsystem built in, in that order.
-func subsysIndex(cgroups []byte, name string) (uint32, error) {
-	var i uint32
+// subsysIndex finds a controller's index in the kernel's subsystem array
+// (/proc/cgroups lists every subsystem built in, in that order) and the ID
+// of the hierarchy it is on (the second column).
+func subsysIndex(cgroups []byte, name string) (index, hierarchy uint32, err error) {
 	for _, line := range strings.Split(string(cgroups), "\n") {
 		if line == "" || line[0] == '#' {
 			continue
 		}
 		if f := strings.Fields(line); len(f) > 0 && f[0] == name {
-			return i, nil
+			if len(f) > 1 {
+				id, _ := strconv.ParseUint(f[1], 10, 32)
+				hierarchy = uint32(id)
+			}
+			return index, hierarchy, nil
 		}
-		i++
+		index++
 	}
-	return 0, fmt.Errorf("/proc/cgroups does not list the %s controller", name)
+	return 0, 0, fmt.Errorf("/proc/cgroups does not list the %s controller", name)
 }
 
 // lineOf returns the path /proc/PID/cgroup (its content, data) gives for

@@ -1,6 +1,7 @@
 package cgroup_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/loader"
 	"github.com/nspidtrace/nspidtrace/internal/testenv"
+	"github.com/rs/zerolog"
 )
 
 // A process moved into a cgroup shaped like a Docker container's: the
@@ -144,5 +146,75 @@ func TestOutOfDescriptorsIsUnresolved(t *testing.T) {
 	}
 	if again := r.Cgroup(st.Ino); again.Unresolved != "" || again.Path != rel {
 		t.Errorf("with descriptors back: %+v, want %s", again, rel)
+	}
+}
+
+// TestGoneCgroupIsNamedWhereItWasMade: the records of a process whose
+// cgroup is gone by the time they are read (a short container on a loaded
+// machine, whose reader falls behind) name it all the same: the kernel
+// side tells the path of each cgroup made.
+func TestGoneCgroupIsNamedWhereItWasMade(t *testing.T) {
+	testenv.Require(t)
+	h, err := loader.Hierarchy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := loader.Open(loader.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+
+	id := strings.Repeat("90e", 21) + "0"
+	rel := fmt.Sprintf("/nspidtrace-test-gone-%d/docker-%s.scope", os.Getpid(), id)
+	dir := filepath.Join(h.Mount, rel)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(filepath.Dir(dir))
+	sleep := exec.Command("sleep", "0.2")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(sleep.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	sleep.Wait()
+	for i := 0; os.Remove(dir) != nil; i++ { // gone once its last task is reaped
+		if i == 50 {
+			t.Fatalf("rmdir %s: the cgroup stays", dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Only now are the records read.
+	r, err := cgroup.NewResolver(h, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	boot, err := loader.BootToUnix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := events.Decoder{BootToUnix: boot, Cgroups: r}
+	var got *events.Cgroup
+	var ev events.Event
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Run drains what the ring holds, and returns
+	err = tr.Run(ctx, func(raw []byte) error {
+		if dec.Learn(raw) || dec.Decode(raw, &ev) != nil {
+			return nil
+		}
+		if int(ev.PID) == sleep.Process.Pid && ev.Type == events.TypeExit {
+			got = ev.Cgroup
+		}
+		return nil
+	}, func() error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Path != rel || got.Container == nil || got.Container.ID != id {
+		t.Fatalf("the exit of a process whose cgroup is gone: cgroup %+v, want %s in container %.12s", got, rel, id)
 	}
 }

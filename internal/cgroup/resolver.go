@@ -50,7 +50,22 @@ type Resolver struct {
 	// missed holds when an ID was last not found: asked again, but not
 	// more often than retryMissed (see Cgroup).
 	missed map[uint64]time.Time
+
+	// made holds the paths of cgroups the kernel side saw made (Made),
+	// until they are looked up: a reader that falls behind (a loaded
+	// machine) reads the records of a short container after its cgroup
+	// is gone, which no file handle opens then.
+	made     map[uint64]string
+	cgroupNS uint32 // ours: made's paths are relative to its root
+	// named holds the containers named so far, by ID: a container's
+	// cgroup made again (docker restart) is named as it was when its
+	// runtime's files are gone by the time its records are read.
+	named map[string]*events.Container
 }
+
+// maxMade bounds the made cgroups waiting to be looked up: those of
+// cgroups whose processes never have a record (a systemd slice, say).
+const maxMade = 1 << 12
 
 // retryMissed is how soon an ID not found is looked up again.
 const retryMissed = 100 * time.Millisecond
@@ -62,7 +77,24 @@ func NewResolver(h Hierarchy, hostRoot string) (*Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Resolver{h: h, state: container.State{Root: hostRoot}, mount: m, byID: make(map[uint64]*events.Cgroup), missed: map[uint64]time.Time{}}, nil
+	var ns unix.Stat_t
+	unix.Stat("/proc/self/ns/cgroup", &ns) // unreadable: 0, which no record has, and Made learns nothing
+	return &Resolver{h: h, state: container.State{Root: hostRoot}, mount: m, byID: make(map[uint64]*events.Cgroup),
+		missed: map[uint64]time.Time{}, made: map[uint64]string{}, cgroupNS: uint32(ns.Ino), named: map[string]*events.Container{}}, nil
+}
+
+// Made takes a cgroup the kernel side saw made (events.CgroupLearner): if
+// it is gone when its processes' records are read, it is named from path.
+// Only paths of r's hierarchy made in r's own cgroup namespace are taken:
+// others are relative to another root than the one r's paths are.
+func (r *Resolver) Made(id uint64, hierarchy, cgroupNS uint32, path string) {
+	if hierarchy != r.h.ID || cgroupNS != r.cgroupNS || r.h.Root != "/" || !strings.HasPrefix(path, "/") {
+		return
+	}
+	if len(r.made) >= maxMade {
+		clear(r.made)
+	}
+	r.made[id] = path
 }
 
 // errOutsideView means a cgroup is not below the one mounted where the
@@ -94,6 +126,9 @@ func (r *Resolver) Cgroup(id uint64) *events.Cgroup {
 		return events.NewCgroup(id, "", nil)
 	}
 	path, err := r.path(id)
+	if made, ok := r.made[id]; ok && err != nil && !container.Exhausted(err) {
+		return r.remember(id, made) // gone already: named where it was made
+	}
 	switch {
 	case errors.Is(err, syscall.ESTALE) || errors.Is(err, fs.ErrNotExist):
 		// Not found: gone, or not yet there to be found (a cgroup a
@@ -134,12 +169,30 @@ func (r *Resolver) remember(id uint64, path string) *events.Cgroup {
 				r.unresolved.Add(1)
 				return events.NewUnresolved(id, path, c, "container name: "+err.Error())
 			}
+			r.nameAsBefore(c)
 		}
 	}
 	cg := events.NewCgroup(id, path, c)
 	r.keep(id, cg)
 	delete(r.missed, id)
+	delete(r.made, id)
 	return cg
+}
+
+// nameAsBefore names c as the container of its ID was named before, when
+// its runtime's files name it no more (gone with it); and remembers its
+// name when they do.
+func (r *Resolver) nameAsBefore(c *events.Container) {
+	if c.Name == "" {
+		if before, ok := r.named[c.ID]; ok {
+			c.Name, c.Runtime, c.Pod = before.Name, before.Runtime, before.Pod
+		}
+		return
+	}
+	if len(r.named) >= maxCached {
+		clear(r.named)
+	}
+	r.named[c.ID] = c
 }
 
 // keep remembers cg as the cgroup id.

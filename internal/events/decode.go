@@ -40,6 +40,34 @@ type CgroupResolver interface {
 	Cgroup(id uint64) *Cgroup
 }
 
+// CgroupLearner is a CgroupResolver told of each cgroup made: its ID, its
+// hierarchy's ID (0: cgroup v2), the maker's cgroup namespace (the path is
+// relative to its root) and its path.
+type CgroupLearner interface {
+	Made(id uint64, hierarchy, cgroupNS uint32, path string)
+}
+
+// recordCgroupMkdir is NSPT_CGROUP_MKDIR: a cgroup made, which is no
+// process's event.
+const recordCgroupMkdir = 12
+
+// Learn takes a record that is not a process's event, and reports whether
+// raw was one: a cgroup made, which it tells the cgroup resolver of, if
+// that learns (CgroupLearner).
+func (d *Decoder) Learn(raw []byte) bool {
+	if len(raw) < OffType+4 || ne.Uint32(raw[OffType:]) != recordCgroupMkdir {
+		return false
+	}
+	l, ok := d.Cgroups.(CgroupLearner)
+	if !ok || len(raw) < CgroupRecordSize {
+		return true
+	}
+	n := min(int(ne.Uint32(raw[OffCgroupPathLen:])), CgroupRecordSize-OffCgroupPath)
+	l.Made(ne.Uint64(raw[OffCgroupMadeID:]), ne.Uint32(raw[OffCgroupRoot:]), ne.Uint32(raw[OffCgroupNS:]),
+		string(raw[OffCgroupPath:OffCgroupPath+n]))
+	return true
+}
+
 var ne = binary.NativeEndian
 
 // Decode fills ev from one ring-buffer record. It does not allocate.

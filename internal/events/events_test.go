@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -360,5 +361,43 @@ func TestAppendTime(t *testing.T) {
 		if got, want := AppendTime(nil, ns), time.Unix(0, ns).UTC().AppendFormat(nil, timeLayout); string(got) != string(want) {
 			t.Fatalf("AppendTime(%d) = %s, want %s", ns, got, want)
 		}
+	}
+}
+
+// madeCgroups is a CgroupLearner that keeps what it is told.
+type madeCgroups []string
+
+func (m *madeCgroups) Cgroup(uint64) *Cgroup { return nil }
+func (m *madeCgroups) Made(id uint64, hierarchy, ns uint32, path string) {
+	*m = append(*m, fmt.Sprintf("%d %d %d %s", id, hierarchy, ns, path))
+}
+
+// TestLearnACgroupMade: a cgroup_mkdir record is no process's event: Learn
+// takes it and tells the resolver; a process's record is left to Decode.
+func TestLearnACgroupMade(t *testing.T) {
+	raw := make([]byte, CgroupRecordSize)
+	put := binary.NativeEndian.PutUint32
+	put(raw[OffType:], recordCgroupMkdir)
+	put(raw[OffCgroupRoot:], 0)
+	binary.NativeEndian.PutUint64(raw[OffCgroupMadeID:], 4242)
+	put(raw[OffCgroupNS:], 4026531835)
+	path := "/kubepods/besteffort/pod1/abc"
+	put(raw[OffCgroupPathLen:], uint32(len(path)))
+	copy(raw[OffCgroupPath:], path)
+
+	var made madeCgroups
+	d := Decoder{Cgroups: &made}
+	if !d.Learn(raw) || len(made) != 1 || made[0] != "4242 0 4026531835 "+path {
+		t.Errorf("Learn: told %q", made)
+	}
+	put(raw[OffCgroupPathLen:], 1<<20) // a length past the record: bounded by it
+	if !d.Learn(raw) || len(made) != 2 || !strings.HasPrefix(made[1], "4242 0 4026531835 "+path) {
+		t.Errorf("Learn of an overlong length: told %q", made)
+	}
+	if d.Learn(raw[:OffType+4]) != true || (&Decoder{}).Learn(raw) != true {
+		t.Error("a short cgroup record, or one without a learner, is not taken")
+	}
+	if d.Learn(rawRecord{typ: uint32(TypeFork)}.bytes()) {
+		t.Error("Learn took a fork record")
 	}
 }

@@ -116,6 +116,19 @@ type RawSignalEvent struct {
 	Result int32
 }
 
+// RawCgroupEvent is struct nspt_cgroup_event: a cgroup made, not an event
+// of a process (Decoder.Learn takes it).
+type RawCgroupEvent struct {
+	_        structs.HostLayout
+	KtimeNs  uint64
+	Type     uint32
+	Root     uint32
+	Id       uint64
+	CgroupNs uint32
+	PathLen  uint32
+	Path     [512]byte // NSPT_CGROUP_PATH_LEN
+}
+
 // MaxLevels is the number of pid-namespace levels an Event can hold: the host
 // plus the kernel's 32 nested levels (MAX_PID_NS_LEVEL).
 const MaxLevels = len(RawEvent{}.Nspid)
@@ -185,4 +198,11 @@ const (
 	OffSig           = int(unsafe.Offsetof(RawSignalEvent{}.Sig))
 	OffSigResult     = int(unsafe.Offsetof(RawSignalEvent{}.Result))
 	SignalRecordSize = int(unsafe.Sizeof(RawSignalEvent{}))
+
+	OffCgroupRoot    = int(unsafe.Offsetof(RawCgroupEvent{}.Root))
+	OffCgroupMadeID  = int(unsafe.Offsetof(RawCgroupEvent{}.Id))
+	OffCgroupNS      = int(unsafe.Offsetof(RawCgroupEvent{}.CgroupNs))
+	OffCgroupPathLen = int(unsafe.Offsetof(RawCgroupEvent{}.PathLen))
+	OffCgroupPath    = int(unsafe.Offsetof(RawCgroupEvent{}.Path))
+	CgroupRecordSize = int(unsafe.Sizeof(RawCgroupEvent{}))
 )

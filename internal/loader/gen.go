@@ -15,5 +15,5 @@ package loader
 // one-shot answers load (ReadSnapshot): parsing the whole object costs
 // 13–18 ms, more than the rest of such an answer.
 //
-//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type nspt_event -type nspt_exec_event -type nspt_proc_event -type nspt_rename_event -type nspt_signal_event -type nspt_cred_event nspidtrace ../../bpf/nspidtrace.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel -type nspt_event -type nspt_exec_event -type nspt_proc_event -type nspt_rename_event -type nspt_signal_event -type nspt_cred_event -type nspt_cgroup_event nspidtrace ../../bpf/nspidtrace.bpf.c -- -I../../bpf
 //go:generate go tool bpf2go -cc clang-19 -cflags "-O2 -g -Wall -Werror" -target bpfel nspidtraceIter ../../bpf/nspidtrace_iter.bpf.c -- -I../../bpf

@@ -24,6 +24,7 @@ func TestRecordLayout(t *testing.T) {
 		{reflect.TypeFor[nspidtraceNsptRenameEvent](), reflect.TypeFor[events.RawRenameEvent]()},
 		{reflect.TypeFor[nspidtraceNsptSignalEvent](), reflect.TypeFor[events.RawSignalEvent]()},
 		{reflect.TypeFor[nspidtraceNsptCredEvent](), reflect.TypeFor[events.RawCredEvent]()},
+		{reflect.TypeFor[nspidtraceNsptCgroupEvent](), reflect.TypeFor[events.RawCgroupEvent]()},
 		{reflect.TypeFor[nspidtraceNsptEvent]().Field(reflect.TypeFor[nspidtraceNsptEvent]().NumField() - 1).Type, reflect.TypeFor[events.RawCred]()},
 		{reflect.TypeFor[nspidtraceNsptIds](), reflect.TypeFor[events.RawIDs]()},
 	}
@@ -82,10 +83,11 @@ func TestSpec(t *testing.T) {
 		"handle_cred_enter":    {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_setuid"},
 		"handle_prctl_enter":   {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_enter_prctl"},
 		"handle_cred_exit":     {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/syscalls/sys_exit_setuid"},
+		"handle_cgroup_mkdir":  {ebpf.TracePoint, ebpf.AttachNone, "tracepoint/cgroup/cgroup_mkdir"},
 	}
-	// Each program that fills records has a build for 5.8–5.17.
+	// Each program that fills a process's records has a build for 5.8–5.17.
 	for _, name := range slices.Collect(maps.Keys(want)) {
-		if strings.HasSuffix(name, "_enter") {
+		if strings.HasSuffix(name, "_enter") || name == "handle_cgroup_mkdir" {
 			continue
 		}
 		w := want[name]
@@ -133,8 +135,9 @@ func TestChooseBuild(t *testing.T) {
 			if strings.HasSuffix(name, compatSuffix) {
 				t.Errorf("compat %v: %s is still there", compat, name)
 			}
-			// The syscall-entry programs fill no records: one build serves all.
-			if got := strings.HasSuffix(p.Name, compatSuffix); got != compat && !strings.HasSuffix(name, "_enter") {
+			// The syscall-entry programs and the cgroup_mkdir one fill no
+			// process's record: one build serves all.
+			if got := strings.HasSuffix(p.Name, compatSuffix); got != compat && !strings.HasSuffix(name, "_enter") && name != "handle_cgroup_mkdir" {
 				t.Errorf("compat %v: %s is %s", compat, name, p.Name)
 			}
 		}

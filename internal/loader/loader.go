@@ -86,6 +86,7 @@ type programs struct {
 	HandleCredEnter    *ebpf.Program `ebpf:"handle_cred_enter"`
 	HandlePrctlEnter   *ebpf.Program `ebpf:"handle_prctl_enter"`
 	HandleCredExit     *ebpf.Program `ebpf:"handle_cred_exit"`
+	HandleCgroupMkdir  *ebpf.Program `ebpf:"handle_cgroup_mkdir"`
 	DumpTask           *ebpf.Program `ebpf:"dump_task"`
 }
 
@@ -93,7 +94,7 @@ func (o *objects) Close() error {
 	p := &o.programs
 	return errors.Join(o.nspidtraceMaps.Close(), _NspidtraceClose(p.HandleFork, p.HandleExec, p.HandleExit,
 		p.HandleRename, p.HandleSignal, p.HandleSetnsEnter, p.HandleSetnsExit, p.HandleUnshareEnter,
-		p.HandleUnshareExit, p.HandleCredEnter, p.HandlePrctlEnter, p.HandleCredExit, p.DumpTask))
+		p.HandleUnshareExit, p.HandleCredEnter, p.HandlePrctlEnter, p.HandleCredExit, p.HandleCgroupMkdir, p.DumpTask))
 }
 
 // Open checks the kernel, loads the BPF objects and attaches every program.
@@ -193,11 +194,10 @@ func configuredSpec(opts Options, features Features) (*ebpf.CollectionSpec, erro
 }
 
 // hook is a tracing program and the tracepoint it attaches to: a BTF
-// tracepoint (tp_btf), or one of the syscalls group when syscall is set.
+// tracepoint (tp_btf) when group is "", else a classic one of group.
 type hook struct {
-	name    string
-	syscall bool
-	prog    *ebpf.Program
+	group, name string
+	prog        *ebpf.Program
 }
 
 // credSyscalls are the system calls that can change a process's
@@ -212,22 +212,24 @@ var credSyscalls = []string{"setuid", "setgid", "setreuid", "setregid", "setresu
 // tracing lists the programs that run on tracepoints, in attach order.
 func (o *objects) tracing() []hook {
 	hooks := []hook{
-		{"sched_process_fork", false, o.HandleFork},
-		{"sched_process_exec", false, o.HandleExec},
-		{"sched_process_exit", false, o.HandleExit},
-		{"task_rename", false, o.HandleRename},
-		{"signal_generate", false, o.HandleSignal},
-		{"sys_enter_setns", true, o.HandleSetnsEnter},
-		{"sys_exit_setns", true, o.HandleSetnsExit},
-		{"sys_enter_unshare", true, o.HandleUnshareEnter},
-		{"sys_exit_unshare", true, o.HandleUnshareExit},
+		// First: a cgroup's path is known before its processes' records.
+		{"cgroup", "cgroup_mkdir", o.HandleCgroupMkdir},
+		{"", "sched_process_fork", o.HandleFork},
+		{"", "sched_process_exec", o.HandleExec},
+		{"", "sched_process_exit", o.HandleExit},
+		{"", "task_rename", o.HandleRename},
+		{"", "signal_generate", o.HandleSignal},
+		{"syscalls", "sys_enter_setns", o.HandleSetnsEnter},
+		{"syscalls", "sys_exit_setns", o.HandleSetnsExit},
+		{"syscalls", "sys_enter_unshare", o.HandleUnshareEnter},
+		{"syscalls", "sys_exit_unshare", o.HandleUnshareExit},
 	}
 	for _, name := range credSyscalls {
 		enter := o.HandleCredEnter
 		if name == "prctl" {
 			enter = o.HandlePrctlEnter
 		}
-		hooks = append(hooks, hook{"sys_enter_" + name, true, enter}, hook{"sys_exit_" + name, true, o.HandleCredExit})
+		hooks = append(hooks, hook{"syscalls", "sys_enter_" + name, enter}, hook{"syscalls", "sys_exit_" + name, o.HandleCredExit})
 	}
 	return hooks
 }
@@ -240,8 +242,8 @@ func (t *Tracer) attach() error {
 		}
 		var l link.Link
 		var err error
-		if h.syscall {
-			l, err = link.Tracepoint("syscalls", h.name, h.prog, nil)
+		if h.group != "" {
+			l, err = link.Tracepoint(h.group, h.name, h.prog, nil)
 		} else {
 			l, err = link.AttachTracing(link.TracingOptions{Program: h.prog})
 		}

@@ -34,7 +34,11 @@ func (c *collector) handle(raw []byte) error {
 	var ev events.Event
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := (&events.Decoder{}).Decode(raw, &ev); err != nil {
+	dec := &events.Decoder{}
+	if dec.Learn(raw) {
+		return nil // a cgroup made, not a process's record
+	}
+	if err := dec.Decode(raw, &ev); err != nil {
 		c.bad++
 		return nil
 	}

@@ -21,6 +21,17 @@ type nspidtraceNsEntry struct {
 	_   [4]byte
 }
 
+type nspidtraceNsptCgroupEvent struct {
+	_        structs.HostLayout
+	KtimeNs  uint64
+	Type     uint32
+	Root     uint32
+	Id       uint64
+	CgroupNs uint32
+	PathLen  uint32
+	Path     [512]int8
+}
+
 type nspidtraceNsptCredEvent struct {
 	_       structs.HostLayout
 	E       nspidtraceNsptEvent
@@ -128,6 +139,7 @@ const (
 	nspidtraceMapProcScratch              = "proc_scratch"
 	nspidtraceProgDumpTask                = "dump_task"
 	nspidtraceProgDumpTaskCompat          = "dump_task_compat"
+	nspidtraceProgHandleCgroupMkdir       = "handle_cgroup_mkdir"
 	nspidtraceProgHandleCredEnter         = "handle_cred_enter"
 	nspidtraceProgHandleCredExit          = "handle_cred_exit"
 	nspidtraceProgHandleCredExitCompat    = "handle_cred_exit_compat"
@@ -152,6 +164,7 @@ const (
 	nspidtraceVarReaderAsleep             = "reader_asleep"
 	nspidtraceVarSignalMask               = "signal_mask"
 	nspidtraceVarTargetPidns              = "target_pidns"
+	nspidtraceVarUnusedCgroupEvent        = "unused_cgroup_event"
 	nspidtraceVarUnusedCredEvent          = "unused_cred_event"
 	nspidtraceVarUnusedEvent              = "unused_event"
 	nspidtraceVarUnusedExecEvent          = "unused_exec_event"
@@ -208,6 +221,7 @@ type nspidtraceSpecs struct {
 type nspidtraceProgramSpecs struct {
 	DumpTask                *ebpf.ProgramSpec `ebpf:"dump_task"`
 	DumpTaskCompat          *ebpf.ProgramSpec `ebpf:"dump_task_compat"`
+	HandleCgroupMkdir       *ebpf.ProgramSpec `ebpf:"handle_cgroup_mkdir"`
 	HandleCredEnter         *ebpf.ProgramSpec `ebpf:"handle_cred_enter"`
 	HandleCredExit          *ebpf.ProgramSpec `ebpf:"handle_cred_exit"`
 	HandleCredExitCompat    *ebpf.ProgramSpec `ebpf:"handle_cred_exit_compat"`
@@ -249,6 +263,7 @@ type nspidtraceVariableSpecs struct {
 	ReaderAsleep      *ebpf.VariableSpec `ebpf:"reader_asleep"`
 	SignalMask        *ebpf.VariableSpec `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.VariableSpec `ebpf:"target_pidns"`
+	UnusedCgroupEvent *ebpf.VariableSpec `ebpf:"unused_cgroup_event"`
 	UnusedCredEvent   *ebpf.VariableSpec `ebpf:"unused_cred_event"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
@@ -306,6 +321,7 @@ type nspidtraceVariables struct {
 	ReaderAsleep      *ebpf.Variable `ebpf:"reader_asleep"`
 	SignalMask        *ebpf.Variable `ebpf:"signal_mask"`
 	TargetPidns       *ebpf.Variable `ebpf:"target_pidns"`
+	UnusedCgroupEvent *ebpf.Variable `ebpf:"unused_cgroup_event"`
 	UnusedCredEvent   *ebpf.Variable `ebpf:"unused_cred_event"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
 	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
@@ -324,6 +340,7 @@ type nspidtraceVariables struct {
 type nspidtracePrograms struct {
 	DumpTask                *ebpf.Program `ebpf:"dump_task"`
 	DumpTaskCompat          *ebpf.Program `ebpf:"dump_task_compat"`
+	HandleCgroupMkdir       *ebpf.Program `ebpf:"handle_cgroup_mkdir"`
 	HandleCredEnter         *ebpf.Program `ebpf:"handle_cred_enter"`
 	HandleCredExit          *ebpf.Program `ebpf:"handle_cred_exit"`
 	HandleCredExitCompat    *ebpf.Program `ebpf:"handle_cred_exit_compat"`
@@ -350,6 +367,7 @@ func (p *nspidtracePrograms) Close() error {
 	return _NspidtraceClose(
 		p.DumpTask,
 		p.DumpTaskCompat,
+		p.HandleCgroupMkdir,
 		p.HandleCredEnter,
 		p.HandleCredExit,
 		p.HandleCredExitCompat,

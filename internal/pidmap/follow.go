@@ -100,6 +100,9 @@ func (f *Follower) Run(ctx context.Context) error {
 func (f *Follower) Resyncs() int { return f.resyncs }
 
 func (f *Follower) handle(raw []byte) error {
+	if f.Decoder.Learn(raw) {
+		return nil
+	}
 	if err := f.Decoder.Decode(raw, &f.ev); err != nil {
 		f.Undecodable++
 		return nil
