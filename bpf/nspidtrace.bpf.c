@@ -598,6 +598,9 @@ struct cgroup_mkdir_ctx {
  * A cgroup made: its ID and path, for user space to name the records of its
  * processes with after it is gone. A classic tracepoint: its path is in the
  * record, where tp_btf has only the cgroup, and it has been there since 4.13.
+ * Made by a task outside target_pidns, it is not recorded, as that task's
+ * own records are not. It never wakes the reader: it matters only with the
+ * records of processes that come after it, which do.
  */
 SEC("tracepoint/cgroup/cgroup_mkdir")
 int handle_cgroup_mkdir(struct cgroup_mkdir_ctx *ctx)
@@ -607,7 +610,7 @@ int handle_cgroup_mkdir(struct cgroup_mkdir_ctx *ctx)
 	struct nspt_cgroup_event *c;
 	long n;
 
-	if (len == 0 || len > NSPT_CGROUP_PATH_LEN)
+	if (len == 0 || len > NSPT_CGROUP_PATH_LEN || !task_selected(task))
 		return 0;
 	c = reserve(sizeof(*c));
 	if (!c)
@@ -619,6 +622,6 @@ int handle_cgroup_mkdir(struct cgroup_mkdir_ctx *ctx)
 	c->cgroup_ns = BPF_CORE_READ(task, nsproxy, cgroup_ns, ns.inum);
 	n = bpf_probe_read_kernel_str(c->path, sizeof(c->path), (void *)ctx + off);
 	c->path_len = n > 0 ? n - 1 : 0;
-	submit(c);
+	bpf_ringbuf_submit(c, BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -165,7 +165,7 @@ func TestTraceEndsCleanly(t *testing.T) {
 			s := startTrace(t, st.args...)
 			// fork, exec, exit, rename, signal; setns and unshare at
 			// entry and exit; the credential calls' entry (prctl's
-			// own) and exit.
+			// own) and exit; cgroup_mkdir.
 			ids := heldPrograms(t, s.cmd.Process.Pid)
 			handlers := 0
 			for _, id := range ids {
@@ -176,8 +176,8 @@ func TestTraceEndsCleanly(t *testing.T) {
 					p.Close()
 				}
 			}
-			if handlers != 12 {
-				t.Errorf("%d tracing programs loaded while tracing, want 12 (and the task iterator: %d in all)", handlers, len(ids))
+			if handlers != 13 {
+				t.Errorf("%d tracing programs loaded while tracing, want 13 (and the task iterator: %d in all)", handlers, len(ids))
 			}
 			marker := exec.Command("sh", "-c", "exit 42")
 			marker.Run()
