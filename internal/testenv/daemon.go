@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -36,6 +38,27 @@ func removeStaleSocket(path string) error {
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove the stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeStalePidfile removes the pid file at path when the process it
+// names is not comm: dockerd refuses to start while the PID in its pid file
+// lives, and a daemon killed at the end of an earlier session leaves the
+// file behind, its PID free for any process to take.
+func removeStalePidfile(path, comm string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err == nil {
+		if running, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(running)) == comm {
+			return nil
+		}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the stale pid file %s: %w", path, err)
 	}
 	return nil
 }

@@ -45,6 +45,9 @@ func startDocker() error {
 		if err := removeStaleSocket(containerdSocket); err != nil {
 			return err
 		}
+		if err := removeStalePidfile("/var/run/docker.pid", "dockerd"); err != nil {
+			return err
+		}
 		// No bridge, no iptables: the test containers need no network.
 		if err := startDaemon(filepath.Join(os.TempDir(), "nspidtrace-test-dockerd.log"),
 			"dockerd", []string{"--iptables=false", "--bridge=none"}, answers); err != nil {
