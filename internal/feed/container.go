@@ -193,8 +193,12 @@ func (cf *ContainerFilter) watchInit(ev *events.Event) {
 		cf.view = own
 		if cf.stopped {
 			cf.stopped = false
-			cf.at(ev).Str("container", cf.label()).Uint32("init", ev.PID).
-				Uint32("pidns", own).Msg(what + " started again")
+			log := cf.at(ev).Str("container", cf.label()).Uint32("init", ev.PID).Uint32("pidns", own)
+			if cf.pod != nil && ev.Cgroup.Container.Pod != nil { // a sandbox's: watchInit took no other
+				// A new UID: the pod was made again under its name.
+				log = log.Str("uid", termsafe.String(ev.Cgroup.Container.Pod.UID))
+			}
+			log.Msg(what + " started again")
 		}
 	}
 }

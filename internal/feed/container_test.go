@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
 )
@@ -80,5 +81,40 @@ func TestKeepsShowsBothEveryEvent(t *testing.T) {
 		if got := Keeps(cf, &filter, step.ev, tree); got != step.want {
 			t.Errorf("%s of %d: Keeps = %v, want %v", step.ev.Type, step.ev.PID, got, step.want)
 		}
+	}
+}
+
+// TestPodFilterFollowsAPodMadeAgain: --pod follows a pod by its name: its
+// sandbox and containers, the namespace they share, and a pod deleted and
+// made again under the name (a new UID), whose start is logged with it.
+func TestPodFilterFollowsAPodMadeAgain(t *testing.T) {
+	ref := container.PodRef{Namespace: "shop", Name: "web"}
+	member := func(id byte, name, uid string) *events.Container {
+		return &events.Container{ID: strings.Repeat(string(id), 64), Name: name, Runtime: "containerd", Pod: &events.Pod{Namespace: "shop", Name: "web", UID: uid}}
+	}
+	sandbox, app := member('b', container.SandboxName, "u1"), member('c', "app", "u1")
+	again := member('d', container.SandboxName, "u2")
+	other := &events.Container{ID: strings.Repeat("e", 64), Name: "app", Pod: &events.Pod{Namespace: "dev", Name: "web", UID: "u3"}}
+	var log strings.Builder
+	tree := pidmap.NewTree(16)
+	cf := NewPodFilter(ref, nil, zerolog.New(&log))
+	for i, s := range []struct {
+		ev   *events.Event
+		want bool
+	}{
+		{ev(events.TypeExec, 100, 1, sandbox, ctrNS, 100, 1), true},  // the pause: the namespace's init
+		{ev(events.TypeExec, 101, 1, app, ctrNS, 101, 2), true},      // a container of the pod
+		{ev(events.TypeExec, 102, 1, nil, ctrNS, 102, 3), true},      // nsenter'd into the shared namespace
+		{ev(events.TypeExec, 103, 1, other, ctrNS2, 103, 1), false},  // another namespace's pod of that name
+		{ev(events.TypeExit, 100, 1, sandbox, ctrNS, 100, 1), true},  // the pod deleted
+		{ev(events.TypeExec, 200, 1, again, ctrNS2+1, 200, 1), true}, // made again
+	} {
+		tree.Apply(s.ev)
+		if got := cf.Keep(s.ev, tree); got != s.want {
+			t.Errorf("step %d (%s of %d): Keep = %v, want %v", i, s.ev.Type, s.ev.PID, got, s.want)
+		}
+	}
+	if !strings.Contains(log.String(), `"uid":"u2"`) || !strings.Contains(log.String(), "started again") {
+		t.Errorf("the pod made again is not logged with its UID:\n%s", log.String())
 	}
 }
