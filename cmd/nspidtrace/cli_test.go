@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,33 +92,6 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// heldPrograms returns the IDs of the BPF programs process pid holds, by
-// its descriptors (programs, and links to them): this trace's own, not
-// those of another nspidtrace that may run beside the tests.
-func heldPrograms(t *testing.T, pid int) []ebpf.ProgramID {
-	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []ebpf.ProgramID
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
-				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil && !slices.Contains(ids, ebpf.ProgramID(id)) {
-					ids = append(ids, ebpf.ProgramID(id))
-				}
-			}
-		}
-	}
-	return ids
-}
-
 // programsGone fails t unless the programs ids leave the kernel. The
 // kernel frees a detached tracing program after an RCU grace period, so
 // give it a moment.
@@ -166,7 +137,7 @@ func TestTraceEndsCleanly(t *testing.T) {
 			// fork, exec, exit, rename, signal; setns and unshare at
 			// entry and exit; the credential calls' entry (prctl's
 			// own) and exit; cgroup_mkdir.
-			ids := heldPrograms(t, s.cmd.Process.Pid)
+			ids := testenv.HeldPrograms(t, s.cmd.Process.Pid)
 			handlers := 0
 			for _, id := range ids {
 				if p, err := ebpf.NewProgramFromID(id); err == nil {
@@ -221,7 +192,7 @@ func TestClosedPipe(t *testing.T) {
 	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	ids := heldPrograms(t, cmd.Process.Pid)
+	ids := testenv.HeldPrograms(t, cmd.Process.Pid)
 	stdout.Close()
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()

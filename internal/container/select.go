@@ -119,6 +119,15 @@ func runtimes(cs []*events.Container) string {
 	return searched + "; runtimes seen: " + strings.Join(names, ", ")
 }
 
+// NotSeen says that no container --container (arg) or --pod (pod) names
+// was seen where: "in the recording", "running".
+func NotSeen(arg, pod, where string) error {
+	if pod != "" {
+		return fmt.Errorf("--pod %s: no container of that pod %s", pod, where)
+	}
+	return fmt.Errorf("--container %s: no container of that name, ID or ID prefix %s", arg, where)
+}
+
 // ErrNoPod means no pod with processes has the name --pod gives.
 var ErrNoPod = errors.New("no running pod matches")
 

@@ -6,6 +6,7 @@ import (
 	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/pidmap"
+	"github.com/nspidtrace/nspidtrace/internal/query"
 	"github.com/nspidtrace/nspidtrace/internal/termsafe"
 	"github.com/nspidtrace/nspidtrace/internal/view"
 )
@@ -64,6 +65,26 @@ func NewPodFilter(ref container.PodRef, tree *pidmap.Tree, log zerolog.Logger) *
 		}
 	}
 	return cf
+}
+
+// ReplayFilter follows --container's container or --pod's pod through a
+// recording, as its lines name them; nil without either.
+func ReplayFilter(spec query.Spec, log zerolog.Logger) (*ContainerFilter, error) {
+	var cf *ContainerFilter
+	switch {
+	case spec.Container != "":
+		cf = NewContainerFilter(spec.Container, nil, nil, log)
+	case spec.Pod != "":
+		ref, err := container.ParsePod(spec.Pod)
+		if err != nil {
+			return nil, err
+		}
+		cf = NewPodFilter(ref, nil, log)
+	default:
+		return nil, nil
+	}
+	cf.Replay = true
+	return cf, nil
 }
 
 // madeBy reports whether the followed container, or pod, made pid

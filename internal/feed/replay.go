@@ -65,18 +65,9 @@ func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, std
 			}
 		}
 	}
-	var follow *ContainerFilter
-	switch {
-	case spec.Container != "":
-		follow = NewContainerFilter(spec.Container, nil, nil, log)
-		follow.Replay = true
-	case spec.Pod != "":
-		ref, err := container.ParsePod(spec.Pod)
-		if err != nil {
-			return err
-		}
-		follow = NewPodFilter(ref, nil, log)
-		follow.Replay = true
+	follow, err := ReplayFilter(spec, log)
+	if err != nil {
+		return err
 	}
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
@@ -104,10 +95,7 @@ func Replay(spec query.Spec, pid string, filter *Filter, log zerolog.Logger, std
 		return fault.NotFound{Err: fmt.Errorf("--netns %s: no process of the recording is in net:[%d]", spec.NetNS, filter.NetNS)}
 	}
 	if err == nil && follow != nil && !follow.Found() {
-		if spec.Pod != "" {
-			return fault.NotFound{Err: fmt.Errorf("--pod %s: no container of that pod in the recording", spec.Pod)}
-		}
-		return fault.NotFound{Err: fmt.Errorf("--container %s: no container of that name, ID or ID prefix in the recording", spec.Container)}
+		return fault.NotFound{Err: container.NotSeen(spec.Container, spec.Pod, "in the recording")}
 	}
 	return err
 }

@@ -61,17 +61,6 @@ func (r *Writer) Due(buffered int, now time.Time) bool {
 		s.Age > 0 && now.Sub(r.start) >= s.Age)
 }
 
-// Based reports whether the current file's first lines were measured;
-// Base measures them, buffered being what the feed holds still: call it
-// once the feed has moved past them.
-func (r *Writer) Based() bool { return r.baseKnown }
-
-// Base measures the current file's first lines; see Based.
-func (r *Writer) Base(buffered int) int64 {
-	r.base, r.baseKnown = r.bytes+int64(buffered), true
-	return r.base
-}
-
 // Begin writes a file's first lines through f: the header, and when the
 // feed's tree is already live (a later file of a series), a proc line for
 // each of its processes, parents first, as of now.
@@ -168,11 +157,12 @@ func (ro *Rotation) rotate(now time.Time) error {
 	if r.Series == nil {
 		return nil
 	}
-	if !r.Based() {
+	if !r.baseKnown {
 		// Called past the snapshot: the file's first lines are written.
-		if base := r.Base(ro.lines.Buffered()); r.Series.Size > 0 && base >= r.Series.Size && !ro.warned {
+		r.base, r.baseKnown = r.bytes+int64(ro.lines.Buffered()), true
+		if r.Series.Size > 0 && r.base >= r.Series.Size && !ro.warned {
 			ro.warned = true
-			ro.log.Warn().Int64("first_lines", base).Int64("rotate_size", r.Series.Size).
+			ro.log.Warn().Int64("first_lines", r.base).Int64("rotate_size", r.Series.Size).
 				Msg("a file's first lines (a proc line for every live process) take more than --rotate-size: each file holds as much of the feed again before the next starts")
 		}
 	}

@@ -82,13 +82,9 @@ func Build(r Request, log zerolog.Logger) (*Data, error) {
 	tree := pidmap.NewTree(pidmap.DefaultExitedKept)
 	collect := story.NewCollector(tree)
 	collect.All = true
-	ctrs := story.NewContainers(r.Container, tree)
-	if r.Pod != "" {
-		ref, err := container.ParsePod(r.Pod)
-		if err != nil {
-			return nil, err
-		}
-		ctrs = story.NewPodContainers(ref, tree)
+	ctrs, err := story.Asked(r.Container, r.Pod, tree)
+	if err != nil {
+		return nil, err
 	}
 	type seen struct {
 		pids, pidns []uint32
@@ -140,7 +136,7 @@ func Build(r Request, log zerolog.Logger) (*Data, error) {
 	var wanted map[uint32]bool // --container, --pod: their generations' pid namespaces
 	if r.Container != "" || r.Pod != "" {
 		if len(ctrs.Generations) == 0 {
-			return nil, fault.NotFound{Err: ctrs.NoneError(r.Container, "in the recording")}
+			return nil, fault.NotFound{Err: container.NotSeen(r.Container, r.Pod, "in the recording")}
 		}
 		wanted = map[uint32]bool{}
 	}

@@ -89,13 +89,17 @@ func NewPodContainers(ref container.PodRef, tree *pidmap.Tree) *Containers {
 	return c
 }
 
-// NoneError says that no container asked about (arg, or the pod) was
-// found where.
-func (c *Containers) NoneError(arg, where string) error {
-	if c.Pod != nil {
-		return fmt.Errorf("--pod %s: no container of that pod %s", c.Pod, where)
+// Asked follows what --container (arg) or --pod (pod) asks about; every
+// container without either.
+func Asked(arg, pod string, tree *pidmap.Tree) (*Containers, error) {
+	if pod == "" {
+		return NewContainers(arg, tree), nil
 	}
-	return fmt.Errorf("--container %s: no container of that name, ID or ID prefix %s", arg, where)
+	ref, err := container.ParsePod(pod)
+	if err != nil {
+		return nil, err
+	}
+	return NewPodContainers(ref, tree), nil
 }
 
 func newContainers(tree *pidmap.Tree) *Containers {

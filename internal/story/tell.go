@@ -58,16 +58,10 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 		collect.follow(r.Key, events.Key{}, 0)
 	}
 	var ctrs *Containers
-	if r.PID == 0 && r.Key == (events.Key{}) {
-		switch {
-		case r.Spec.Container != "":
-			ctrs = NewContainers(r.Spec.Container, tree)
-		case r.Spec.Pod != "":
-			ref, err := container.ParsePod(r.Spec.Pod)
-			if err != nil {
-				return nil, err
-			}
-			ctrs = NewPodContainers(ref, tree)
+	if (r.Spec.Container != "" || r.Spec.Pod != "") && r.PID == 0 && r.Key == (events.Key{}) {
+		var err error
+		if ctrs, err = Asked(r.Spec.Container, r.Spec.Pod, tree); err != nil {
+			return nil, err
 		}
 	}
 	each := func(ev *events.Event) {
@@ -101,7 +95,7 @@ func Tell(r Request, log zerolog.Logger) (*Told, error) {
 		if live {
 			where = "running"
 		}
-		return nil, fault.NotFound{Err: ctrs.NoneError(r.Spec.Container, where)}
+		return nil, fault.NotFound{Err: container.NotSeen(r.Spec.Container, r.Spec.Pod, where)}
 	}
 	if r.Key != (events.Key{}) && len(told.Stories) > 0 && len(told.Stories[0].Facts) == 0 {
 		return nil, fault.NotFound{Err: errors.New("process " + r.Key.String() + " is in no line of the recording")}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,21 +34,30 @@ func EnableBPFStats(t testing.TB) {
 	t.Cleanup(func() { c.Close() })
 }
 
-// BPFCosts returns the statistics of the programs process pid has
-// attached (those its BPF links hold), by program ID.
-func BPFCosts(t testing.TB, pid int) map[uint32]ProgramCost {
+// HeldPrograms returns the IDs of the BPF programs process pid holds, each
+// once: those its descriptors (BPF links among them) name in fdinfo.
+func HeldPrograms(t testing.TB, pid int) []ebpf.ProgramID {
 	t.Helper()
 	infos, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/fdinfo/*")
 	if err != nil {
 		t.Fatal(err)
 	}
-	costs := map[uint32]ProgramCost{}
+	var ids []ebpf.ProgramID
 	for _, path := range infos {
-		id, ok := fdinfoField(path, "prog_id")
-		if !ok || costs[uint32(id)].Name != "" {
-			continue
+		if id, ok := fdinfoField(path, "prog_id"); ok && !slices.Contains(ids, ebpf.ProgramID(id)) {
+			ids = append(ids, ebpf.ProgramID(id))
 		}
-		prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+	}
+	return ids
+}
+
+// BPFCosts returns the statistics of the programs process pid has
+// attached (those its BPF links hold), by program ID.
+func BPFCosts(t testing.TB, pid int) map[uint32]ProgramCost {
+	t.Helper()
+	costs := map[uint32]ProgramCost{}
+	for _, id := range HeldPrograms(t, pid) {
+		prog, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue // detached since
 		}

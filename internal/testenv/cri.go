@@ -121,11 +121,27 @@ func importPause() error {
 // output.
 func Crictl(t testing.TB, args ...string) string {
 	t.Helper()
+	c := crictlCommand(t, append([]string{"--image-endpoint", CRIEndpoint}, args...)...)
+	return output(t, c.Path, c.Args[1:]...)
+}
+
+// crictlCommand is crictl with args against CRIEndpoint.
+func crictlCommand(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
 	crictl, err := crictlPath()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return output(t, crictl, append([]string{"--runtime-endpoint", CRIEndpoint, "--image-endpoint", CRIEndpoint}, args...)...)
+	return exec.Command(crictl, append([]string{"--runtime-endpoint", CRIEndpoint}, args...)...)
+}
+
+// pidMode is CRI's NamespaceMode for the pod's pid namespace: POD (0),
+// shared by its sandbox and containers, or CONTAINER (1), each its own.
+func (s PodSpec) pidMode() int {
+	if s.SharePID {
+		return 0
+	}
+	return 1
 }
 
 // PodSpec is a pod to run: its Kubernetes namespace, name and UID, whether
@@ -152,11 +168,7 @@ type Pod struct {
 func RunPod(t testing.TB, spec PodSpec) *Pod {
 	t.Helper()
 	p := &Pod{Spec: spec, Containers: map[string]string{}, dir: t.TempDir()}
-	pid := 1 // CONTAINER: a pid namespace of each container's own
-	if spec.SharePID {
-		pid = 0 // POD
-	}
-	nsOpts := map[string]any{"network": 2, "pid": pid} // network NODE
+	nsOpts := map[string]any{"network": 2, "pid": spec.pidMode()} // network NODE
 	sandbox := map[string]any{
 		"metadata":      map[string]any{"name": spec.Name, "namespace": spec.Namespace, "uid": spec.UID, "attempt": 0},
 		"log_directory": p.dir,
@@ -167,9 +179,8 @@ func RunPod(t testing.TB, spec PodSpec) *Pod {
 	}
 	p.ID = Crictl(t, "runp", writeJSON(t, p.dir, "pod.json", sandbox))
 	t.Cleanup(func() {
-		crictl, _ := crictlPath()
-		exec.Command(crictl, "--runtime-endpoint", CRIEndpoint, "stopp", p.ID).Run()
-		exec.Command(crictl, "--runtime-endpoint", CRIEndpoint, "rmp", "-f", p.ID).Run()
+		crictlCommand(t, "stopp", p.ID).Run()
+		crictlCommand(t, "rmp", "-f", p.ID).Run()
 	})
 	for _, name := range spec.Containers {
 		p.Containers[name] = p.Start(t, name, 0)
@@ -182,17 +193,13 @@ func RunPod(t testing.TB, spec PodSpec) *Pod {
 // its ID.
 func (p *Pod) Start(t testing.TB, name string, attempt int) string {
 	t.Helper()
-	pid := 1
-	if p.Spec.SharePID {
-		pid = 0
-	}
 	ctr := map[string]any{
 		"metadata": map[string]any{"name": name, "attempt": attempt},
 		"image":    map[string]any{"image": PauseImage},
 		"command":  p.Spec.Cmd,
 		"log_path": name + "-" + strconv.Itoa(attempt) + ".log",
 		"linux": map[string]any{
-			"security_context": map[string]any{"namespace_options": map[string]any{"network": 2, "pid": pid}},
+			"security_context": map[string]any{"namespace_options": map[string]any{"network": 2, "pid": p.Spec.pidMode()}},
 		},
 	}
 	file := writeJSON(t, p.dir, name+"-"+strconv.Itoa(attempt)+".json", ctr)
@@ -226,11 +233,7 @@ func (p *Pod) PID(t testing.TB, name string) int {
 // does, and leaves it running until cleanup.
 func (p *Pod) Exec(t testing.TB, name string, cmd ...string) {
 	t.Helper()
-	crictl, err := crictlPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := exec.Command(crictl, append([]string{"--runtime-endpoint", CRIEndpoint, "exec", p.Containers[name]}, cmd...)...)
+	c := crictlCommand(t, append([]string{"exec", p.Containers[name]}, cmd...)...)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

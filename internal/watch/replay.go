@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nspidtrace/nspidtrace/internal/container"
 	"github.com/nspidtrace/nspidtrace/internal/events"
 	"github.com/nspidtrace/nspidtrace/internal/fault"
 	"github.com/nspidtrace/nspidtrace/internal/feed"
@@ -72,17 +71,11 @@ func OpenReplay(spec query.Spec, pid uint32, log zerolog.Logger) (*Replay, error
 // selection, or one known only at the cursor's instant: --pidns PID).
 func stepMarks(spec query.Spec) func(ev *events.Event, tree *pidmap.Tree) bool {
 	switch {
-	case spec.Container != "":
-		follow := feed.NewContainerFilter(spec.Container, nil, nil, zerolog.Nop())
-		follow.Replay = true
-		return follow.Keep
-	case spec.Pod != "":
-		ref, err := container.ParsePod(spec.Pod)
+	case spec.Container != "" || spec.Pod != "":
+		follow, err := feed.ReplayFilter(spec, zerolog.Nop())
 		if err != nil {
 			return nil // the view refuses it
 		}
-		follow := feed.NewPodFilter(ref, nil, zerolog.Nop())
-		follow.Replay = true
 		return follow.Keep
 	case spec.PidNS != "" && !query.IsPID(spec.PidNS):
 		ref, err := query.ResolvePidNS(spec.PidNS)
